@@ -1,0 +1,256 @@
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CredentialType selects a preset: the Secret keys read and what is injected by default.
+// +kubebuilder:validation:Enum=generic;aws;s3-compatible;gcp;azure;huggingface;wandb;mlflow;kaggle;git-ssh;docker-registry;ngc;database
+type CredentialType string
+
+// The credential types of DESIGN.md. Each has a preset in package credential.
+const (
+	TypeGeneric        CredentialType = "generic"
+	TypeAWS            CredentialType = "aws"
+	TypeS3Compatible   CredentialType = "s3-compatible"
+	TypeGCP            CredentialType = "gcp"
+	TypeAzure          CredentialType = "azure"
+	TypeHuggingFace    CredentialType = "huggingface"
+	TypeWandB          CredentialType = "wandb"
+	TypeMLflow         CredentialType = "mlflow"
+	TypeKaggle         CredentialType = "kaggle"
+	TypeGitSSH         CredentialType = "git-ssh"
+	TypeDockerRegistry CredentialType = "docker-registry"
+	TypeNGC            CredentialType = "ngc"
+	TypeDatabase       CredentialType = "database"
+)
+
+// AccessLevel is what a credential declares it grants.
+// +kubebuilder:validation:Enum=read-only;read-write;admin
+type AccessLevel string
+
+// Access levels.
+const (
+	AccessReadOnly  AccessLevel = "read-only"
+	AccessReadWrite AccessLevel = "read-write"
+	AccessAdmin     AccessLevel = "admin"
+)
+
+// DatabaseKind selects the variable names of the database preset.
+// +kubebuilder:validation:Enum=postgres;mysql;mongodb
+type DatabaseKind string
+
+// Database kinds.
+const (
+	DatabasePostgres DatabaseKind = "postgres"
+	DatabaseMySQL    DatabaseKind = "mysql"
+	DatabaseMongoDB  DatabaseKind = "mongodb"
+)
+
+// Credential says what to inject into the pods that request it with the label
+// credentials.credgate.dev/<name>: "true", and declares what it grants. It never holds secret
+// values: those stay in the Secret named by spec.secretRef, in the same namespace.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cred;creds,categories=credgate
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name must be at most 63 characters: it becomes the label key credentials.credgate.dev/<name>"
+type Credential struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   CredentialSpec   `json:"spec"`
+	Status CredentialStatus `json:"status,omitempty"`
+}
+
+// CredentialSpec is what a Credential injects and what it grants.
+//
+// +kubebuilder:validation:XValidation:rule="self.type != 's3-compatible' || (has(self.aws) && has(self.aws.endpoint))",message="type s3-compatible needs spec.aws.endpoint"
+// +kubebuilder:validation:XValidation:rule="self.type != 'database' || has(self.database)",message="type database needs spec.database.kind"
+// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef)",message="spec.secretRef is required for every type but generic"
+// +kubebuilder:validation:XValidation:rule="has(self.secretRef) || ((!has(self.env) || self.env.all(e, !has(e.key))) && !has(self.files) && !(has(self.imagePullSecret) && self.imagePullSecret))",message="env keys, files and imagePullSecret read the Secret: set spec.secretRef"
+type CredentialSpec struct {
+	// Type selects a preset; "generic" injects only what env, files and imagePullSecret list.
+	// +kubebuilder:default=generic
+	Type CredentialType `json:"type"`
+
+	// SecretRef names the Secret, in the Credential's namespace, that holds the values.
+	// +optional
+	SecretRef *SecretReference `json:"secretRef,omitempty"`
+
+	// Env adds to the preset's variables or overrides them by name.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Env []EnvVar `json:"env,omitempty"`
+
+	// Files mounts Secret keys as files: one read-only secret volume per credential.
+	// +optional
+	Files *Files `json:"files,omitempty"`
+
+	// ImagePullSecret adds the Secret to the pod's spec.imagePullSecrets. Registry types
+	// (docker-registry, ngc) do so by default.
+	// +optional
+	ImagePullSecret *bool `json:"imagePullSecret,omitempty"`
+
+	// Access declares what the credential grants; policies read it.
+	// +optional
+	Access Access `json:"access,omitempty"`
+
+	// AWS holds options of the aws and s3-compatible types.
+	// +optional
+	AWS *AWS `json:"aws,omitempty"`
+
+	// Database holds options of the database type.
+	// +optional
+	Database *Database `json:"database,omitempty"`
+
+	// AllowedServiceAccounts lists the service accounts whose pods may use the credential;
+	// empty allows any service account in the namespace.
+	// +optional
+	// +listType=set
+	AllowedServiceAccounts []string `json:"allowedServiceAccounts,omitempty"`
+}
+
+// SecretReference names a Secret in the Credential's namespace.
+type SecretReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// EnvVar is one environment variable: either from a key of the Secret or a literal value.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.key) != has(self.value)",message="set exactly one of key (from the Secret) or value (a literal)"
+// +kubebuilder:validation:XValidation:rule="!has(self.overridable) || !self.overridable || has(self.value)",message="only literal values can be overridable: a secret value is never overridden by the pod"
+type EnvVar struct {
+	// Name of the variable, a C identifier.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name"`
+
+	// Key of the Secret whose value the variable takes (through secretKeyRef).
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:MaxLength=253
+	Key *string `json:"key,omitempty"`
+
+	// Value is a literal, for values that are not secret (a project name, an endpoint).
+	// +optional
+	Value *string `json:"value,omitempty"`
+
+	// Overridable lets a container's own definition of the variable win over this literal.
+	// +optional
+	Overridable bool `json:"overridable,omitempty"`
+}
+
+// Files mounts keys of the Secret as read-only files.
+type Files struct {
+	// MountPath is where the files appear; default /var/run/secrets/credgate/<name>.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^/`
+	// +kubebuilder:validation:MaxLength=1024
+	MountPath string `json:"mountPath,omitempty"`
+
+	// Items lists the keys to mount; empty keeps the preset's files, or mounts every key of
+	// the Secret for generic credentials.
+	// +optional
+	// +listType=map
+	// +listMapKey=key
+	// +kubebuilder:validation:MaxItems=64
+	Items []FileItem `json:"items,omitempty"`
+}
+
+// FileItem mounts one Secret key as a file.
+type FileItem struct {
+	// Key of the Secret.
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+
+	// Path of the file, relative to mountPath; may not contain "..".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="path must be relative to mountPath"
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '..')",message="path may not contain '..'"
+	Path string `json:"path"`
+
+	// Mode of the file, 0 to 0777 (octal in YAML: 0400); default 0400.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=511
+	Mode *int32 `json:"mode,omitempty"`
+}
+
+// Access declares what a credential grants. Policies refuse admin-scoped credentials.
+type Access struct {
+	// Level is the declared access level.
+	// +optional
+	Level AccessLevel `json:"level,omitempty"`
+
+	// PolicyDocument is an IAM-style policy (AWS, Wasabi, MinIO) for policies to inspect.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	PolicyDocument *apiextensionsv1.JSON `json:"policyDocument,omitempty"`
+
+	// Roles lists cloud role names the credential holds (GCP, Azure, Kubernetes).
+	// +optional
+	// +listType=set
+	Roles []string `json:"roles,omitempty"`
+}
+
+// AWS holds options of the aws and s3-compatible types. Temporary credentials extend it.
+type AWS struct {
+	// Region sets AWS_REGION and AWS_DEFAULT_REGION.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]+$`
+	Region string `json:"region,omitempty"`
+
+	// Endpoint sets AWS_ENDPOINT_URL_S3, for S3-compatible servers (Wasabi, MinIO, ...).
+	// +optional
+	// +kubebuilder:validation:Pattern=`^https?://`
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// Database holds options of the database type.
+type Database struct {
+	// Kind selects the variable names: postgres (libpq PG*), mysql (MYSQL_*), mongodb (MONGODB_*).
+	Kind DatabaseKind `json:"kind"`
+}
+
+// CredentialStatus is the observed state of a Credential.
+type CredentialStatus struct {
+	// Conditions: Ready; Verified where a provider can be checked.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ExpiresAt is when the credential expires, for credentials that do.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+}
+
+// CredentialList is a list of Credentials.
+//
+// +kubebuilder:object:root=true
+type CredentialList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Credential `json:"items"`
+}
+
+// Condition types of CredentialStatus.
+const (
+	ConditionReady    = "Ready"
+	ConditionVerified = "Verified"
+)

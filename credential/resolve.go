@@ -1,0 +1,208 @@
+package credential
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/credgate/credgate/api/v1alpha1"
+)
+
+var (
+	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	secretKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+	// credNameRE is a lowercase DNS subdomain that is also a valid label-key name.
+	credNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
+)
+
+// Validate returns every problem with c that the API server's schema would refuse, so offline
+// evaluation refuses the same objects the cluster does. A nil result means c is valid.
+func Validate(c *v1alpha1.Credential) []string {
+	var errs []string
+	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if len(c.Name) > 63 || !credNameRE.MatchString(c.Name) {
+		add("metadata.name %q must be a lowercase DNS name of at most 63 characters: it becomes the label key credentials.credgate.dev/<name>", c.Name)
+	}
+	s := &c.Spec
+	if _, ok := presets[s.Type]; !ok {
+		add("spec.type %q is not one of %s", s.Type, joinTypes())
+	}
+	if s.SecretRef == nil && s.Type != v1alpha1.TypeGeneric && s.Type != "" {
+		add("spec.secretRef is required for type %s", s.Type)
+	}
+	for i, e := range s.Env {
+		if !envNameRE.MatchString(e.Name) {
+			add("spec.env[%d].name %q must be a C identifier ([A-Za-z_][A-Za-z0-9_]*)", i, e.Name)
+		}
+		if (e.Key == nil) == (e.Value == nil) {
+			add("spec.env[%d] (%s): set exactly one of key (from the Secret) or value (a literal)", i, e.Name)
+		}
+		if e.Key != nil && !secretKeyRE.MatchString(*e.Key) {
+			add("spec.env[%d].key %q is not a valid Secret key", i, *e.Key)
+		}
+		if e.Key != nil && s.SecretRef == nil {
+			add("spec.env[%d] (%s) reads key %q but spec.secretRef is not set", i, e.Name, *e.Key)
+		}
+		if e.Overridable && e.Value == nil {
+			add("spec.env[%d] (%s): only literal values can be overridable", i, e.Name)
+		}
+	}
+	if f := s.Files; f != nil {
+		if f.MountPath != "" && !strings.HasPrefix(f.MountPath, "/") {
+			add("spec.files.mountPath %q must be absolute", f.MountPath)
+		}
+		if s.SecretRef == nil {
+			add("spec.files needs spec.secretRef")
+		}
+		for i, it := range f.Items {
+			if !secretKeyRE.MatchString(it.Key) {
+				add("spec.files.items[%d].key %q is not a valid Secret key", i, it.Key)
+			}
+			if it.Path == "" || strings.HasPrefix(it.Path, "/") || hasDotDot(it.Path) {
+				add("spec.files.items[%d].path %q must be relative to mountPath and may not contain '..'", i, it.Path)
+			}
+			if it.Mode != nil && (*it.Mode < 0 || *it.Mode > 0o777) {
+				add("spec.files.items[%d].mode %#o is out of range (0 to 0777)", i, *it.Mode)
+			}
+		}
+	}
+	if s.ImagePullSecret != nil && *s.ImagePullSecret && s.SecretRef == nil {
+		add("spec.imagePullSecret needs spec.secretRef")
+	}
+	if s.Type == v1alpha1.TypeS3Compatible && (s.AWS == nil || s.AWS.Endpoint == "") {
+		add("type s3-compatible needs spec.aws.endpoint")
+	}
+	if s.Type == v1alpha1.TypeDatabase && s.Database == nil {
+		add("type database needs spec.database.kind")
+	}
+	switch s.Access.Level {
+	case "", v1alpha1.AccessReadOnly, v1alpha1.AccessReadWrite, v1alpha1.AccessAdmin:
+	default:
+		add("spec.access.level %q is not one of read-only, read-write, admin", s.Access.Level)
+	}
+	return errs
+}
+
+func hasDotDot(p string) bool {
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func joinTypes() string {
+	names := make([]string, 0, len(presets))
+	for _, t := range Types() {
+		names = append(names, string(t))
+	}
+	return strings.Join(names, ", ")
+}
+
+// ErrInvalid wraps the problems Validate found.
+var ErrInvalid = errors.New("invalid credential")
+
+// Resolve applies c's preset and merges c's own env and files over it. It returns ErrInvalid
+// (wrapped, with every problem listed) for a Credential the schema would refuse.
+func Resolve(c *v1alpha1.Credential) (Resolved, error) {
+	if errs := Validate(c); len(errs) > 0 {
+		return Resolved{}, fmt.Errorf("%w %s: %s", ErrInvalid, c.Name, strings.Join(errs, "; "))
+	}
+	s := &c.Spec
+	typ := s.Type
+	if typ == "" {
+		typ = v1alpha1.TypeGeneric
+	}
+	p := presets[typ]
+	r := Resolved{Name: c.Name, Type: typ, Source: c, ImagePullSecret: p.pullSecret}
+	if s.SecretRef != nil {
+		r.SecretName = s.SecretRef.Name
+	}
+	if s.ImagePullSecret != nil {
+		r.ImagePullSecret = *s.ImagePullSecret
+	}
+	r.Files = resolveFiles(c, p)
+
+	env := make([]Env, 0, len(p.env)+len(s.Env)+2)
+	env = append(env, p.env...)
+	if p.derive != nil {
+		env = append(env, p.derive(s, r.Files)...)
+	}
+	for _, e := range s.Env {
+		env = setEnv(env, toEnv(e))
+	}
+	r.Env = env
+	r.Hash = hashResolved(&r)
+	return r, nil
+}
+
+func toEnv(e v1alpha1.EnvVar) Env {
+	if e.Key != nil {
+		return Env{Name: e.Name, Key: *e.Key}
+	}
+	return Env{Name: e.Name, Value: *e.Value, Overridable: e.Overridable}
+}
+
+// setEnv replaces the variable named e.Name in env, or appends e.
+func setEnv(env []Env, e Env) []Env {
+	for i := range env {
+		if env[i].Name == e.Name {
+			env[i] = e
+			return env
+		}
+	}
+	return append(env, e)
+}
+
+// resolveFiles merges the Credential's files over the preset's.
+func resolveFiles(c *v1alpha1.Credential, p preset) *Files {
+	f := c.Spec.Files
+	if f == nil && p.files == nil && !p.wholeSecret {
+		return nil
+	}
+	out := &Files{
+		MountPath:   path.Join(DefaultMountRoot, c.Name),
+		VolumeName:  VolumeName(c.Name),
+		DefaultMode: DefaultFileMode,
+		Items:       p.files,
+	}
+	if f != nil {
+		if f.MountPath != "" {
+			out.MountPath = path.Clean(f.MountPath)
+		}
+		if len(f.Items) > 0 {
+			out.Items = make([]FileItem, 0, len(f.Items))
+			for _, it := range f.Items {
+				mode := DefaultFileMode
+				if it.Mode != nil {
+					mode = *it.Mode
+				}
+				out.Items = append(out.Items, FileItem{Key: it.Key, Path: path.Clean(it.Path), Mode: mode})
+			}
+		}
+	}
+	return out
+}
+
+// VolumePrefix starts the name of every volume credgate adds.
+const VolumePrefix = "credgate-"
+
+// VolumeName is the name of the secret volume of the credential called name: credgate-<name>,
+// or, where that is not a valid volume name (too long, or a dot in name), a shortened name
+// with a hash suffix that keeps it unique.
+func VolumeName(name string) string {
+	if v := VolumePrefix + name; isDNSLabel(v) {
+		return v
+	}
+	sum := sha256.Sum256([]byte(name))
+	short := strings.NewReplacer(".", "-").Replace(name)
+	if len(short) > 40 {
+		short = short[:40]
+	}
+	return VolumePrefix + strings.Trim(short, "-") + "-" + hex.EncodeToString(sum[:4])
+}

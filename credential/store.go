@@ -1,0 +1,102 @@
+package credential
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/credgate/credgate/api/v1alpha1"
+)
+
+// Store reads Credentials. Implementations must be safe for concurrent use and must not let
+// callers modify what they share: callers treat returned Credentials as read-only.
+type Store interface {
+	// Get returns the named Credential, or an error for which apierrors.IsNotFound is true.
+	Get(ctx context.Context, namespace, name string) (*v1alpha1.Credential, error)
+	// Names returns the sorted names of the Credentials in namespace.
+	Names(ctx context.Context, namespace string) ([]string, error)
+}
+
+// ClientStore reads Credentials from an informer cache. On a cache miss it makes one direct
+// GET, so a Credential created a moment ago is not refused while the informer catches up.
+type ClientStore struct {
+	// Cache is the informer-backed reader (manager.GetCache()).
+	Cache client.Reader
+	// Live reads from the API server (manager.GetAPIReader()); used on a cache miss only.
+	Live client.Reader
+}
+
+var _ Store = (*ClientStore)(nil)
+
+// Get implements Store.
+func (s *ClientStore) Get(ctx context.Context, namespace, name string) (*v1alpha1.Credential, error) {
+	c := &v1alpha1.Credential{}
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	err := s.Cache.Get(ctx, key, c)
+	if apierrors.IsNotFound(err) && s.Live != nil {
+		err = s.Live.Get(ctx, key, c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Names implements Store. It lists from the cache, never from the API server.
+func (s *ClientStore) Names(ctx context.Context, namespace string) ([]string, error) {
+	var list v1alpha1.CredentialList
+	if err := s.Cache.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("list credentials in namespace %s: %w", namespace, err)
+	}
+	names := make([]string, len(list.Items))
+	for i := range list.Items {
+		names[i] = list.Items[i].Name
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// StaticStore holds a fixed set of Credentials, for offline evaluation and tests.
+type StaticStore struct {
+	byNamespace map[string]map[string]*v1alpha1.Credential
+}
+
+var _ Store = (*StaticStore)(nil)
+
+// NewStaticStore returns a store holding creds; a Credential without a namespace belongs to
+// defaultNamespace.
+func NewStaticStore(defaultNamespace string, creds ...*v1alpha1.Credential) *StaticStore {
+	s := &StaticStore{byNamespace: map[string]map[string]*v1alpha1.Credential{}}
+	for _, c := range creds {
+		ns := c.Namespace
+		if ns == "" {
+			ns = defaultNamespace
+		}
+		if s.byNamespace[ns] == nil {
+			s.byNamespace[ns] = map[string]*v1alpha1.Credential{}
+		}
+		s.byNamespace[ns][c.Name] = c
+	}
+	return s
+}
+
+// Get implements Store.
+func (s *StaticStore) Get(_ context.Context, namespace, name string) (*v1alpha1.Credential, error) {
+	if c, ok := s.byNamespace[namespace][name]; ok {
+		return c, nil
+	}
+	return nil, apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("credentials").GroupResource(), name)
+}
+
+// Names implements Store.
+func (s *StaticStore) Names(_ context.Context, namespace string) ([]string, error) {
+	names := make([]string, 0, len(s.byNamespace[namespace]))
+	for n := range s.byNamespace[namespace] {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names, nil
+}

@@ -1,0 +1,272 @@
+package eval
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"sigs.k8s.io/yaml"
+
+	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/credential"
+	"github.com/credgate/credgate/mutate"
+	"github.com/credgate/credgate/review"
+	"github.com/credgate/credgate/workload"
+)
+
+// Exit codes of credgate eval.
+const (
+	ExitAdmitted = 0
+	ExitRefused  = 1
+	ExitBadInput = 2
+)
+
+// RuleMissingSecretKey refuses, offline only, a credential whose Secret (given in the
+// credentials file) lacks a key the injection reads: the cluster would admit the pod, which
+// would then fail to start.
+const RuleMissingSecretKey = "missing-secret-key"
+
+// Input is one named stream of YAML documents.
+type Input struct {
+	Name   string
+	Reader io.Reader
+}
+
+// Evaluator evaluates workloads offline.
+type Evaluator struct {
+	// Namespace is used for objects that name none (like kubectl's default namespace).
+	Namespace string
+	// Scheme knows the built-in kinds and the credgate.dev API.
+	Scheme *runtime.Scheme
+	// Out receives the objects as YAML; Err the decisions and warnings.
+	Out, Err io.Writer
+}
+
+// Run evaluates every workload of workloads against the Credentials (and Secrets) of creds and
+// returns the exit code: ExitBadInput if any input is malformed, else ExitRefused if any
+// workload is refused, else ExitAdmitted.
+func (e *Evaluator) Run(ctx context.Context, workloads []Input, creds []Input) int {
+	decoder := serializer.NewCodecFactory(e.Scheme, serializer.EnableStrict).UniversalDeserializer()
+	store, secrets, err := e.loadCredentials(decoder, creds)
+	if err != nil {
+		fmt.Fprintf(e.Err, "error: %v\n", err)
+		return ExitBadInput
+	}
+	var docs []document
+	for _, in := range workloads {
+		d, err := readDocuments(in.Reader, in.Name)
+		if err != nil {
+			fmt.Fprintf(e.Err, "error: %v\n", err)
+			return ExitBadInput
+		}
+		docs = append(docs, d...)
+	}
+	if len(docs) == 0 {
+		fmt.Fprintln(e.Err, "error: no objects in the workload input")
+		return ExitBadInput
+	}
+
+	reviewer := &review.Reviewer{Store: store}
+	code, printed := ExitAdmitted, 0
+	for _, d := range docs {
+		out, c := e.one(ctx, reviewer, decoder, secrets, d)
+		code = max(code, c)
+		if out == nil {
+			continue
+		}
+		if printed > 0 {
+			fmt.Fprintln(e.Out, "---")
+		}
+		printed++
+		if _, err := e.Out.Write(out); err != nil {
+			fmt.Fprintf(e.Err, "error: write output: %v\n", err)
+			return ExitBadInput
+		}
+	}
+	return code
+}
+
+// one reviews a single document and returns it as YAML (the patched object when admitted, the
+// submitted one when there is nothing to inject, nothing when refused) with its exit code.
+func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime.Decoder, secrets secretIndex, d document) ([]byte, int) {
+	obj, _, err := decoder.Decode(d.json, nil, nil)
+	if err != nil && !runtime.IsNotRegisteredError(err) {
+		fmt.Fprintf(e.Err, "error: %s: %v\n", d.source, err)
+		return nil, ExitBadInput
+	}
+	if _, err := workload.PodTemplate(obj); obj == nil || errors.Is(err, workload.ErrUnsupportedKind) {
+		fmt.Fprintf(e.Err, "skipped %s %s: credgate does not admit this kind; printed unchanged\n", d.meta.Kind, d.source)
+		return mustYAML(d.json), ExitAdmitted
+	}
+	accessor := obj.(interface {
+		GetNamespace() string
+		GetName() string
+	})
+	ns := accessor.GetNamespace()
+	if ns == "" {
+		ns = e.Namespace
+	}
+	what := fmt.Sprintf("%s %s/%s", d.meta.Kind, ns, accessor.GetName())
+
+	dec, err := r.Review(ctx, review.Request{Namespace: ns, Object: obj})
+	if err != nil {
+		// Offline, every failure is the input's: a malformed object or a Credential file.
+		fmt.Fprintf(e.Err, "error: %s: %v\n", what, err)
+		return nil, ExitBadInput
+	}
+	if !dec.Denied() {
+		dec.Violations = secrets.check(ns, dec.Resolved)
+	}
+	if dec.Denied() {
+		fmt.Fprintf(e.Err, "refused %s:\n", what)
+		for _, v := range dec.Violations {
+			fmt.Fprintf(e.Err, "  [%s] %s\n", v.Rule, v.Message)
+		}
+		// A refused object is not printed: piping the output to kubectl must not apply it.
+		return nil, ExitRefused
+	}
+	for _, w := range dec.Warnings {
+		fmt.Fprintf(e.Err, "warning: %s: %s\n", what, w)
+	}
+	if !dec.Mutated {
+		fmt.Fprintf(e.Err, "admitted %s: no credentials requested\n", what)
+		return mustYAML(d.json), ExitAdmitted
+	}
+	patched, err := applyAsAPIServer(d.json, obj)
+	if err != nil {
+		fmt.Fprintf(e.Err, "error: %s: %v\n", what, err)
+		return nil, ExitBadInput
+	}
+	fmt.Fprintf(e.Err, "admitted %s: injected %s\n", what, strings.Join(dec.Credentials, ", "))
+	return mustYAML(patched), ExitAdmitted
+}
+
+// applyAsAPIServer computes the webhook's JSON patch (the diff of the submitted and the mutated
+// object) and applies it to the submitted document, as the API server does.
+func applyAsAPIServer(original []byte, mutated runtime.Object) ([]byte, error) {
+	m, err := json.Marshal(mutated)
+	if err != nil {
+		return nil, fmt.Errorf("encode mutated object: %w", err)
+	}
+	ops, err := mutate.Patch(original, m)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(ops)
+	if err != nil {
+		return nil, fmt.Errorf("encode patch: %w", err)
+	}
+	p, err := jsonpatch.DecodePatch(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode patch: %w", err)
+	}
+	out, err := p.Apply(original)
+	if err != nil {
+		return nil, fmt.Errorf("apply patch: %w", err)
+	}
+	return out, nil
+}
+
+func mustYAML(j []byte) []byte {
+	y, err := yaml.JSONToYAML(j)
+	if err != nil {
+		// j came from a YAML document or json.Marshal; it is valid JSON.
+		return j
+	}
+	return y
+}
+
+// secretIndex holds the Secrets of the credentials input, by namespace and name.
+type secretIndex map[string]map[string]*corev1.Secret
+
+// check returns a violation for every key the resolved credentials read that their Secret,
+// when given, does not have.
+func (s secretIndex) check(ns string, creds []credential.Resolved) []review.Violation {
+	var out []review.Violation
+	for _, c := range creds {
+		sec, ok := s[ns][c.SecretName]
+		if !ok {
+			continue
+		}
+		has := func(k string) bool {
+			_, a := sec.Data[k]
+			_, b := sec.StringData[k]
+			return a || b
+		}
+		var missing []string
+		for _, env := range c.Env {
+			if env.FromSecret() && !env.Optional && !has(env.Key) {
+				missing = append(missing, fmt.Sprintf("%q (read by %s)", env.Key, env.Name))
+			}
+		}
+		if c.Files != nil {
+			for _, it := range c.Files.Items {
+				if !has(it.Key) {
+					missing = append(missing, fmt.Sprintf("%q (mounted as %s)", it.Key, it.Path))
+				}
+			}
+		}
+		if c.ImagePullSecret && !has(corev1.DockerConfigJsonKey) {
+			missing = append(missing, fmt.Sprintf("%q (read as an image-pull secret)", corev1.DockerConfigJsonKey))
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			out = append(out, review.Violation{Rule: RuleMissingSecretKey, Credential: c.Name, Message: fmt.Sprintf(
+				"Secret %q of credential %s has no key %s; the cluster would admit the pod but it would fail to start",
+				c.SecretName, c.Name, strings.Join(missing, ", "))})
+		}
+	}
+	return out
+}
+
+// loadCredentials reads the Credentials and Secrets of the credentials inputs. An invalid
+// Credential is bad input, with every problem listed.
+func (e *Evaluator) loadCredentials(decoder runtime.Decoder, inputs []Input) (credential.Store, secretIndex, error) {
+	var creds []*v1alpha1.Credential
+	secrets := secretIndex{}
+	var problems []string
+	for _, in := range inputs {
+		docs, err := readDocuments(in.Reader, in.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, d := range docs {
+			obj, _, err := decoder.Decode(d.json, nil, nil)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", d.source, err)
+			}
+			switch o := obj.(type) {
+			case *v1alpha1.Credential:
+				if o.Namespace == "" {
+					o.Namespace = e.Namespace
+				}
+				for _, p := range credential.Validate(o) {
+					problems = append(problems, fmt.Sprintf("%s: Credential %s: %s", d.source, o.Name, p))
+				}
+				creds = append(creds, o)
+			case *corev1.Secret:
+				if o.Namespace == "" {
+					o.Namespace = e.Namespace
+				}
+				if secrets[o.Namespace] == nil {
+					secrets[o.Namespace] = map[string]*corev1.Secret{}
+				}
+				secrets[o.Namespace][o.Name] = o
+			default:
+				return nil, nil, fmt.Errorf("%s: %s is neither a Credential nor a Secret", d.source, d.meta.Kind)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, nil, fmt.Errorf("invalid credentials:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return credential.NewStaticStore(e.Namespace, creds...), secrets, nil
+}

@@ -1,0 +1,127 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/go-logr/logr"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/credgate/credgate/mutate"
+	"github.com/credgate/credgate/review"
+	"github.com/credgate/credgate/workload"
+)
+
+// Kind describes one admitted kind: what it is, how to make an empty one to decode into, and
+// which operations are mutated (others are admitted untouched).
+type Kind struct {
+	GVK        schema.GroupVersionKind
+	New        func() runtime.Object
+	Operations []admissionv1.Operation
+	// Path is where its mutating webhook is served.
+	Path string
+}
+
+// Kinds are the kinds the webhook admits. A Job's pod template is immutable, so Jobs (like
+// Pods) are mutated on create only; a CronJob's template may change on update.
+var Kinds = []Kind{
+	{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), New: func() runtime.Object { return &corev1.Pod{} },
+		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-v1-pod"},
+	{GVK: batchv1.SchemeGroupVersion.WithKind("Job"), New: func() runtime.Object { return &batchv1.Job{} },
+		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-batch-v1-job"},
+	{GVK: batchv1.SchemeGroupVersion.WithKind("CronJob"), New: func() runtime.Object { return &batchv1.CronJob{} },
+		Operations: []admissionv1.Operation{admissionv1.Create, admissionv1.Update}, Path: "/mutate-batch-v1-cronjob"},
+}
+
+// Mutator is the mutating admission handler for one Kind.
+type Mutator struct {
+	Kind     Kind
+	Reviewer *review.Reviewer
+	Decoder  admission.Decoder
+	Log      logr.Logger
+}
+
+var _ admission.Handler = (*Mutator)(nil)
+
+// Handle implements admission.Handler: guard, decode, review, respond.
+func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if !slices.Contains(m.Kind.Operations, req.Operation) {
+		return admission.Allowed("credgate does not mutate this operation")
+	}
+	if req.Kind.Group != m.Kind.GVK.Group || req.Kind.Version != m.Kind.GVK.Version || req.Kind.Kind != m.Kind.GVK.Kind {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf(
+			"this webhook admits %s, not %s: check the webhook configuration's rules", gvkString(metav1.GroupVersionKind(m.Kind.GVK)), gvkString(req.Kind)))
+	}
+	if len(req.Object.Raw) == 0 {
+		return admission.Errored(http.StatusBadRequest, errors.New("the admission request has no object"))
+	}
+	obj := m.Kind.New()
+	if err := m.Decoder.DecodeRaw(req.Object, obj); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode %s: %w", m.Kind.GVK.Kind, err))
+	}
+
+	log := m.Log.WithValues(keyUID, req.UID, keyKind, m.Kind.GVK.Kind, keyNamespace, req.Namespace, keyName, req.Name)
+	d, err := m.Reviewer.Review(ctx, review.Request{Namespace: req.Namespace, Object: obj})
+	switch {
+	case errors.Is(err, workload.ErrMalformed), errors.Is(err, workload.ErrUnsupportedKind):
+		return admission.Errored(http.StatusBadRequest, err)
+	case err != nil:
+		log.Error(err, "review failed")
+		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs"))
+	case d.Denied():
+		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations))
+		return admission.Denied(d.Message())
+	case !d.Mutated:
+		return admission.Allowed("no credentials requested")
+	}
+
+	mutated, err := json.Marshal(obj)
+	if err != nil {
+		log.Error(err, "encode mutated object")
+		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not encode the mutated object"))
+	}
+	ops, err := mutate.Patch(req.Object.Raw, mutated)
+	if err != nil {
+		log.Error(err, "compute patch")
+		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not compute the patch"))
+	}
+	log.V(1).Info("injected", keyCredentials, d.Credentials)
+	return patchResponse(ops).WithWarnings(d.Warnings...)
+}
+
+// patchResponse admits the request with ops, as admission.PatchResponseFromRaw would.
+func patchResponse(ops []jsonpatch.Operation) admission.Response {
+	r := admission.Response{Patches: ops, AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true}}
+	if len(ops) > 0 {
+		r.PatchType = new(admissionv1.PatchTypeJSONPatch)
+	}
+	return r
+}
+
+func ruleIDs(vs []review.Violation) []string {
+	ids := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if !slices.Contains(ids, v.Rule) {
+			ids = append(ids, v.Rule)
+		}
+	}
+	return ids
+}
+
+func gvkString(k metav1.GroupVersionKind) string {
+	if k.Group == "" {
+		return k.Version + "/" + k.Kind
+	}
+	return k.Group + "/" + k.Version + "/" + k.Kind
+}

@@ -1,0 +1,111 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/credential"
+	"github.com/credgate/credgate/review"
+)
+
+// Options configure the webhook server.
+type Options struct {
+	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
+	CertDir string
+	// Host and Port are where the HTTPS webhook server listens.
+	Host string
+	Port int
+	// MetricsAddr serves Prometheus metrics ("0" disables).
+	MetricsAddr string
+	// HealthAddr serves /healthz and /readyz.
+	HealthAddr string
+}
+
+// NewScheme returns a scheme with the built-in kinds and the credgate.dev API.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("add client-go types to scheme: %w", err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("add credgate.dev types to scheme: %w", err)
+	}
+	return s, nil
+}
+
+// NewManager builds a controller-runtime manager serving credgate's webhooks: an informer on
+// Credentials (readiness waits for it to sync), the mutating handlers, health and metrics.
+func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (manager.Manager, error) {
+	scheme, err := NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := manager.New(cfg, manager.Options{
+		Scheme:                 scheme,
+		Logger:                 log,
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress: o.HealthAddr,
+		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			// Credentials are only read, never modified, on the admission path: sharing the
+			// cached object saves a deep copy per credential per request.
+			ByObject: map[client.Object]cache.ByObject{&v1alpha1.Credential{}: {UnsafeDisableDeepCopy: new(true)}},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+
+	// Start the Credential informer with the manager, not on the first admission request.
+	inf, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.Credential{})
+	if err != nil {
+		return nil, fmt.Errorf("create credential informer: %w", err)
+	}
+	store := &credential.ClientStore{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()}
+	Register(mgr.GetWebhookServer(), &review.Reviewer{Store: store}, admission.NewDecoder(scheme), log)
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return nil, fmt.Errorf("add readiness check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("credential-cache", synced(inf.HasSynced)); err != nil {
+		return nil, fmt.Errorf("add readiness check: %w", err)
+	}
+	return mgr, nil
+}
+
+// Register serves a mutating webhook for each of Kinds on srv.
+func Register(srv crwebhook.Server, r *review.Reviewer, dec admission.Decoder, log logr.Logger) {
+	for _, k := range Kinds {
+		l := log.WithValues(keyPath, k.Path)
+		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{Kind: k, Reviewer: r, Decoder: dec, Log: l}})
+	}
+}
+
+func synced(inf toolscache.InformerSynced) healthz.Checker {
+	return func(*http.Request) error {
+		if !inf() {
+			return errors.New("credential informer has not synced")
+		}
+		return nil
+	}
+}

@@ -1,0 +1,65 @@
+package workload
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Names of the labels and annotations of DESIGN.md.
+const (
+	// LabelPrefix starts every credential label: credentials.credgate.dev/<credential-name>.
+	LabelPrefix = "credentials.credgate.dev/"
+	// ContainersAnnotation limits injection to the named containers.
+	ContainersAnnotation = "credgate.dev/containers"
+	// InjectedAnnotation records what credgate injected: names and a content hash.
+	InjectedAnnotation = "credgate.dev/injected"
+)
+
+// Requested returns the sorted names of the credentials that labels request ("true") and a
+// problem for every credential label whose value is neither "true" nor "false".
+func Requested(labels map[string]string) (names []string, problems []string) {
+	for k, v := range labels {
+		name, ok := strings.CutPrefix(k, LabelPrefix)
+		if !ok {
+			continue
+		}
+		switch v {
+		case "true":
+			names = append(names, name)
+		case "false":
+		default:
+			problems = append(problems, fmt.Sprintf("label %s has value %q: use \"true\" to request the credential or \"false\" to opt out", k, v))
+		}
+	}
+	slices.Sort(names)
+	slices.Sort(problems)
+	return names, problems
+}
+
+// HasCredentialLabel reports whether labels carry any credentials.credgate.dev/ label.
+func HasCredentialLabel(labels map[string]string) bool {
+	for k := range labels {
+		if strings.HasPrefix(k, LabelPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// CopyCredentialLabels copies the credential labels of from into *to, keeping any value *to
+// already has: a pod template's own label ("false" to opt out) wins over its Job's.
+func CopyCredentialLabels(from map[string]string, to *map[string]string) {
+	for k, v := range from {
+		if !strings.HasPrefix(k, LabelPrefix) {
+			continue
+		}
+		if _, ok := (*to)[k]; ok {
+			continue
+		}
+		if *to == nil {
+			*to = make(map[string]string, 1)
+		}
+		(*to)[k] = v
+	}
+}

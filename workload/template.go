@@ -1,0 +1,109 @@
+package workload
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+var (
+	// ErrMalformed marks an object credgate cannot admit as submitted; the webhook answers 400.
+	ErrMalformed = errors.New("malformed object")
+	// ErrUnsupportedKind marks an object of a kind that runs no pod credgate knows.
+	ErrUnsupportedKind = errors.New("kind not admitted by credgate")
+)
+
+// Template is the pod an object will run: the Pod itself, or a workload's pod template.
+// Its fields point into the object, so changing them changes the object.
+type Template struct {
+	Meta *metav1.ObjectMeta
+	Spec *corev1.PodSpec
+}
+
+// PodTemplate returns the pod that obj runs, after copying a Job's or CronJob's own credential
+// labels into its pod template (the template's own values win). It returns an error wrapping
+// ErrMalformed for an object with no containers, and ErrUnsupportedKind for other kinds.
+func PodTemplate(obj runtime.Object) (Template, error) {
+	var t Template
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		t = Template{Meta: &o.ObjectMeta, Spec: &o.Spec}
+	case *batchv1.Job:
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
+	case *batchv1.CronJob:
+		jt := &o.Spec.JobTemplate
+		t = Template{Meta: &jt.Spec.Template.ObjectMeta, Spec: &jt.Spec.Template.Spec}
+		CopyCredentialLabels(jt.Labels, &t.Meta.Labels)
+		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
+	case *appsv1.Deployment:
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+	case *appsv1.StatefulSet:
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+	case *appsv1.DaemonSet:
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+	case *appsv1.ReplicaSet:
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+	default:
+		return Template{}, fmt.Errorf("%w: %T", ErrUnsupportedKind, obj)
+	}
+	if len(t.Spec.Containers) == 0 {
+		return Template{}, fmt.Errorf("%w: the pod has no containers (spec.containers is empty)", ErrMalformed)
+	}
+	return t, nil
+}
+
+// TargetContainers returns the names of the containers and init containers that get
+// credentials: those the credgate.dev/containers annotation lists, or all of them. The
+// problem is non-empty when the annotation names a container the pod does not have.
+func TargetContainers(t Template) (names []string, problem string) {
+	all := make([]string, 0, len(t.Spec.InitContainers)+len(t.Spec.Containers))
+	for _, c := range t.Spec.InitContainers {
+		all = append(all, c.Name)
+	}
+	for _, c := range t.Spec.Containers {
+		all = append(all, c.Name)
+	}
+	v, ok := t.Meta.Annotations[ContainersAnnotation]
+	if !ok {
+		return all, ""
+	}
+	var unknown []string
+	for _, n := range strings.Split(v, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if !slices.Contains(all, n) {
+			unknown = append(unknown, n)
+			continue
+		}
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	switch {
+	case len(unknown) > 0:
+		return nil, fmt.Sprintf("annotation %s names %s, not in this pod (containers: %s)",
+			ContainersAnnotation, quoteAll(unknown), strings.Join(all, ", "))
+	case len(names) == 0:
+		return nil, fmt.Sprintf("annotation %s names no container: list one or more of %s, or remove it",
+			ContainersAnnotation, strings.Join(all, ", "))
+	}
+	return names, ""
+}
+
+func quoteAll(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
+}
