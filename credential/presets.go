@@ -83,7 +83,7 @@ var presets = map[v1alpha1.CredentialType]preset{
 			return []Env{literalEnv("KAGGLE_CONFIG_DIR", path.Dir(p))}
 		},
 	},
-	v1alpha1.TypeGitSSH: {wholeSecret: true, derive: gitSSHDerive},
+	v1alpha1.TypeGitSSH:         {wholeSecret: true, derive: gitSSHDerive},
 	v1alpha1.TypeDockerRegistry: {pullSecret: true},
 	v1alpha1.TypeNGC: {
 		env:        []Env{secretEnv("NGC_API_KEY", "api-key")},
