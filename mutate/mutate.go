@@ -18,9 +18,9 @@ import (
 // container already sets differently, or a volume name or mount path already in use. The policy
 // layer decides whether a conflict refuses the pod; mutate only reports it.
 type Conflict struct {
-	Credential string
-	Container  string // empty for pod-level conflicts
-	Message    string
+	Credential string `json:"credential"`
+	Container  string `json:"container,omitempty"` // empty for pod-level conflicts
+	Message    string `json:"message"`
 }
 
 // Apply injects creds (sorted by name, as the webhook resolves them) into the containers

@@ -1,0 +1,122 @@
+package eval_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/credgate/credgate/eval"
+	"github.com/credgate/credgate/webhook"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+func TestRun(t *testing.T) {
+	const examples = "../examples/"
+	tests := []struct {
+		name        string
+		workloads   []string
+		credentials []string
+		wantCode    int
+		// wantStderr lists substrings of the decision output.
+		wantStderr []string
+		// golden compares stdout with testdata/golden/<name>.yaml.
+		golden bool
+	}{
+		{name: "examples-training-job", workloads: []string{examples + "training-job.yaml"},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
+			wantStderr: []string{"admitted Job ml-team/train-llm: injected aws-data, hf, wandb"}},
+		{name: "examples-refused-job", workloads: []string{examples + "refused-job.yaml"},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitRefused,
+			wantStderr: []string{"refused Job ml-team/train-refused", "[invalid-credential-label]",
+				`[unknown-credential] credential "openai" does not exist in namespace "ml-team" (it has: aws-data, azure-blob,`}},
+		{name: "mixed-kinds", workloads: []string{"testdata/workloads-mixed.yaml"},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
+			wantStderr: []string{"admitted Deployment ml-team/notebook: injected hf", "skipped Service",
+				"admitted CronJob ml-team/nightly-eval: injected eval-config"}},
+		{name: "missing-secret-key", workloads: []string{"testdata/wandb-pod.yaml"},
+			credentials: []string{"testdata/missing-key.yaml"}, wantCode: eval.ExitRefused,
+			wantStderr: []string{`[missing-secret-key] Secret "wandb-secret" of credential wandb has no key "api-key" (read by WANDB_API_KEY)`}},
+		{name: "invalid-credentials", workloads: []string{"testdata/wandb-pod.yaml"},
+			credentials: []string{"testdata/invalid-credentials.yaml"}, wantCode: eval.ExitBadInput,
+			wantStderr: []string{"needs spec.aws.endpoint", `"9LIVES" must be a C identifier`,
+				"set exactly one of key", `path "../etc/passwd" must be relative`}},
+		{name: "unknown-field", workloads: []string{"testdata/unknown-field.yaml"},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitBadInput,
+			wantStderr: []string{`unknown field "spec.template.spec.containers[0].enviroment"`}},
+		{name: "malformed-yaml", workloads: []string{"testdata/malformed.yaml"},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitBadInput,
+			wantStderr: []string{"testdata/malformed.yaml"}},
+		{name: "no-objects", workloads: []string{os.DevNull},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitBadInput,
+			wantStderr: []string{"no objects"}},
+	}
+	scheme, err := webhook.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			e := &eval.Evaluator{Namespace: "default", Scheme: scheme, Out: &stdout, Err: &stderr}
+			code := e.Run(t.Context(), inputs(t, tt.workloads), inputs(t, tt.credentials))
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, tt.wantCode, stderr.String())
+			}
+			for _, want := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+			for _, secret := range []string{"placeholder-wandb-api-key", "hf_placeholder", "SENTINEL-wandb-value", "placeholder-secret-access-key"} {
+				if strings.Contains(stdout.String()+stderr.String(), secret) {
+					t.Errorf("output contains the secret value %q", secret)
+				}
+			}
+			if tt.wantCode == eval.ExitRefused && stdout.Len() > 0 {
+				t.Errorf("a refused object was printed:\n%s", stdout.String())
+			}
+			if tt.golden {
+				compareGolden(t, filepath.Join("testdata", "golden", tt.name+".yaml"), stdout.Bytes())
+			}
+		})
+	}
+}
+
+func inputs(t *testing.T, paths []string) []eval.Input {
+	t.Helper()
+	var in []eval.Input
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		in = append(in, eval.Input{Name: p, Reader: f})
+	}
+	return in
+}
+
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run make golden to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("stdout differs from %s (-want +got):\n%s", path, diff)
+	}
+}
