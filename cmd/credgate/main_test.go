@@ -23,7 +23,7 @@ func TestRun(t *testing.T) {
 		{name: "eval refused", args: []string{"eval", "-f", "../../examples/refused-job.yaml",
 			"--credentials", "../../examples/credentials.yaml"}, wantCode: 1, wantStderr: "[unknown-credential]"},
 		{name: "eval from stdin", args: []string{"eval", "-f", "-", "--credentials", "../../examples/credentials.yaml"},
-			stdin: "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ml-team, labels: {credentials.credgate.dev/hf: \"true\"}}\nspec: {containers: [{name: c, image: i}]}\n",
+			stdin:      "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ml-team, labels: {credentials.credgate.dev/hf: \"true\"}}\nspec: {containers: [{name: c, image: i}]}\n",
 			wantStdout: "HF_TOKEN", wantStderr: "admitted Pod ml-team/p"},
 		{name: "eval missing file", args: []string{"eval", "-f", "nope.yaml", "--credentials", "../../examples/credentials.yaml"},
 			wantCode: 2, wantStderr: "open nope.yaml"},

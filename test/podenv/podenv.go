@@ -1,0 +1,200 @@
+package podenv
+
+import (
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Container is a container as its process sees it, materialised under Root.
+type Container struct {
+	// Env is the container's environment. A value that is a path inside one of the container's
+	// Secret volume mounts is rewritten to where that path was written under Root.
+	Env map[string]string
+	// Files lists every file written, as paths under Root, sorted.
+	Files []string
+	// Root is the directory that stands for the container's "/".
+	Root string
+	// mounts are the container paths of the materialised Secret volume mounts.
+	mounts []string
+}
+
+// HostPath returns where container path p was materialised: under Root when p lies inside one of
+// the container's Secret volume mounts, p itself otherwise. Use it for paths embedded in a
+// larger value, such as the -i argument of GIT_SSH_COMMAND.
+func (c *Container) HostPath(p string) string {
+	if !path.IsAbs(p) {
+		return p
+	}
+	clean := path.Clean(p)
+	for _, m := range c.mounts {
+		if clean == m || strings.HasPrefix(clean, m+"/") {
+			return filepath.Join(c.Root, filepath.FromSlash(clean))
+		}
+	}
+	return p
+}
+
+// Materialise builds the container or init container called name of spec. Secrets are found by
+// name (the pod's namespace is assumed); their StringData is merged over Data as the API server
+// does. Like the kubelet, it fails on a missing Secret or key that is not optional, and leaves a
+// variable unset when an optional one is missing.
+//
+// Not modelled: $(VAR) expansion, env sources other than secretKeyRef (an error), subPath (an
+// error), volumes other than Secret volumes (skipped), fsGroup ownership and the ..data symlinks
+// of the kubelet's atomic writer.
+func Materialise(spec *corev1.PodSpec, name string, secrets []*corev1.Secret, root string) (*Container, error) {
+	ctr := findContainer(spec, name)
+	if ctr == nil {
+		return nil, fmt.Errorf("pod has no container %q", name)
+	}
+	data := make(map[string]map[string][]byte, len(secrets))
+	for _, s := range secrets {
+		d := maps.Clone(s.Data)
+		if d == nil {
+			d = map[string][]byte{}
+		}
+		for k, v := range s.StringData {
+			d[k] = []byte(v)
+		}
+		data[s.Name] = d
+	}
+	c := &Container{Env: map[string]string{}, Root: root}
+	for _, m := range ctr.VolumeMounts {
+		if err := c.mount(spec, m, data); err != nil {
+			return nil, fmt.Errorf("container %s: mount %s: %w", name, m.MountPath, err)
+		}
+	}
+	for _, from := range ctr.EnvFrom {
+		if from.SecretRef == nil {
+			return nil, fmt.Errorf("container %s: envFrom: only secretRef is supported", name)
+		}
+		sec, ok := data[from.SecretRef.Name]
+		if !ok && !isTrue(from.SecretRef.Optional) {
+			return nil, fmt.Errorf("container %s: envFrom: secret %q not found", name, from.SecretRef.Name)
+		}
+		for k, v := range sec {
+			c.Env[from.Prefix+k] = c.HostPath(string(v))
+		}
+	}
+	for _, e := range ctr.Env {
+		v, ok, err := envValue(e, data)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: env %s: %w", name, e.Name, err)
+		}
+		if ok {
+			c.Env[e.Name] = c.HostPath(v)
+		}
+	}
+	slices.Sort(c.Files)
+	return c, nil
+}
+
+func findContainer(spec *corev1.PodSpec, name string) *corev1.Container {
+	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		if i := slices.IndexFunc(list, func(c corev1.Container) bool { return c.Name == name }); i >= 0 {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// envValue returns the value of e; ok is false when e reads an optional key that is missing.
+func envValue(e corev1.EnvVar, data map[string]map[string][]byte) (v string, ok bool, err error) {
+	if e.ValueFrom == nil {
+		return e.Value, true, nil
+	}
+	ref := e.ValueFrom.SecretKeyRef
+	if ref == nil {
+		return "", false, fmt.Errorf("only value and valueFrom.secretKeyRef are supported")
+	}
+	b, ok := data[ref.Name][ref.Key]
+	switch {
+	case ok:
+		return string(b), true, nil
+	case isTrue(ref.Optional):
+		return "", false, nil
+	case data[ref.Name] == nil:
+		return "", false, fmt.Errorf("secret %q not found", ref.Name)
+	}
+	return "", false, fmt.Errorf("secret %q has no key %q", ref.Name, ref.Key)
+}
+
+// mount writes the Secret volume behind m under Root; other kinds of volume are skipped.
+func (c *Container) mount(spec *corev1.PodSpec, m corev1.VolumeMount, data map[string]map[string][]byte) error {
+	i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+	if i < 0 {
+		return fmt.Errorf("pod has no volume %q", m.Name)
+	}
+	src := spec.Volumes[i].Secret
+	if src == nil {
+		return nil
+	}
+	if m.SubPath != "" || m.SubPathExpr != "" {
+		return fmt.Errorf("subPath is not supported")
+	}
+	if !path.IsAbs(m.MountPath) {
+		return fmt.Errorf("mountPath must be absolute")
+	}
+	sec, ok := data[src.SecretName]
+	if !ok && !isTrue(src.Optional) {
+		return fmt.Errorf("secret %q not found", src.SecretName)
+	}
+	mode := corev1.SecretVolumeSourceDefaultMode
+	if src.DefaultMode != nil {
+		mode = *src.DefaultMode
+	}
+	items := src.Items
+	if len(items) == 0 {
+		for _, k := range slices.Sorted(maps.Keys(sec)) {
+			items = append(items, corev1.KeyToPath{Key: k, Path: k})
+		}
+	}
+	mountPath := path.Clean(m.MountPath)
+	dir := filepath.Join(c.Root, filepath.FromSlash(mountPath))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	c.mounts = append(c.mounts, mountPath)
+	for _, it := range items {
+		if !filepath.IsLocal(it.Path) {
+			return fmt.Errorf("item path %q must be relative and may not contain '..'", it.Path)
+		}
+		b, ok := sec[it.Key]
+		if !ok {
+			if isTrue(src.Optional) {
+				continue
+			}
+			return fmt.Errorf("secret %q has no key %q", src.SecretName, it.Key)
+		}
+		perm := mode
+		if it.Mode != nil {
+			perm = *it.Mode
+		}
+		if err := writeFile(filepath.Join(dir, filepath.FromSlash(it.Path)), b, fs.FileMode(perm)); err != nil {
+			return err
+		}
+		c.Files = append(c.Files, filepath.Join(dir, filepath.FromSlash(it.Path)))
+	}
+	return nil
+}
+
+// writeFile writes b to p with exactly perm (os.WriteFile alone is subject to the umask).
+func writeFile(p string, b []byte, perm fs.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, b, perm); err != nil {
+		return err
+	}
+	return os.Chmod(p, perm)
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
