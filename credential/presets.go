@@ -21,7 +21,14 @@ type preset struct {
 	// derive returns variables computed from the spec and the final file layout; f is nil
 	// when no files are mounted.
 	derive func(spec *v1alpha1.CredentialSpec, f *Files) []Env
+	// aliases are variables that older tools read under another name: each copies its
+	// primary's final definition (after the Credential's own env) unless the Credential sets
+	// the alias itself.
+	aliases []alias
 }
+
+// alias makes variable name a copy of variable of.
+type alias struct{ name, of string }
 
 func secretEnv(name, key string) Env         { return Env{Name: name, Key: key} }
 func optionalSecretEnv(name, key string) Env { return Env{Name: name, Key: key, Optional: true} }
@@ -36,8 +43,8 @@ var awsKeys = []Env{
 // presets maps every credential type to its preset. It is read-only.
 var presets = map[v1alpha1.CredentialType]preset{
 	v1alpha1.TypeGeneric: {},
-	v1alpha1.TypeAWS:     {env: awsKeys, derive: awsDerive},
-	v1alpha1.TypeS3Compatible: {env: awsKeys, derive: func(s *v1alpha1.CredentialSpec, f *Files) []Env {
+	v1alpha1.TypeAWS: {env: awsKeys, derive: awsDerive, aliases: awsAliases},
+	v1alpha1.TypeS3Compatible: {env: awsKeys, aliases: awsAliases, derive: func(s *v1alpha1.CredentialSpec, f *Files) []Env {
 		env := awsDerive(s, f)
 		if s.AWS != nil && s.AWS.Endpoint != "" {
 			env = append(env, literalEnv("AWS_ENDPOINT_URL_S3", s.AWS.Endpoint))
@@ -51,22 +58,21 @@ var presets = map[v1alpha1.CredentialType]preset{
 			if !ok {
 				return nil
 			}
-			// Client libraries read the first; the gcloud CLI reads the second.
-			return []Env{
-				literalEnv("GOOGLE_APPLICATION_CREDENTIALS", p),
-				literalEnv("CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", p),
-			}
+			return []Env{literalEnv("GOOGLE_APPLICATION_CREDENTIALS", p)}
 		},
+		// Client libraries read GOOGLE_APPLICATION_CREDENTIALS; the gcloud CLI reads this.
+		aliases: []alias{{"CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", "GOOGLE_APPLICATION_CREDENTIALS"}},
 	},
 	v1alpha1.TypeAzure: {env: []Env{
 		secretEnv("AZURE_CLIENT_ID", "client-id"),
 		secretEnv("AZURE_TENANT_ID", "tenant-id"),
 		secretEnv("AZURE_CLIENT_SECRET", "client-secret"),
 	}},
-	v1alpha1.TypeHuggingFace: {env: []Env{
-		secretEnv("HF_TOKEN", "token"),
-		secretEnv("HUGGING_FACE_HUB_TOKEN", "token"),
-	}},
+	v1alpha1.TypeHuggingFace: {
+		env: []Env{secretEnv("HF_TOKEN", "token")},
+		// huggingface_hub before 0.20 reads only the older name.
+		aliases: []alias{{"HUGGING_FACE_HUB_TOKEN", "HF_TOKEN"}},
+	},
 	v1alpha1.TypeWandB: {env: []Env{secretEnv("WANDB_API_KEY", "api-key")}},
 	v1alpha1.TypeMLflow: {env: []Env{
 		secretEnv("MLFLOW_TRACKING_USERNAME", "username"),
@@ -75,7 +81,7 @@ var presets = map[v1alpha1.CredentialType]preset{
 	v1alpha1.TypeKaggle: {
 		files: []FileItem{{Key: "kaggle.json", Path: "kaggle.json", Mode: DefaultFileMode}},
 		derive: func(_ *v1alpha1.CredentialSpec, f *Files) []Env {
-			// The Kaggle CLI reads $KAGGLE_CONFIG_DIR/kaggle.json.
+			// The Kaggle CLI reads $KAGGLE_CONFIG_DIR/kaggle.json (Validate keeps the name).
 			p, ok := filePath(f, "kaggle.json")
 			if !ok {
 				return nil
@@ -88,30 +94,41 @@ var presets = map[v1alpha1.CredentialType]preset{
 	v1alpha1.TypeNGC: {
 		env:        []Env{secretEnv("NGC_API_KEY", "api-key")},
 		pullSecret: true,
+		// NIM containers read NGC_API_KEY; the ngc CLI reads NGC_CLI_API_KEY.
+		aliases: []alias{{"NGC_CLI_API_KEY", "NGC_API_KEY"}},
 	},
 	v1alpha1.TypeDatabase: {derive: databaseDerive},
 }
+
+// The SDKs read AWS_REGION; the v1 CLI and older tools read AWS_DEFAULT_REGION.
+var awsAliases = []alias{{"AWS_DEFAULT_REGION", "AWS_REGION"}}
 
 func awsDerive(s *v1alpha1.CredentialSpec, _ *Files) []Env {
 	if s.AWS == nil || s.AWS.Region == "" {
 		return nil
 	}
-	// The SDKs read AWS_REGION; the v1 CLI and older tools read AWS_DEFAULT_REGION.
-	return []Env{literalEnv("AWS_REGION", s.AWS.Region), literalEnv("AWS_DEFAULT_REGION", s.AWS.Region)}
+	return []Env{literalEnv("AWS_REGION", s.AWS.Region)}
 }
 
 // gitSSHDerive builds GIT_SSH_COMMAND around the mounted key. IdentitiesOnly stops ssh from
 // offering other keys; host keys are checked strictly against the mounted known_hosts (and the
 // image's global one), so a missing known_hosts fails loudly instead of trusting any host.
+// git runs the command through sh -c: paths are single-quoted (Validate already limits them
+// to characters that need no quoting).
 func gitSSHDerive(_ *v1alpha1.CredentialSpec, f *Files) []Env {
 	key, ok := filePath(f, "ssh-privatekey")
 	if !ok {
 		return nil
 	}
-	hosts, _ := filePath(f, "known_hosts")
-	cmd := "ssh -i " + key + " -o IdentitiesOnly=yes -o UserKnownHostsFile=" + hosts + " -o StrictHostKeyChecking=yes"
+	cmd := "ssh -i " + shellQuote(key) + " -o IdentitiesOnly=yes"
+	if hosts, ok := filePath(f, "known_hosts"); ok {
+		cmd += " -o UserKnownHostsFile=" + shellQuote(hosts)
+	}
+	cmd += " -o StrictHostKeyChecking=yes"
 	return []Env{literalEnv("GIT_SSH_COMMAND", cmd)}
 }
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // databaseDerive names the variables after what each kind's clients read: libpq (psql,
 // psycopg, pgx) reads PG*; the mysql client reads MYSQL_HOST and MYSQL_TCP_PORT.

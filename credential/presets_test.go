@@ -81,7 +81,7 @@ var awsKeys = []credential.Env{
 }
 
 func TestResolvePresets(t *testing.T) {
-	const sshCmd = "ssh -i %s -o IdentitiesOnly=yes -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes"
+	const sshCmd = "ssh -i '%s' -o IdentitiesOnly=yes -o UserKnownHostsFile='%s' -o StrictHostKeyChecking=yes"
 	tests := []struct {
 		name string
 		cred *v1alpha1.Credential
@@ -168,12 +168,26 @@ func TestResolvePresets(t *testing.T) {
 			}, Files: mounted("gcp", credential.FileItem{Key: "key.json", Path: "sa/credentials.json", Mode: 0o440})},
 		},
 		{
-			name: "gcp user literal replaces the derived variable",
+			name: "gcp user literal replaces the derived variable and its alias follows",
 			cred: cred("gcp", v1alpha1.TypeGCP, withEnv(litEnv("GOOGLE_APPLICATION_CREDENTIALS", "/other.json"))),
 			want: injection{SecretName: "gcp-secret", Env: []credential.Env{
 				literal("GOOGLE_APPLICATION_CREDENTIALS", "/other.json"),
-				literal("CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", "/var/run/secrets/credgate/gcp/key.json"),
+				literal("CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", "/other.json"),
 			}, Files: mounted("gcp", credential.FileItem{Key: "key.json", Path: "key.json", Mode: 0o400})},
+		},
+		{
+			name: "huggingface alias follows an overridden key",
+			cred: cred("hf", v1alpha1.TypeHuggingFace, withEnv(v1alpha1.EnvVar{Name: "HF_TOKEN", Key: new("hf-token")})),
+			want: injection{SecretName: "hf-secret", Env: []credential.Env{
+				fromSecret("HF_TOKEN", "hf-token"), fromSecret("HUGGING_FACE_HUB_TOKEN", "hf-token")}},
+		},
+		{
+			name: "an alias the Credential sets itself is kept",
+			cred: cred("aws", v1alpha1.TypeAWS, withAWS("eu-west-1", ""), withEnv(litEnv("AWS_DEFAULT_REGION", "us-east-1"))),
+			want: injection{SecretName: "aws-secret", Env: []credential.Env{
+				fromSecret("AWS_ACCESS_KEY_ID", "aws_access_key_id"), fromSecret("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+				optional("AWS_SESSION_TOKEN", "aws_session_token"), literal("AWS_REGION", "eu-west-1"),
+				literal("AWS_DEFAULT_REGION", "us-east-1")}},
 		},
 		{
 			name: "azure",
@@ -274,7 +288,7 @@ func TestResolvePresets(t *testing.T) {
 		{
 			name: "ngc",
 			cred: cred("ngc", v1alpha1.TypeNGC),
-			want: injection{SecretName: "ngc-secret", Env: []credential.Env{fromSecret("NGC_API_KEY", "api-key")},
+			want: injection{SecretName: "ngc-secret", Env: []credential.Env{fromSecret("NGC_API_KEY", "api-key"), fromSecret("NGC_CLI_API_KEY", "api-key")},
 				ImagePullSecret: true},
 		},
 		{
@@ -420,12 +434,12 @@ func TestValidate(t *testing.T) {
 		{
 			name: "relative mountPath",
 			cred: cred("x", v1alpha1.TypeGeneric, withFiles(v1alpha1.Files{MountPath: "etc/creds"})),
-			want: []string{`spec.files.mountPath "etc/creds" must be absolute`},
+			want: []string{`spec.files.mountPath "etc/creds" must be an absolute path`},
 		},
 		{
 			name: "absolute item path",
 			cred: cred("x", v1alpha1.TypeGeneric, withFiles(v1alpha1.Files{Items: []v1alpha1.FileItem{{Key: "k", Path: "/etc/k"}}})),
-			want: []string{`spec.files.items[0].path "/etc/k" must be relative to mountPath and may not contain '..'`},
+			want: []string{`spec.files.items[0].path "/etc/k" must be relative to mountPath`},
 		},
 		{
 			name: "'..' in item path",
@@ -459,6 +473,29 @@ func TestValidate(t *testing.T) {
 			cred: cred("x", v1alpha1.TypeDatabase),
 			want: []string{"type database needs spec.database.kind"},
 		},
+		{name: "type omitted defaults to generic", cred: &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: "x"},
+			Spec: v1alpha1.CredentialSpec{Env: []v1alpha1.EnvVar{{Name: "MODE", Value: new("fast")}}}}},
+		{
+			name: "paths a shell would split",
+			cred: cred("git", v1alpha1.TypeGitSSH, withFiles(v1alpha1.Files{MountPath: "/root/my keys;id", Items: []v1alpha1.FileItem{
+				{Key: "ssh-privatekey", Path: "id $(reboot)"}}})),
+			want: []string{`spec.files.mountPath "/root/my keys;id"`, `spec.files.items[0].path "id $(reboot)"`},
+		},
+		{
+			name: "duplicates and empty secret name",
+			cred: cred("x", v1alpha1.TypeGeneric, withEnv(litEnv("A", "1"), litEnv("A", "2")),
+				withFiles(v1alpha1.Files{Items: []v1alpha1.FileItem{{Key: "k", Path: "a"}, {Key: "k", Path: "b"}}}),
+				func(s *v1alpha1.CredentialSpec) { s.SecretRef.Name = "" }),
+			want: []string{"spec.secretRef.name must not be empty", "spec.env[1]: variable A is listed twice", "spec.files.items[1]: key k is listed twice"},
+		},
+		{
+			name: "aws region and endpoint, database kind, kaggle file name",
+			cred: cred("x", v1alpha1.TypeKaggle, withAWS("EU West 1", "minio:9000"),
+				withFiles(v1alpha1.Files{Items: []v1alpha1.FileItem{{Key: "kaggle.json", Path: "creds.json"}}}),
+				func(s *v1alpha1.CredentialSpec) { s.Database = &v1alpha1.Database{Kind: "postgresql"} }),
+			want: []string{`path "creds.json": the Kaggle CLI reads a file named kaggle.json`, `spec.aws.region "EU West 1"`,
+				`spec.aws.endpoint "minio:9000" must be an http:// or https:// URL`, `spec.database.kind "postgresql" is not one of`},
+		},
 		{
 			name: "unknown access level",
 			cred: cred("x", v1alpha1.TypeWandB, func(s *v1alpha1.CredentialSpec) { s.Access.Level = "root" }),
@@ -485,7 +522,7 @@ func TestValidate(t *testing.T) {
 				`spec.env[1] (B) reads key "k" but spec.secretRef is not set`,
 				`spec.env[2] (C) reads key "k" but spec.secretRef is not set`,
 				"spec.env[2] (C): only literal values can be overridable",
-				`spec.files.mountPath "rel" must be absolute`,
+				`spec.files.mountPath "rel" must be an absolute path`,
 				"spec.files needs spec.secretRef",
 				`spec.files.items[0].path "/abs"`,
 				`spec.files.items[1].path "a/../b"`,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/credgate/credgate/api/v1alpha1"
@@ -15,6 +16,11 @@ import (
 var (
 	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	secretKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+	// Paths are limited to characters that need no quoting in a shell (GIT_SSH_COMMAND).
+	mountPathRE = regexp.MustCompile(`^/[-._a-zA-Z0-9/]*$`)
+	itemPathRE  = regexp.MustCompile(`^[-._a-zA-Z0-9/]+$`)
+	regionRE    = regexp.MustCompile(`^[a-z0-9-]+$`)
+	endpointRE  = regexp.MustCompile(`^https?://`)
 	// credNameRE is a lowercase DNS subdomain that is also a valid label-key name.
 	credNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
 )
@@ -28,13 +34,21 @@ func Validate(c *v1alpha1.Credential) []string {
 		add("metadata.name %q must be a lowercase DNS name of at most 63 characters: it becomes the label key credentials.credgate.dev/<name>", c.Name)
 	}
 	s := &c.Spec
-	if _, ok := presets[s.Type]; !ok {
+	if _, ok := presets[s.Type]; !ok && s.Type != "" { // the schema defaults "" to generic
 		add("spec.type %q is not one of %s", s.Type, joinTypes())
 	}
 	if s.SecretRef == nil && s.Type != v1alpha1.TypeGeneric && s.Type != "" {
 		add("spec.secretRef is required for type %s", s.Type)
 	}
+	if s.SecretRef != nil && s.SecretRef.Name == "" {
+		add("spec.secretRef.name must not be empty")
+	}
+	seenEnv := map[string]bool{}
 	for i, e := range s.Env {
+		if seenEnv[e.Name] {
+			add("spec.env[%d]: variable %s is listed twice", i, e.Name)
+		}
+		seenEnv[e.Name] = true
 		if !envNameRE.MatchString(e.Name) {
 			add("spec.env[%d].name %q must be a C identifier ([A-Za-z_][A-Za-z0-9_]*)", i, e.Name)
 		}
@@ -52,18 +66,26 @@ func Validate(c *v1alpha1.Credential) []string {
 		}
 	}
 	if f := s.Files; f != nil {
-		if f.MountPath != "" && !strings.HasPrefix(f.MountPath, "/") {
-			add("spec.files.mountPath %q must be absolute", f.MountPath)
+		if f.MountPath != "" && !mountPathRE.MatchString(f.MountPath) {
+			add("spec.files.mountPath %q must be an absolute path of letters, digits, '-', '_', '.' and '/'", f.MountPath)
 		}
 		if s.SecretRef == nil {
 			add("spec.files needs spec.secretRef")
 		}
+		seenKey := map[string]bool{}
 		for i, it := range f.Items {
 			if !secretKeyRE.MatchString(it.Key) {
 				add("spec.files.items[%d].key %q is not a valid Secret key", i, it.Key)
 			}
-			if it.Path == "" || strings.HasPrefix(it.Path, "/") || hasDotDot(it.Path) {
-				add("spec.files.items[%d].path %q must be relative to mountPath and may not contain '..'", i, it.Path)
+			if seenKey[it.Key] {
+				add("spec.files.items[%d]: key %s is listed twice", i, it.Key)
+			}
+			seenKey[it.Key] = true
+			if it.Path == "" || strings.HasPrefix(it.Path, "/") || hasDotDot(it.Path) || !itemPathRE.MatchString(it.Path) {
+				add("spec.files.items[%d].path %q must be relative to mountPath, of letters, digits, '-', '_', '.' and '/', without '..'", i, it.Path)
+			}
+			if s.Type == v1alpha1.TypeKaggle && it.Key == "kaggle.json" && path.Base(it.Path) != "kaggle.json" {
+				add("spec.files.items[%d].path %q: the Kaggle CLI reads a file named kaggle.json", i, it.Path)
 			}
 			if it.Mode != nil && (*it.Mode < 0 || *it.Mode > 0o777) {
 				add("spec.files.items[%d].mode %#o is out of range (0 to 0777)", i, *it.Mode)
@@ -76,8 +98,23 @@ func Validate(c *v1alpha1.Credential) []string {
 	if s.Type == v1alpha1.TypeS3Compatible && (s.AWS == nil || s.AWS.Endpoint == "") {
 		add("type s3-compatible needs spec.aws.endpoint")
 	}
+	if a := s.AWS; a != nil {
+		if a.Region != "" && !regionRE.MatchString(a.Region) {
+			add("spec.aws.region %q must be a region name such as eu-west-1", a.Region)
+		}
+		if a.Endpoint != "" && !endpointRE.MatchString(a.Endpoint) {
+			add("spec.aws.endpoint %q must be an http:// or https:// URL", a.Endpoint)
+		}
+	}
 	if s.Type == v1alpha1.TypeDatabase && s.Database == nil {
 		add("type database needs spec.database.kind")
+	}
+	if d := s.Database; d != nil {
+		switch d.Kind {
+		case v1alpha1.DatabasePostgres, v1alpha1.DatabaseMySQL, v1alpha1.DatabaseMongoDB:
+		default:
+			add("spec.database.kind %q is not one of postgres, mysql, mongodb", d.Kind)
+		}
 	}
 	switch s.Access.Level {
 	case "", v1alpha1.AccessReadOnly, v1alpha1.AccessReadWrite, v1alpha1.AccessAdmin:
@@ -136,7 +173,7 @@ func Resolve(c *v1alpha1.Credential) (Resolved, error) {
 	for _, e := range s.Env {
 		env = setEnv(env, toEnv(e))
 	}
-	r.Env = env
+	r.Env = applyAliases(env, p.aliases, s.Env)
 	r.Hash = hashResolved(&r)
 	return r, nil
 }
@@ -146,6 +183,24 @@ func toEnv(e v1alpha1.EnvVar) Env {
 		return Env{Name: e.Name, Key: *e.Key}
 	}
 	return Env{Name: e.Name, Value: *e.Value, Overridable: e.Overridable}
+}
+
+// applyAliases inserts each alias after its primary, as a copy of the primary's final
+// definition, unless the Credential's own env sets the alias.
+func applyAliases(env []Env, aliases []alias, own []v1alpha1.EnvVar) []Env {
+	for _, a := range aliases {
+		if slices.ContainsFunc(own, func(e v1alpha1.EnvVar) bool { return e.Name == a.name }) {
+			continue
+		}
+		i := slices.IndexFunc(env, func(e Env) bool { return e.Name == a.of })
+		if i < 0 {
+			continue
+		}
+		copied := env[i]
+		copied.Name = a.name
+		env = slices.Insert(env, i+1, copied)
+	}
+	return env
 }
 
 // setEnv replaces the variable named e.Name in env, or appends e.

@@ -374,27 +374,19 @@ func TestSDKKaggle(t *testing.T) {
 	}
 }
 
-// sshConfig runs the real `ssh -G` with the options of GIT_SSH_COMMAND (paths mapped to where
-// podenv wrote the files) and returns the resolved configuration, keyword → values.
+// sshConfig runs GIT_SSH_COMMAND the way git does — through sh -c, with the host appended —
+// adding -G so the real ssh prints its resolved configuration instead of connecting. The
+// (quoted) absolute paths are mapped to where podenv wrote the files.
 func sshConfig(t *testing.T, ctr *podenv.Container, host string) map[string][]string {
 	t.Helper()
-	fields := strings.Fields(ctr.Env["GIT_SSH_COMMAND"])
-	if len(fields) == 0 || fields[0] != "ssh" {
-		t.Fatalf("GIT_SSH_COMMAND = %q, want an ssh command", ctr.Env["GIT_SSH_COMMAND"])
+	line := ctr.Env["GIT_SSH_COMMAND"]
+	if !strings.HasPrefix(line, "ssh ") {
+		t.Fatalf("GIT_SSH_COMMAND = %q, want an ssh command", line)
 	}
-	args := []string{"-G", "-F", "/dev/null"} // ignore the test machine's ~/.ssh/config
-	for i, a := range fields[1:] {
-		switch fields[i] { // the option a is the argument of
-		case "-i":
-			a = ctr.HostPath(a)
-		case "-o":
-			if k, v, ok := strings.Cut(a, "="); ok {
-				a = k + "=" + ctr.HostPath(v)
-			}
-		}
-		args = append(args, a)
-	}
-	cmd := exec.CommandContext(t.Context(), "ssh", append(args, host)...)
+	line = strings.ReplaceAll(line, "'/", "'"+ctr.Root+"/")
+	// -F /dev/null ignores the test machine's ~/.ssh/config.
+	args := []string{"-c", line + ` -G -F /dev/null "$0"`, host}
+	cmd := exec.CommandContext(t.Context(), "sh", args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -553,7 +545,7 @@ func TestSDKEnvPresets(t *testing.T) {
 			name: "ngc", cred: cred("ngc", v1alpha1.TypeNGC),
 			data: map[string]string{corev1.DockerConfigJsonKey: `{"auths":{"nvcr.io":{"username":"$oauthtoken","password":"nvapi-fake"}}}`,
 				"api-key": "nvapi-fake"},
-			wantEnv:  map[string]string{"NGC_API_KEY": "nvapi-fake"},
+			wantEnv:  map[string]string{"NGC_API_KEY": "nvapi-fake", "NGC_CLI_API_KEY": "nvapi-fake"},
 			wantPull: []corev1.LocalObjectReference{{Name: "ngc-secret"}},
 		},
 		{
@@ -611,4 +603,16 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// TestGitSSHItemsWithoutKnownHosts: items that leave out known_hosts must still give ssh a
+// command it accepts (no empty UserKnownHostsFile), with strict host checking kept.
+func TestGitSSHItemsWithoutKnownHosts(t *testing.T) {
+	c := cred("git", v1alpha1.TypeGitSSH, withFiles(v1alpha1.Files{MountPath: "/root/.ssh",
+		Items: []v1alpha1.FileItem{{Key: "ssh-privatekey", Path: "id_ed25519"}}}))
+	_, ctr := inject(t, c, secret("git", map[string]string{"ssh-privatekey": "k"}))
+	cfg := sshConfig(t, ctr, "git@git.example.com")
+	if got := cfg["stricthostkeychecking"]; len(got) != 1 || got[0] != "true" {
+		t.Errorf("stricthostkeychecking = %q, want true", got)
+	}
 }

@@ -122,6 +122,7 @@ type CredentialSpec struct {
 type SecretReference struct {
 	// Name of the Secret.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 }
@@ -153,9 +154,10 @@ type EnvVar struct {
 
 // Files mounts keys of the Secret as read-only files.
 type Files struct {
-	// MountPath is where the files appear; default /var/run/secrets/credgate/<name>.
+	// MountPath is where the files appear; default /var/run/secrets/credgate/<name>. Letters,
+	// digits, '-', '_', '.' and '/' only: paths reach shell commands such as GIT_SSH_COMMAND.
 	// +optional
-	// +kubebuilder:validation:Pattern=`^/`
+	// +kubebuilder:validation:Pattern=`^/[-._a-zA-Z0-9/]*$`
 	// +kubebuilder:validation:MaxLength=1024
 	MountPath string `json:"mountPath,omitempty"`
 
@@ -175,8 +177,10 @@ type FileItem struct {
 	// +kubebuilder:validation:MaxLength=253
 	Key string `json:"key"`
 
-	// Path of the file, relative to mountPath; may not contain "..".
+	// Path of the file, relative to mountPath; may not contain "..". Letters, digits, '-',
+	// '_', '.' and '/' only.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9/]+$`
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="path must be relative to mountPath"
 	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '..')",message="path may not contain '..'"
