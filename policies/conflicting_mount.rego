@@ -1,0 +1,39 @@
+# conflicting-mount refuses a pod in which two credentials mount files at the same or nested
+# paths, a credential's mount overlaps one the container already has, or a pod volume uses a
+# name credgate reserves (credgate-*).
+package credgate.admission
+
+import data.credgate.lib
+
+deny contains lib.violation("conflicting-mount", b.name, msg) if {
+	some i, a in input.credentials
+	some j, b in input.credentials
+	i < j
+	a.mountPath != ""
+	b.mountPath != ""
+	lib.nested(a.mountPath, b.mountPath)
+	msg := sprintf("credentials %s (%s) and %s (%s) mount at the same or nested paths; give one of them another files.mountPath", [a.name, a.mountPath, b.name, b.mountPath])
+}
+
+deny contains lib.violation("conflicting-mount", cred.name, msg) if {
+	some cred in input.credentials
+	cred.mountPath != ""
+	some c in lib.target_containers
+	some m in object.get(c, "volumeMounts", [])
+	m.name != cred.volumeName
+	lib.nested(m.mountPath, cred.mountPath)
+	msg := sprintf("container %q already mounts %s at %s, which overlaps credential %s's files at %s; move one of them", [c.name, m.name, m.mountPath, cred.name, cred.mountPath])
+}
+
+deny contains lib.violation("conflicting-mount", "", msg) if {
+	some v in object.get(input.pod.spec, "volumes", [])
+	startswith(v.name, "credgate-")
+	not own_volume(v)
+	msg := sprintf("the pod has a volume named %q; names starting with credgate- are reserved for credgate's credential volumes: rename it", [v.name])
+}
+
+own_volume(v) if {
+	some cred in input.credentials
+	v.name == cred.volumeName
+	v.secret.secretName == cred.secretRef.name
+}

@@ -1,0 +1,56 @@
+package credgate.admission_test
+
+import data.credgate.test as t
+
+test_same_mount_path if {
+	a := t.cred("a", {"mountPath": "/etc/creds"})
+	b := t.cred("b", {"mountPath": "/etc/creds"})
+	["conflicting-mount", "b"] in t.denied(t.input_for(t.trainer, [a, b]))
+}
+
+test_nested_mount_paths if {
+	a := t.cred("a", {"mountPath": "/root/.config"})
+	b := t.cred("b", {"mountPath": "/root/.config/gcloud"})
+	["conflicting-mount", "b"] in t.denied(t.input_for(t.trainer, [a, b]))
+}
+
+test_sibling_paths_are_fine if {
+	a := t.cred("a", {"mountPath": "/var/run/secrets/credgate/a"})
+	b := t.cred("b", {"mountPath": "/var/run/secrets/credgate/ab"})
+	count(t.denied(t.input_for(t.trainer, [a, b]))) == 0
+}
+
+test_container_mount_overlaps if {
+	p := t.pod([object.union(t.container("trainer", []), {"volumeMounts": [{"name": "home", "mountPath": "/root/"}]})])
+	c := t.cred("ssh", {"mountPath": "/root/.ssh"})
+	["conflicting-mount", "ssh"] in t.denied(t.input_for(p, [c]))
+}
+
+test_own_mount_is_not_a_conflict if {
+	p := t.pod([object.union(t.container("trainer", []), {"volumeMounts": [{"name": "credgate-ssh", "mountPath": "/root/.ssh", "readOnly": true}]})])
+	c := t.cred("ssh", {"mountPath": "/root/.ssh"})
+	count(t.denied(t.input_for(p, [c]))) == 0
+}
+
+test_reserved_volume_name if {
+	p := object.union(t.trainer, {"spec": {"volumes": [{"name": "credgate-cache", "emptyDir": {}}]}})
+	["conflicting-mount", ""] in t.denied(t.input_for(p, []))
+}
+
+test_own_volume_is_not_reserved_use if {
+	p := object.union(t.trainer, {"spec": {"volumes": [{"name": "credgate-gcs", "secret": {"secretName": "gcs-secret"}}]}})
+	c := t.cred("gcs", {"mountPath": "/var/run/secrets/credgate/gcs"})
+	count(t.denied(t.input_for(p, [c]))) == 0
+}
+
+test_container_mount_inside_credential_mount if {
+	p := t.pod([object.union(t.container("trainer", []), {"volumeMounts": [{"name": "cfg", "mountPath": "/root/.ssh/config.d"}]})])
+	c := t.cred("ssh", {"mountPath": "/root/.ssh"})
+	["conflicting-mount", "ssh"] in t.denied(t.input_for(p, [c]))
+}
+
+test_container_mount_at_root if {
+	p := t.pod([object.union(t.container("trainer", []), {"volumeMounts": [{"name": "rootfs", "mountPath": "/"}]})])
+	c := t.cred("ssh", {"mountPath": "/root/.ssh"})
+	["conflicting-mount", "ssh"] in t.denied(t.input_for(p, [c]))
+}

@@ -1,0 +1,53 @@
+# Fixtures for the built-in rules' tests: inputs shaped like the ones credgate builds.
+package credgate.test
+
+container(name, env) := {"name": name, "image": "trainer:1", "env": env}
+
+pod(containers) := {"metadata": {"name": "train", "labels": {}}, "spec": {"containers": containers}}
+
+secret_env(name, key) := {"name": name, "fromSecret": true, "key": key, "optional": false, "overridable": false}
+
+literal_env(name, value, overridable) := {"name": name, "fromSecret": false, "value": value, "overridable": overridable}
+
+# cred is a credential of the input document, with fields replaced by `with`.
+cred(name, with_fields) := object.union(
+	{
+		"name": name, "type": "generic", "secretRef": {"name": concat("-", [name, "secret"])},
+		"env": [], "files": [], "mountPath": "", "volumeName": concat("", ["credgate-", name]),
+		"imagePullSecret": false, "access": {}, "aws": {}, "allowedServiceAccounts": [], "status": {},
+	},
+	with_fields,
+)
+
+aws_cred(name) := cred(name, {"type": "aws", "env": [
+	secret_env("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+	secret_env("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+]})
+
+# input_for builds the input document for pod p requesting creds; every container is a target.
+input_for(p, creds) := {
+	"request": {
+		"operation": "CREATE", "namespace": "team-a", "name": "train", "dryRun": false,
+		"kind": {"group": "", "version": "v1", "kind": "Pod"},
+		"userInfo": {"username": "alice", "groups": ["team-a"]},
+	},
+	"object": p,
+	"pod": p,
+	"credentials": creds,
+	"missing": [],
+	"available": [c.name | some c in creds],
+	"targets": [c.name | some c in array.concat(object.get(p.spec, "initContainers", []), p.spec.containers)],
+}
+
+# denied lists [rule, credential] for every deny of inp; warned the same for warn.
+denied(inp) := {[v.rule, v.credential] | some v in data.credgate.admission.deny with input as inp}
+
+warned(inp) := {[v.rule, v.credential] | some v in data.credgate.admission.warn with input as inp}
+
+# messages lists the messages of rule's denials.
+messages(inp, rule) := {v.message |
+	some v in data.credgate.admission.deny with input as inp
+	v.rule == rule
+}
+
+trainer := pod([container("trainer", [])])

@@ -1,0 +1,63 @@
+# Helpers shared by the built-in rules; user policies may import them too.
+package credgate.lib
+
+# violation is the shape of every deny and warn entry.
+violation(rule, credential, message) := {"rule": rule, "credential": credential, "message": message}
+
+# target_containers are the containers and init containers that receive credentials: those
+# named by the credgate.dev/containers annotation, or all of them (input.targets).
+target_containers contains c if {
+	some c in array.concat(object.get(input.pod.spec, "initContainers", []), object.get(input.pod.spec, "containers", []))
+	c.name in input.targets
+}
+
+# same_env holds when the container's variable `have` is exactly what credential cred injects
+# for its variable e: credgate's own earlier injection (re-invocation, or a pod created from
+# an already-injected Job template), never a conflict.
+same_env(have, cred, e) if {
+	e.fromSecret
+	ref := have.valueFrom.secretKeyRef
+	ref.name == cred.secretRef.name
+	ref.key == e.key
+}
+
+same_env(have, _, e) if {
+	not e.fromSecret
+	not have.valueFrom
+	object.get(have, "value", "") == e.value
+}
+
+# injected_by_credgate holds for a container variable that some requested credential injects.
+injected_by_credgate(have) if {
+	some cred in input.credentials
+	some e in cred.env
+	e.name == have.name
+	same_env(have, cred, e)
+}
+
+# nested holds when paths a and b are the same or one lies inside the other.
+nested(a, b) if clean(a) == clean(b)
+
+nested(a, b) if inside(clean(b), clean(a))
+
+nested(a, b) if inside(clean(a), clean(b))
+
+# inside holds when path child lies under directory parent.
+inside(_, "/")
+
+inside(child, parent) if startswith(child, concat("", [parent, "/"]))
+
+clean(p) := trim_right(p, "/") if p != "/"
+
+clean("/") := "/"
+
+# service_account is the pod's service account, "default" when it names none.
+service_account := sa if {
+	sa := object.get(input.pod.spec, "serviceAccountName", "")
+	sa != ""
+} else := "default"
+
+# available_text lists the credentials that exist in the namespace, for messages.
+available_text := "there are none" if count(object.get(input, "available", [])) == 0
+
+available_text := concat("", ["it has: ", concat(", ", input.available)]) if count(object.get(input, "available", [])) > 0

@@ -1,0 +1,41 @@
+# multiple-cloud-identities refuses a pod that would hold two identities for one cloud — two
+# AWS credentials, static keys beside a role (IRSA, EKS pod identity), two GCP keys — because
+# the SDK's precedence would pick one silently.
+package credgate.admission
+
+import data.credgate.lib
+
+# identity_variables are the variables through which each cloud's SDKs find an identity.
+identity_variables := {
+	"AWS": {
+		"AWS_ACCESS_KEY_ID", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_PROFILE",
+	},
+	"GCP": {"GOOGLE_APPLICATION_CREDENTIALS"},
+	"Azure": {"AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME"},
+}
+
+# identities[cloud] lists, for messages, every source of an identity for that cloud: requested
+# credentials, and variables a container sets itself (not injected by credgate).
+identities[cloud] contains sprintf("credential %s", [cred.name]) if {
+	some cred in input.credentials
+	some cloud, vars in identity_variables
+	some e in cred.env
+	e.name in vars
+}
+
+identities[cloud] contains sprintf("%s set by container %s", [have.name, c.name]) if {
+	some c in lib.target_containers
+	some have in object.get(c, "env", [])
+	some cloud, vars in identity_variables
+	have.name in vars
+	not lib.injected_by_credgate(have)
+}
+
+deny contains lib.violation("multiple-cloud-identities", cred.name, msg) if {
+	some cloud, sources in identities
+	count(sources) > 1
+	some cred in input.credentials
+	sprintf("credential %s", [cred.name]) in sources
+	msg := sprintf("the pod would hold %d %s identities (%s); the SDK would pick one silently: request only one", [count(sources), cloud, concat(", ", sort(sources))])
+}

@@ -1,0 +1,34 @@
+package credgate.admission_test
+
+import data.credgate.test as t
+
+test_two_aws_credentials if {
+	d := t.denied(t.input_for(t.trainer, [t.aws_cred("aws-a"), t.aws_cred("aws-b")]))
+	["multiple-cloud-identities", "aws-a"] in d
+	["multiple-cloud-identities", "aws-b"] in d
+}
+
+test_static_keys_beside_irsa_role if {
+	irsa := [{"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::1:role/x"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}]
+	p := t.pod([t.container("trainer", irsa)])
+	["multiple-cloud-identities", "aws"] in t.denied(t.input_for(p, [t.aws_cred("aws")]))
+}
+
+test_two_gcp_keys if {
+	gcp := t.cred("gcs-a", {"env": [t.literal_env("GOOGLE_APPLICATION_CREDENTIALS", "/a/key.json", false)]})
+	gcp2 := t.cred("gcs-b", {"env": [t.literal_env("GOOGLE_APPLICATION_CREDENTIALS", "/b/key.json", false)]})
+	["multiple-cloud-identities", "gcs-b"] in t.denied(t.input_for(t.trainer, [gcp, gcp2]))
+}
+
+test_one_identity_per_cloud_is_fine if {
+	gcp := t.cred("gcs", {"env": [t.literal_env("GOOGLE_APPLICATION_CREDENTIALS", "/a/key.json", false)]})
+	d := t.denied(t.input_for(t.trainer, [t.aws_cred("aws"), gcp]))
+	not ["multiple-cloud-identities", "aws"] in d
+	not ["multiple-cloud-identities", "gcs"] in d
+}
+
+test_own_injection_is_one_identity if {
+	injected := [{"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": "aws-secret", "key": "aws_access_key_id"}}}]
+	p := t.pod([t.container("trainer", injected)])
+	count(t.denied(t.input_for(p, [t.aws_cred("aws")]))) == 0
+}
