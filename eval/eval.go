@@ -12,12 +12,14 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"sigs.k8s.io/yaml"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/mutate"
+	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/review"
 	"github.com/credgate/credgate/workload"
 )
@@ -46,6 +48,9 @@ type Evaluator struct {
 	Namespace string
 	// Scheme knows the built-in kinds and the credgate.dev API.
 	Scheme *runtime.Scheme
+	// Policy and Enforcement decide, as in the webhook.
+	Policy      review.Evaluator
+	Enforcement policies.Enforcement
 	// Out receives the objects as YAML; Err the decisions and warnings.
 	Out, Err io.Writer
 }
@@ -74,7 +79,7 @@ func (e *Evaluator) Run(ctx context.Context, workloads []Input, creds []Input) i
 		return ExitBadInput
 	}
 
-	reviewer := &review.Reviewer{Store: store}
+	reviewer := &review.Reviewer{Store: store, Policy: e.Policy, Enforcement: e.Enforcement}
 	code, printed := ExitAdmitted, 0
 	for _, d := range docs {
 		out, c := e.one(ctx, reviewer, decoder, secrets, d)
@@ -116,7 +121,9 @@ func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime
 	}
 	what := fmt.Sprintf("%s %s/%s", d.meta.Kind, ns, accessor.GetName())
 
-	dec, err := r.Review(ctx, review.Request{Namespace: ns, Object: obj})
+	gvk := schema.FromAPIVersionAndKind(d.meta.APIVersion, d.meta.Kind)
+	dec, err := r.Review(ctx, review.Request{Namespace: ns, Object: obj, Raw: d.json,
+		Operation: "CREATE", Name: accessor.GetName(), User: "credgate-eval", GVK: gvk})
 	if err != nil {
 		// Offline, every failure is the input's: a malformed object or a Credential file.
 		fmt.Fprintf(e.Err, "error: %s: %v\n", what, err)
@@ -126,7 +133,7 @@ func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime
 		dec.Violations = secrets.check(ns, dec.Resolved)
 	}
 	if dec.Denied() {
-		fmt.Fprintf(e.Err, "refused %s:\n", what)
+		fmt.Fprintf(e.Err, "refused %s (policy %s):\n", what, shortRevision(dec.PolicyRevision))
 		for _, v := range dec.Violations {
 			fmt.Fprintf(e.Err, "  [%s] %s\n", v.Rule, v.Message)
 		}
@@ -135,6 +142,9 @@ func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime
 	}
 	for _, w := range dec.Warnings {
 		fmt.Fprintf(e.Err, "warning: %s: %s\n", what, w)
+	}
+	for _, v := range dec.Audited {
+		fmt.Fprintf(e.Err, "audit: %s: [%s] %s\n", what, v.Rule, v.Message)
 	}
 	if !dec.Mutated {
 		fmt.Fprintf(e.Err, "admitted %s: no credentials requested\n", what)
@@ -173,6 +183,14 @@ func applyAsAPIServer(original []byte, mutated runtime.Object) ([]byte, error) {
 		return nil, fmt.Errorf("apply patch: %w", err)
 	}
 	return out, nil
+}
+
+// shortRevision abbreviates a policy revision for messages: "sha256:1a2b3c4d5e6f".
+func shortRevision(r string) string {
+	if len(r) > len("sha256:")+12 {
+		return r[:len("sha256:")+12]
+	}
+	return r
 }
 
 func mustYAML(j []byte) []byte {

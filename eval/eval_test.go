@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/credgate/credgate/eval"
+	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/webhook"
 )
 
@@ -26,11 +27,24 @@ func TestRun(t *testing.T) {
 		// wantStderr lists substrings of the decision output.
 		wantStderr []string
 		// golden compares stdout with testdata/golden/<name>.yaml.
-		golden bool
+		golden      bool
+		enforcement policies.Enforcement
 	}{
 		{name: "examples-training-job", workloads: []string{examples + "training-job.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
-			wantStderr: []string{"admitted Job ml-team/train-llm: injected aws-data, hf, wandb"}},
+			wantStderr: []string{"admitted Job ml-team/train-llm: injected aws-data, hf, wandb",
+				"warning: Job ml-team/train-llm: [static-credentials] credential aws-data gives the pod long-lived AWS keys"}},
+		{name: "policy-refusal", workloads: []string{"testdata/conflicting-job.yaml"},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitRefused,
+			wantStderr: []string{"refused Job ml-team/train-conflicts (policy sha256:",
+				`[conflicting-env] container "trainer" already sets HF_TOKEN, which credential hf injects`,
+				"[multiple-cloud-identities] the pod would hold 2 AWS identities (credential aws-data, credential wasabi)",
+				"[conflicting-env] credentials aws-data and wasabi both set AWS_ACCESS_KEY_ID"}},
+		{name: "policy-refusal-audited", workloads: []string{"testdata/conflicting-job.yaml"},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted,
+			enforcement: policies.Enforcement{"conflicting-env": policies.ActionAudit, "multiple-cloud-identities": policies.ActionWarn},
+			wantStderr: []string{"audit: Job ml-team/train-conflicts: [conflicting-env]",
+				"warning: Job ml-team/train-conflicts: [multiple-cloud-identities]", "admitted Job ml-team/train-conflicts"}},
 		{name: "examples-refused-job", workloads: []string{examples + "refused-job.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitRefused,
 			wantStderr: []string{"refused Job ml-team/train-refused", "[invalid-credential-label]",
@@ -60,10 +74,15 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rev, err := policies.Load(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			e := &eval.Evaluator{Namespace: "default", Scheme: scheme, Out: &stdout, Err: &stderr}
+			e := &eval.Evaluator{Namespace: "default", Scheme: scheme, Out: &stdout, Err: &stderr,
+				Policy: policies.NewEngine(rev), Enforcement: tt.enforcement}
 			code := e.Run(t.Context(), inputs(t, tt.workloads), inputs(t, tt.credentials))
 			if code != tt.wantCode {
 				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, tt.wantCode, stderr.String())

@@ -2,21 +2,25 @@ package review
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/mutate"
+	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/workload"
 )
 
-// Rule ids of the refusals this package makes itself.
+// Rule ids of the refusals this package makes itself, before policy: requests credgate cannot
+// read. They always deny.
 const (
-	RuleUnknownCredential = "unknown-credential"
 	RuleInvalidCredential = "invalid-credential"
 	RuleCredentialLabel   = "invalid-credential-label"
 	RuleContainers        = "invalid-containers-annotation"
@@ -24,11 +28,7 @@ const (
 
 // Violation is one reason to refuse a pod: a stable rule id, the credential it concerns
 // (empty when none), and a message that says how to fix it.
-type Violation struct {
-	Rule       string `json:"rule"`
-	Credential string `json:"credential,omitempty"`
-	Message    string `json:"message"`
-}
+type Violation = policies.Violation
 
 // Request is one object to admit.
 type Request struct {
@@ -37,6 +37,15 @@ type Request struct {
 	Namespace string
 	// Object is the decoded Pod, Job, CronJob or apps/v1 workload. Review mutates it in place.
 	Object runtime.Object
+	// Raw is Object as submitted, JSON; when nil it is encoded from Object.
+	Raw []byte
+	// What the admission request says of itself, for policies.
+	Operation string
+	Name      string
+	User      string
+	Groups    []string
+	GVK       schema.GroupVersionKind
+	DryRun    bool
 }
 
 // Decision is the outcome of a review that did not fail.
@@ -45,12 +54,22 @@ type Decision struct {
 	Credentials []string
 	// Violations refuse the pod when not empty; Object is then left unchanged.
 	Violations []Violation
-	// Warnings are returned to the client of an admitted request.
+	// Warned are violations whose rule is enforced as warn: the pod is admitted and the
+	// client is shown them.
+	Warned []Violation
+	// Audited are violations whose rule is enforced as audit: admitted silently, recorded.
+	Audited []Violation
+	// Warnings are returned to the client of an admitted request: the warned violations and
+	// anything mutate left alone.
 	Warnings []string
 	// Mutated reports whether Object was passed through mutate.
 	Mutated bool
 	// Resolved are the requested credentials as injected, sorted by name.
 	Resolved []credential.Resolved
+	// PolicyRevision identifies the policies that decided; empty when none ran.
+	PolicyRevision string
+	// DryRun is the request's dry-run flag: evaluated the same, flagged for the record.
+	DryRun bool
 }
 
 // Denied reports whether the decision refuses the object.
@@ -69,21 +88,29 @@ func (d *Decision) Message() string {
 	return b.String()
 }
 
+// Evaluator evaluates the policy input of one admission; *policies.Engine is the one in use.
+type Evaluator interface {
+	Evaluate(ctx context.Context, input ast.Value) (policies.Result, error)
+}
+
 // Reviewer reviews admission requests.
 type Reviewer struct {
-	Store credential.Store
+	Store       credential.Store
+	Policy      Evaluator
+	Enforcement policies.Enforcement
 }
 
 // Review admits req.Object, mutating it in place. A returned error is either bad input
 // (wrapping workload.ErrMalformed or workload.ErrUnsupportedKind) or an internal failure;
-// policy refusals are Violations.
+// refusals are Violations. The order is fixed: find the pod, read what it requests, resolve,
+// decide (policy), mutate.
 func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	t, err := workload.PodTemplate(req.Object)
 	if err != nil {
 		return Decision{}, err
 	}
 	names, problems := workload.Requested(t.Meta.Labels)
-	d := Decision{Credentials: names}
+	d := Decision{Credentials: names, DryRun: req.DryRun}
 	for _, p := range problems {
 		d.Violations = append(d.Violations, Violation{Rule: RuleCredentialLabel, Message: p})
 	}
@@ -100,12 +127,9 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	}
 	d.Resolved = resolved
 	d.Violations = append(d.Violations, invalid...)
-	if len(missing) > 0 {
-		v, err := r.unknown(ctx, req.Namespace, missing)
-		if err != nil {
-			return Decision{}, err
-		}
-		d.Violations = append(d.Violations, v...)
+
+	if err := r.decide(ctx, req, t, targets, missing, &d); err != nil {
+		return Decision{}, err
 	}
 	if d.Denied() {
 		return d, nil
@@ -115,6 +139,47 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	}
 	d.Mutated = true
 	return d, nil
+}
+
+// decide evaluates the policies and files their violations by enforcement action.
+func (r *Reviewer) decide(ctx context.Context, req Request, t workload.Template, targets, missing []string, d *Decision) error {
+	raw := req.Raw
+	if raw == nil {
+		var err error
+		if raw, err = json.Marshal(req.Object); err != nil {
+			return fmt.Errorf("encode object for policy input: %w", err)
+		}
+	}
+	in := policies.Input{
+		Operation: req.Operation, Namespace: req.Namespace, Name: req.Name,
+		User: req.User, Groups: req.Groups,
+		Group: req.GVK.Group, Version: req.GVK.Version, Kind: req.GVK.Kind, DryRun: req.DryRun,
+		Object: raw, PodPath: t.Path, PodLabels: t.Meta.Labels,
+		Credentials: d.Resolved, Missing: missing, Targets: targets,
+	}
+	if len(missing) > 0 {
+		available, err := r.Store.Names(ctx, req.Namespace)
+		if err != nil {
+			return err
+		}
+		in.Available = available
+	}
+	value, err := in.Value()
+	if err != nil {
+		return err
+	}
+	res, err := r.Policy.Evaluate(ctx, value)
+	if err != nil {
+		return err
+	}
+	c := r.Enforcement.Classify(res)
+	d.PolicyRevision = res.Revision
+	d.Violations = append(d.Violations, c.Deny...)
+	d.Warned, d.Audited = c.Warn, c.Audit
+	for _, v := range c.Warn {
+		d.Warnings = append(d.Warnings, "["+v.Rule+"] "+v.Message)
+	}
+	return nil
 }
 
 // resolve looks up and resolves every requested credential. Not-found names are returned in
@@ -142,22 +207,4 @@ func (r *Reviewer) resolve(ctx context.Context, ns string, names []string) (reso
 		resolved = append(resolved, rc)
 	}
 	return resolved, missing, invalid, nil
-}
-
-func (r *Reviewer) unknown(ctx context.Context, ns string, missing []string) ([]Violation, error) {
-	existing, err := r.Store.Names(ctx, ns)
-	if err != nil {
-		return nil, err
-	}
-	have := "there are none"
-	if len(existing) > 0 {
-		have = "it has: " + strings.Join(existing, ", ")
-	}
-	out := make([]Violation, len(missing))
-	for i, name := range missing {
-		out[i] = Violation{Rule: RuleUnknownCredential, Credential: name, Message: fmt.Sprintf(
-			"credential %q does not exist in namespace %q (%s); create it or fix the label %s%s",
-			name, ns, have, workload.LabelPrefix, name)}
-	}
-	return out, nil
 }

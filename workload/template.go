@@ -25,7 +25,15 @@ var (
 type Template struct {
 	Meta *metav1.ObjectMeta
 	Spec *corev1.PodSpec
+	// Path is where the pod template sits in the object's JSON ("spec", "template" for a
+	// Job); empty for a Pod.
+	Path []string
 }
+
+var (
+	templatePath    = []string{"spec", "template"}
+	cronJobTemplate = []string{"spec", "jobTemplate", "spec", "template"}
+)
 
 // PodTemplate returns the pod that obj runs, after copying a Job's or CronJob's own credential
 // labels into its pod template (the template's own values win). It returns an error wrapping
@@ -36,21 +44,21 @@ func PodTemplate(obj runtime.Object) (Template, error) {
 	case *corev1.Pod:
 		t = Template{Meta: &o.ObjectMeta, Spec: &o.Spec}
 	case *batchv1.Job:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
 		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
 	case *batchv1.CronJob:
 		jt := &o.Spec.JobTemplate
-		t = Template{Meta: &jt.Spec.Template.ObjectMeta, Spec: &jt.Spec.Template.Spec}
+		t = Template{Meta: &jt.Spec.Template.ObjectMeta, Spec: &jt.Spec.Template.Spec, Path: cronJobTemplate}
 		CopyCredentialLabels(jt.Labels, &t.Meta.Labels)
 		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
 	case *appsv1.Deployment:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
 	case *appsv1.StatefulSet:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
 	case *appsv1.DaemonSet:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
 	case *appsv1.ReplicaSet:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec}
+		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
 	default:
 		return Template{}, fmt.Errorf("%w: %T", ErrUnsupportedKind, obj)
 	}

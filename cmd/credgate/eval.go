@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credgate/credgate/eval"
+	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/webhook"
 )
 
@@ -15,6 +16,7 @@ type evalOptions struct {
 	files       []string
 	credentials []string
 	namespace   string
+	policy      policyFlags
 }
 
 func newEvalCommand() *cobra.Command {
@@ -28,6 +30,8 @@ templates of apps/v1 workloads. It prints the objects as the API server would st
 
 The credentials file holds Credential objects and, optionally, their Secrets; when a Secret
 is given, the keys the injection reads are checked too. Secret values are never printed.
+Refusals name their rule id; the built-in policies run with those of --policy-dir, enforced
+as --enforce and --enforcement-config say, exactly as in the webhook.
 
 Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
 		Example: `  # See what a training Job's pods get
@@ -35,13 +39,17 @@ Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
 
   # Read the workload from stdin, write the mutated Job to a file
   kubectl create job train --image=trainer --dry-run=client -o yaml \
-    | credgate eval -f - --credentials creds.yaml > job.mutated.yaml`,
+    | credgate eval -f - --credentials creds.yaml > job.mutated.yaml
+
+  # With your own policies, and conflicts only audited
+  credgate eval -f job.yaml --credentials creds.yaml --policy-dir ./my-policies --enforce conflicting-env=audit`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
 	cmd.Flags().StringArrayVarP(&o.files, "filename", "f", nil, "workload YAML file, or - for stdin (repeatable)")
 	cmd.Flags().StringArrayVar(&o.credentials, "credentials", nil, "YAML file of Credentials and optional Secrets (repeatable)")
 	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "default", "namespace of objects that name none")
+	o.policy.register(cmd, "directory of extra .rego policies and JSON/YAML data")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagRequired("credentials")
 	return cmd
@@ -51,6 +59,14 @@ func (o *evalOptions) run(cmd *cobra.Command) error {
 	scheme, err := webhook.NewScheme()
 	if err != nil {
 		return err
+	}
+	enforcement, err := o.policy.enforcement()
+	if err != nil {
+		return exitWith(cmd, err)
+	}
+	rev, err := policies.Load(cmd.Context(), o.policy.dir)
+	if err != nil {
+		return exitWith(cmd, err)
 	}
 	workloads, closeW, err := open(o.files, cmd.InOrStdin())
 	if err != nil {
@@ -62,7 +78,8 @@ func (o *evalOptions) run(cmd *cobra.Command) error {
 		return exitWith(cmd, err)
 	}
 	defer closeC()
-	e := &eval.Evaluator{Namespace: o.namespace, Scheme: scheme, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr()}
+	e := &eval.Evaluator{Namespace: o.namespace, Scheme: scheme, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(),
+		Policy: policies.NewEngine(rev), Enforcement: enforcement}
 	if code := e.Run(cmd.Context(), workloads, creds); code != 0 {
 		return exitError{code: code}
 	}

@@ -1,0 +1,220 @@
+package policies
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/credgate/credgate/credential"
+)
+
+// Input is what credgate knows of one admission; Value turns it into the input document of
+// docs/policies.md.
+type Input struct {
+	Operation string
+	Namespace string
+	Name      string
+	User      string
+	Groups    []string
+	// Group, Version and Kind of the object admitted.
+	Group, Version, Kind string
+	DryRun               bool
+	// Object is the submitted object, JSON.
+	Object []byte
+	// PodPath is where the pod template sits in Object; empty for a Pod.
+	PodPath []string
+	// PodLabels are the pod's labels after credgate copied the workload's credential labels.
+	PodLabels map[string]string
+	// Credentials are the requested credentials that exist, resolved.
+	Credentials []credential.Resolved
+	// Missing are requested names with no Credential; Available the names that exist in the
+	// namespace, filled in only when something is missing.
+	Missing, Available []string
+	// Targets are the containers that receive credentials.
+	Targets []string
+}
+
+// Value builds the input document directly as an OPA value: the object is parsed once from
+// its JSON, the rest is built term by term, with no JSON round trip of Go structs.
+func (in *Input) Value() (ast.Value, error) {
+	var raw any
+	if err := util.UnmarshalJSON(in.Object, &raw); err != nil {
+		return nil, fmt.Errorf("parse object for policy input: %w", err)
+	}
+	object, err := ast.InterfaceToValue(raw)
+	if err != nil {
+		return nil, fmt.Errorf("convert object for policy input: %w", err)
+	}
+	creds := make([]*ast.Term, len(in.Credentials))
+	for i := range in.Credentials {
+		v, err := credentialValue(&in.Credentials[i])
+		if err != nil {
+			return nil, err
+		}
+		creds[i] = ast.NewTerm(v)
+	}
+	return ast.NewObject(
+		item("request", ast.NewObject(
+			item("operation", str(in.Operation)),
+			item("namespace", str(in.Namespace)),
+			item("name", str(in.Name)),
+			item("dryRun", ast.Boolean(in.DryRun)),
+			item("kind", ast.NewObject(item("group", str(in.Group)), item("version", str(in.Version)), item("kind", str(in.Kind)))),
+			item("userInfo", ast.NewObject(item("username", str(in.User)), item("groups", stringList(in.Groups)))),
+		)),
+		item("object", object),
+		item("pod", podValue(object, in.PodPath, in.PodLabels)),
+		item("credentials", ast.NewArray(creds...)),
+		item("missing", stringList(in.Missing)),
+		item("available", stringList(in.Available)),
+		item("targets", stringList(in.Targets)),
+	), nil
+}
+
+// podValue is the pod template at path in object, with labels replacing its metadata.labels.
+// It shares the template's other members with object (values are not mutated).
+func podValue(object ast.Value, path []string, labels map[string]string) ast.Value {
+	tmpl := object
+	for _, p := range path {
+		o, ok := tmpl.(ast.Object)
+		if !ok {
+			return ast.NewObject()
+		}
+		t := o.Get(ast.StringTerm(p))
+		if t == nil {
+			return ast.NewObject()
+		}
+		tmpl = t.Value
+	}
+	o, ok := tmpl.(ast.Object)
+	if !ok {
+		return ast.NewObject()
+	}
+	meta := ast.NewObject()
+	if m, ok := valueAt(o, "metadata").(ast.Object); ok {
+		m.Foreach(func(k, v *ast.Term) {
+			if k.Value.Compare(ast.String("labels")) != 0 {
+				meta.Insert(k, v)
+			}
+		})
+	}
+	meta.Insert(ast.StringTerm("labels"), ast.NewTerm(stringMap(labels)))
+	pod := ast.NewObject(item("metadata", meta))
+	o.Foreach(func(k, v *ast.Term) {
+		if k.Value.Compare(ast.String("metadata")) != 0 {
+			pod.Insert(k, v)
+		}
+	})
+	return pod
+}
+
+func credentialValue(r *credential.Resolved) (ast.Value, error) {
+	env := make([]*ast.Term, len(r.Env))
+	for i, e := range r.Env {
+		o := ast.NewObject(
+			item("name", str(e.Name)),
+			item("fromSecret", ast.Boolean(e.FromSecret())),
+			item("overridable", ast.Boolean(e.Overridable)),
+		)
+		if e.FromSecret() {
+			o.Insert(ast.StringTerm("key"), ast.StringTerm(e.Key))
+			o.Insert(ast.StringTerm("optional"), ast.BooleanTerm(e.Optional))
+		} else {
+			o.Insert(ast.StringTerm("value"), ast.StringTerm(e.Value))
+		}
+		env[i] = ast.NewTerm(o)
+	}
+	var files []*ast.Term
+	mountPath, volumeName := "", ""
+	if f := r.Files; f != nil {
+		mountPath, volumeName = f.MountPath, f.VolumeName
+		for _, it := range f.Items {
+			files = append(files, ast.NewTerm(ast.NewObject(
+				item("key", str(it.Key)),
+				item("path", str(mountPath+"/"+it.Path)),
+				item("mode", ast.Number(strconv.Itoa(int(it.Mode)))),
+			)))
+		}
+	}
+	var secretRef ast.Value = ast.Null{}
+	if r.SecretName != "" {
+		secretRef = ast.NewObject(item("name", str(r.SecretName)))
+	}
+	spec := &r.Source.Spec
+	access := ast.NewObject(item("level", str(string(spec.Access.Level))), item("roles", stringList(spec.Access.Roles)))
+	if pd := spec.Access.PolicyDocument; pd != nil && len(pd.Raw) > 0 {
+		var doc any
+		if err := util.UnmarshalJSON(pd.Raw, &doc); err != nil {
+			return nil, fmt.Errorf("credential %s: parse access.policyDocument: %w", r.Name, err)
+		}
+		v, err := ast.InterfaceToValue(doc)
+		if err != nil {
+			return nil, fmt.Errorf("credential %s: convert access.policyDocument: %w", r.Name, err)
+		}
+		access.Insert(ast.StringTerm("policyDocument"), ast.NewTerm(v))
+	}
+	aws := ast.NewObject()
+	if a := spec.AWS; a != nil {
+		aws.Insert(ast.StringTerm("region"), ast.StringTerm(a.Region))
+		aws.Insert(ast.StringTerm("endpoint"), ast.StringTerm(a.Endpoint))
+	}
+	return ast.NewObject(
+		item("name", str(r.Name)),
+		item("type", str(string(r.Type))),
+		item("secretRef", secretRef),
+		item("env", ast.NewArray(env...)),
+		item("files", ast.NewArray(files...)),
+		item("mountPath", str(mountPath)),
+		item("volumeName", str(volumeName)),
+		item("imagePullSecret", ast.Boolean(r.ImagePullSecret)),
+		item("access", access),
+		item("aws", aws),
+		item("allowedServiceAccounts", stringList(spec.AllowedServiceAccounts)),
+		item("status", statusValue(r)),
+	), nil
+}
+
+func statusValue(r *credential.Resolved) ast.Value {
+	st := &r.Source.Status
+	conds := make([]*ast.Term, len(st.Conditions))
+	for i, c := range st.Conditions {
+		conds[i] = ast.NewTerm(ast.NewObject(
+			item("type", str(c.Type)), item("status", str(string(c.Status))),
+			item("reason", str(c.Reason)), item("message", str(c.Message)),
+		))
+	}
+	o := ast.NewObject(item("conditions", ast.NewArray(conds...)))
+	if st.ExpiresAt != nil {
+		o.Insert(ast.StringTerm("expiresAt"), ast.StringTerm(st.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")))
+	}
+	return o
+}
+
+func item(k string, v ast.Value) [2]*ast.Term { return ast.Item(ast.StringTerm(k), ast.NewTerm(v)) }
+
+func str(s string) ast.Value { return ast.String(s) }
+
+func stringList(s []string) ast.Value {
+	terms := make([]*ast.Term, len(s))
+	for i, v := range s {
+		terms[i] = ast.StringTerm(v)
+	}
+	return ast.NewArray(terms...)
+}
+
+func stringMap(m map[string]string) ast.Value {
+	o := ast.NewObjectWithCapacity(len(m))
+	for k, v := range m {
+		o.Insert(ast.StringTerm(k), ast.StringTerm(v))
+	}
+	return o
+}
+
+func valueAt(o ast.Object, key string) ast.Value {
+	if t := o.Get(ast.StringTerm(key)); t != nil {
+		return t.Value
+	}
+	return nil
+}

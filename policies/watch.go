@@ -1,0 +1,139 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Load compiles the built-in rules together with the user policies of dir (none when dir is
+// empty).
+func Load(ctx context.Context, dir string) (*Revision, error) {
+	src, err := sources(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(ctx, src)
+}
+
+func sources(dir string) (Source, error) {
+	user, err := LoadDir(dir)
+	if err != nil {
+		return Source{}, err
+	}
+	return Merge(Builtin(), user)
+}
+
+// Metrics are the policy layer's Prometheus metrics.
+type Metrics struct {
+	reloadErrors prometheus.Counter
+	revision     *prometheus.GaugeVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "credgate_policy_reload_errors_total",
+			Help: "Policy reloads that failed; the previous revision kept serving.",
+		}),
+		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "credgate_policy_revision_info",
+			Help: "The policy revision being served (value 1).",
+		}, []string{"revision"}),
+	}
+	for _, c := range []prometheus.Collector{m.reloadErrors, m.revision} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register policy metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) served(old, rev string) {
+	if m == nil {
+		return
+	}
+	if old != "" {
+		m.revision.DeleteLabelValues(old)
+	}
+	m.revision.WithLabelValues(rev).Set(1)
+}
+
+func (m *Metrics) failed() {
+	if m != nil {
+		m.reloadErrors.Inc()
+	}
+}
+
+// Watcher reloads the policy directory into Engine when its files change. It polls, which
+// sees a ConfigMap's atomic symlink swap as surely as an edit in place. A revision that fails
+// to compile never replaces the one being served: the failure is logged once per revision and
+// counted, and the watcher retries when the files change again.
+type Watcher struct {
+	Dir      string
+	Interval time.Duration
+	Engine   *Engine
+	Metrics  *Metrics
+	Log      logr.Logger
+
+	failed     string // revision that last failed to compile
+	failedLoad string // error of the last failed load, so it is reported once
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: every replica reloads.
+func (w *Watcher) NeedLeaderElection() bool { return false }
+
+// Start implements manager.Runnable: it reloads every Interval until ctx ends.
+func (w *Watcher) Start(ctx context.Context) error {
+	w.Metrics.served("", w.Engine.Current().ID())
+	t := time.NewTicker(w.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			_, _ = w.Reload(ctx) // Reload logs and counts its failures
+		}
+	}
+}
+
+// Reload compiles the directory's policies if they changed and serves them. It reports
+// whether a new revision is now served.
+func (w *Watcher) Reload(ctx context.Context) (bool, error) {
+	src, err := sources(w.Dir)
+	if err != nil {
+		if err.Error() == w.failedLoad {
+			return false, err
+		}
+		w.failedLoad = err.Error()
+		return false, w.fail("unreadable", err)
+	}
+	w.failedLoad = ""
+	id := src.Revision()
+	old := w.Engine.Current().ID()
+	if id == old || id == w.failed {
+		return false, nil
+	}
+	rev, err := Compile(ctx, src)
+	if err != nil {
+		w.failed = id
+		return false, w.fail(id, err)
+	}
+	w.failed = ""
+	w.Engine.Swap(rev)
+	w.Metrics.served(old, id)
+	w.Log.Info("policies reloaded", "revision", id, "previous", old, "modules", rev.modules)
+	return true, nil
+}
+
+func (w *Watcher) fail(revision string, err error) error {
+	w.Metrics.failed()
+	w.Log.Error(err, "policies not reloaded; the previous revision keeps serving",
+		"revision", revision, "serving", w.Engine.Current().ID())
+	return err
+}
