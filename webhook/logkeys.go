@@ -10,4 +10,6 @@ const (
 	keyCredentials = "credentials"
 	keyRules       = "rules"
 	keyPath        = "path"
+	keyRevision    = "policyRevision"
+	keyDryRun      = "dryRun"
 )

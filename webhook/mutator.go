@@ -24,32 +24,37 @@ import (
 )
 
 // Kind describes one admitted kind: what it is, how to make an empty one to decode into, and
-// which operations are mutated (others are admitted untouched).
+// which operations are reviewed (others are admitted untouched).
 type Kind struct {
 	GVK        schema.GroupVersionKind
 	New        func() runtime.Object
 	Operations []admissionv1.Operation
-	// Path is where its mutating webhook is served.
-	Path string
+	// Path is where its mutating webhook is served; ValidatePath its validating webhook.
+	Path, ValidatePath string
 }
 
 // Kinds are the kinds the webhook admits. A Job's pod template is immutable, so Jobs (like
 // Pods) are mutated on create only; a CronJob's template may change on update.
 var Kinds = []Kind{
 	{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), New: func() runtime.Object { return &corev1.Pod{} },
-		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-v1-pod"},
+		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-v1-pod", ValidatePath: "/validate-v1-pod"},
 	{GVK: batchv1.SchemeGroupVersion.WithKind("Job"), New: func() runtime.Object { return &batchv1.Job{} },
-		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-batch-v1-job"},
+		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-batch-v1-job", ValidatePath: "/validate-batch-v1-job"},
 	{GVK: batchv1.SchemeGroupVersion.WithKind("CronJob"), New: func() runtime.Object { return &batchv1.CronJob{} },
-		Operations: []admissionv1.Operation{admissionv1.Create, admissionv1.Update}, Path: "/mutate-batch-v1-cronjob"},
+		Operations: []admissionv1.Operation{admissionv1.Create, admissionv1.Update}, Path: "/mutate-batch-v1-cronjob",
+		ValidatePath: "/validate-batch-v1-cronjob"},
 }
 
-// Mutator is the mutating admission handler for one Kind.
+// Mutator is the admission handler for one Kind: mutating, or with ValidateOnly validating.
+// The validating handler reviews the object as it will be stored — after every mutating
+// webhook, credgate's included — so a conflict another webhook introduced is refused too. It
+// returns no warnings: the mutating handler already showed them once.
 type Mutator struct {
-	Kind     Kind
-	Reviewer *review.Reviewer
-	Decoder  admission.Decoder
-	Log      logr.Logger
+	Kind         Kind
+	Reviewer     *review.Reviewer
+	Decoder      admission.Decoder
+	Log          logr.Logger
+	ValidateOnly bool
 }
 
 var _ admission.Handler = (*Mutator)(nil)
@@ -72,7 +77,12 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 
 	log := m.Log.WithValues(keyUID, req.UID, keyKind, m.Kind.GVK.Kind, keyNamespace, req.Namespace, keyName, req.Name)
-	d, err := m.Reviewer.Review(ctx, review.Request{Namespace: req.Namespace, Object: obj})
+	d, err := m.Reviewer.Review(ctx, review.Request{
+		Namespace: req.Namespace, Object: obj, Raw: req.Object.Raw,
+		Operation: string(req.Operation), Name: req.Name,
+		User: req.UserInfo.Username, Groups: req.UserInfo.Groups,
+		GVK: m.Kind.GVK, DryRun: req.DryRun != nil && *req.DryRun,
+	})
 	switch {
 	case errors.Is(err, workload.ErrMalformed), errors.Is(err, workload.ErrUnsupportedKind):
 		return admission.Errored(http.StatusBadRequest, err)
@@ -80,10 +90,15 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 		log.Error(err, "review failed")
 		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs"))
 	case d.Denied():
-		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations))
+		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
 		return admission.Denied(d.Message())
 	case !d.Mutated:
 		return admission.Allowed("no credentials requested")
+	case len(d.Audited) > 0:
+		log.Info("admitted with audited violations", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Audited), keyRevision, d.PolicyRevision)
+	}
+	if m.ValidateOnly {
+		return admission.Allowed("")
 	}
 
 	mutated, err := json.Marshal(obj)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -15,12 +16,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/credential"
+	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/review"
 )
 
@@ -35,6 +38,11 @@ type Options struct {
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz.
 	HealthAddr string
+	// PolicyDir holds extra .rego policies and data files, reloaded every PolicyReload.
+	PolicyDir    string
+	PolicyReload time.Duration
+	// Enforcement maps rule ids to actions.
+	Enforcement policies.Enforcement
 }
 
 // NewScheme returns a scheme with the built-in kinds and the credgate.dev API.
@@ -78,8 +86,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err != nil {
 		return nil, fmt.Errorf("create credential informer: %w", err)
 	}
+	engine, err := newPolicyEngine(ctx, mgr, o, log)
+	if err != nil {
+		return nil, err
+	}
 	store := &credential.ClientStore{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()}
-	Register(mgr.GetWebhookServer(), &review.Reviewer{Store: store}, admission.NewDecoder(scheme), log)
+	reviewer := &review.Reviewer{Store: store, Policy: engine, Enforcement: o.Enforcement}
+	Register(mgr.GetWebhookServer(), reviewer, admission.NewDecoder(scheme), log)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)
@@ -93,11 +106,35 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	return mgr, nil
 }
 
-// Register serves a mutating webhook for each of Kinds on srv.
+// newPolicyEngine compiles the policies — a broken policy directory at start is an error,
+// there being no previous revision to keep serving — and adds their watcher to mgr.
+func newPolicyEngine(ctx context.Context, mgr manager.Manager, o Options, log logr.Logger) (*policies.Engine, error) {
+	rev, err := policies.Load(ctx, o.PolicyDir)
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	engine := policies.NewEngine(rev)
+	metrics, err := policies.NewMetrics(crmetrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	if o.PolicyDir != "" {
+		w := &policies.Watcher{Dir: o.PolicyDir, Interval: o.PolicyReload, Engine: engine, Metrics: metrics, Log: log.WithName("policies")}
+		if err := mgr.Add(w); err != nil {
+			return nil, fmt.Errorf("add policy watcher: %w", err)
+		}
+	}
+	log.Info("policies loaded", keyRevision, rev.ID(), "policyDir", o.PolicyDir)
+	return engine, nil
+}
+
+// Register serves a mutating and a validating webhook for each of Kinds on srv.
 func Register(srv crwebhook.Server, r *review.Reviewer, dec admission.Decoder, log logr.Logger) {
 	for _, k := range Kinds {
-		l := log.WithValues(keyPath, k.Path)
-		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{Kind: k, Reviewer: r, Decoder: dec, Log: l}})
+		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{
+			Kind: k, Reviewer: r, Decoder: dec, Log: log.WithValues(keyPath, k.Path)}})
+		srv.Register(k.ValidatePath, &admission.Webhook{Handler: &Mutator{
+			Kind: k, Reviewer: r, Decoder: dec, Log: log.WithValues(keyPath, k.ValidatePath), ValidateOnly: true}})
 	}
 }
 

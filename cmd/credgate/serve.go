@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 
+	"time"
+
 	"github.com/go-logr/zapr"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -18,6 +20,7 @@ type serveOptions struct {
 	webhook.Options
 	kubeconfig string
 	verbosity  int
+	policy     policyFlags
 }
 
 func newServeCommand() *cobra.Command {
@@ -29,8 +32,14 @@ func newServeCommand() *cobra.Command {
 CronJobs, reading Credentials through an informer cache. The serving certificate (tls.crt,
 tls.key) is read from --cert-dir and reloaded when it changes.
 
-Endpoints: /mutate-v1-pod, /mutate-batch-v1-job, /mutate-batch-v1-cronjob on the webhook
-port; /healthz and /readyz on the health address; /metrics on the metrics address.`,
+Policies: the built-in rules, plus the .rego policies and JSON/YAML data of --policy-dir
+(a mounted ConfigMap), reloaded every --policy-reload-interval without a restart. A policy
+that does not compile never replaces the one serving; it is logged and counted in
+credgate_policy_reload_errors_total.
+
+Endpoints: /mutate-v1-pod, /mutate-batch-v1-job, /mutate-batch-v1-cronjob and the matching
+/validate-* paths on the webhook port; /healthz and /readyz on the health address; /metrics
+on the metrics address.`,
 		Example: `  # In a cluster (in-cluster config), certificates mounted at the default path
   credgate serve
 
@@ -46,7 +55,9 @@ port; /healthz and /readyz on the health address; /metrics on the metrics addres
 	f.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `address of the metrics endpoint ("0" disables it)`)
 	f.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
-	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity: 0 decisions, 1 every injection")
+	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity: 0 decisions, 1 every injection")
+	f.DurationVar(&o.PolicyReload, "policy-reload-interval", 2*time.Second, "how often --policy-dir is checked for changes")
+	o.policy.register(cmd, "directory of extra .rego policies and JSON/YAML data, reloaded on change")
 	return cmd
 }
 
@@ -59,6 +70,10 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	log := zapr.NewLogger(zl)
 	ctrl.SetLogger(log)
 
+	o.PolicyDir = o.policy.dir
+	if o.Enforcement, err = o.policy.enforcement(); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
