@@ -60,7 +60,7 @@ type Evaluator struct {
 // workload is refused, else ExitAdmitted.
 func (e *Evaluator) Run(ctx context.Context, workloads []Input, creds []Input) int {
 	decoder := serializer.NewCodecFactory(e.Scheme, serializer.EnableStrict).UniversalDeserializer()
-	store, secrets, err := e.loadCredentials(decoder, creds)
+	store, secrets, namespaces, err := e.loadCredentials(decoder, creds)
 	if err != nil {
 		fmt.Fprintf(e.Err, "error: %v\n", err)
 		return ExitBadInput
@@ -79,7 +79,7 @@ func (e *Evaluator) Run(ctx context.Context, workloads []Input, creds []Input) i
 		return ExitBadInput
 	}
 
-	reviewer := &review.Reviewer{Store: store, Policy: e.Policy, Enforcement: e.Enforcement}
+	reviewer := &review.Reviewer{Store: store, Namespaces: namespaces, Policy: e.Policy, Enforcement: e.Enforcement}
 	code, printed := ExitAdmitted, 0
 	for _, d := range docs {
 		out, c := e.one(ctx, reviewer, decoder, secrets, d)
@@ -245,23 +245,26 @@ func (s secretIndex) check(ns string, creds []credential.Resolved) []review.Viol
 	return out
 }
 
-// loadCredentials reads the Credentials and Secrets of the credentials inputs. An invalid
-// Credential is bad input, with every problem listed.
-func (e *Evaluator) loadCredentials(decoder runtime.Decoder, inputs []Input) (credential.Store, secretIndex, error) {
+// loadCredentials reads the Credentials, Secrets and Namespaces of the credentials inputs. An
+// invalid Credential is bad input, with every problem listed.
+func (e *Evaluator) loadCredentials(decoder runtime.Decoder, inputs []Input) (credential.Store, secretIndex, review.StaticNamespaces, error) {
 	var creds []*v1alpha1.Credential
 	secrets := secretIndex{}
+	namespaces := review.StaticNamespaces{}
 	var problems []string
 	for _, in := range inputs {
 		docs, err := readDocuments(in.Reader, in.Name)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, d := range docs {
 			obj, _, err := decoder.Decode(d.json, nil, nil)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", d.source, err)
+				return nil, nil, nil, fmt.Errorf("%s: %w", d.source, err)
 			}
 			switch o := obj.(type) {
+			case *corev1.Namespace:
+				namespaces[o.Name] = o.Labels
 			case *v1alpha1.Credential:
 				if o.Namespace == "" {
 					o.Namespace = e.Namespace
@@ -279,12 +282,12 @@ func (e *Evaluator) loadCredentials(decoder runtime.Decoder, inputs []Input) (cr
 				}
 				secrets[o.Namespace][o.Name] = o
 			default:
-				return nil, nil, fmt.Errorf("%s: %s is neither a Credential nor a Secret", d.source, d.meta.Kind)
+				return nil, nil, nil, fmt.Errorf("%s: %s is not a Credential, Secret or Namespace", d.source, d.meta.Kind)
 			}
 		}
 	}
 	if len(problems) > 0 {
-		return nil, nil, fmt.Errorf("invalid credentials:\n  %s", strings.Join(problems, "\n  "))
+		return nil, nil, nil, fmt.Errorf("invalid credentials:\n  %s", strings.Join(problems, "\n  "))
 	}
-	return credential.NewStaticStore(e.Namespace, creds...), secrets, nil
+	return credential.NewStaticStore(e.Namespace, creds...), secrets, namespaces, nil
 }

@@ -15,7 +15,9 @@ import (
 type Input struct {
 	Operation string
 	Namespace string
-	Name      string
+	// NamespaceLabels are the labels of the Namespace object.
+	NamespaceLabels map[string]string
+	Name            string
 	User      string
 	Groups    []string
 	// Group, Version and Kind of the object admitted.
@@ -64,6 +66,7 @@ func (in *Input) Value() (ast.Value, error) {
 			item("kind", ast.NewObject(item("group", str(in.Group)), item("version", str(in.Version)), item("kind", str(in.Kind)))),
 			item("userInfo", ast.NewObject(item("username", str(in.User)), item("groups", stringList(in.Groups)))),
 		)),
+		item("namespace", ast.NewObject(item("name", str(in.Namespace)), item("labels", stringMap(in.NamespaceLabels)))),
 		item("object", object),
 		item("pod", podValue(object, in.PodPath, in.PodLabels)),
 		item("credentials", ast.NewArray(creds...)),

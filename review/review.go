@@ -93,9 +93,24 @@ type Evaluator interface {
 	Evaluate(ctx context.Context, input ast.Value) (policies.Result, error)
 }
 
+// Namespaces reads the labels of a namespace, for policies (input.namespace.labels).
+type Namespaces interface {
+	// Labels returns the namespace's labels; a namespace that does not exist has none.
+	Labels(ctx context.Context, namespace string) (map[string]string, error)
+}
+
+// StaticNamespaces holds namespace labels by name, for offline evaluation and tests.
+type StaticNamespaces map[string]map[string]string
+
+// Labels implements Namespaces.
+func (s StaticNamespaces) Labels(_ context.Context, namespace string) (map[string]string, error) {
+	return s[namespace], nil
+}
+
 // Reviewer reviews admission requests.
 type Reviewer struct {
 	Store       credential.Store
+	Namespaces  Namespaces // nil: policies see no namespace labels
 	Policy      Evaluator
 	Enforcement policies.Enforcement
 }
@@ -156,6 +171,13 @@ func (r *Reviewer) decide(ctx context.Context, req Request, t workload.Template,
 		Group: req.GVK.Group, Version: req.GVK.Version, Kind: req.GVK.Kind, DryRun: req.DryRun,
 		Object: raw, PodPath: t.Path, PodLabels: t.Meta.Labels,
 		Credentials: d.Resolved, Missing: missing, Targets: targets,
+	}
+	if r.Namespaces != nil {
+		labels, err := r.Namespaces.Labels(ctx, req.Namespace)
+		if err != nil {
+			return fmt.Errorf("get namespace %s: %w", req.Namespace, err)
+		}
+		in.NamespaceLabels = labels
 	}
 	if len(missing) > 0 {
 		available, err := r.Store.Names(ctx, req.Namespace)

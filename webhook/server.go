@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -74,7 +76,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 			DefaultTransform: cache.TransformStripManagedFields(),
 			// Credentials are only read, never modified, on the admission path: sharing the
 			// cached object saves a deep copy per credential per request.
-			ByObject: map[client.Object]cache.ByObject{&v1alpha1.Credential{}: {UnsafeDisableDeepCopy: new(true)}},
+			ByObject: map[client.Object]cache.ByObject{
+				&v1alpha1.Credential{}: {UnsafeDisableDeepCopy: new(true)},
+				&corev1.Namespace{}:    {UnsafeDisableDeepCopy: new(true)},
+			},
 		},
 	})
 	if err != nil {
@@ -91,7 +96,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 		return nil, err
 	}
 	store := &credential.ClientStore{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()}
-	reviewer := &review.Reviewer{Store: store, Policy: engine, Enforcement: o.Enforcement}
+	nsInf, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{})
+	if err != nil {
+		return nil, fmt.Errorf("create namespace informer: %w", err)
+	}
+	namespaces := &clientNamespaces{cache: mgr.GetCache(), live: mgr.GetAPIReader()}
+	reviewer := &review.Reviewer{Store: store, Namespaces: namespaces, Policy: engine, Enforcement: o.Enforcement}
 	Register(mgr.GetWebhookServer(), reviewer, admission.NewDecoder(scheme), log)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -101,6 +111,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("credential-cache", synced(inf.HasSynced)); err != nil {
+		return nil, fmt.Errorf("add readiness check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("namespace-cache", synced(nsInf.HasSynced)); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
 	return mgr, nil
@@ -136,6 +149,27 @@ func Register(srv crwebhook.Server, r *review.Reviewer, dec admission.Decoder, l
 		srv.Register(k.ValidatePath, &admission.Webhook{Handler: &Mutator{
 			Kind: k, Reviewer: r, Decoder: dec, Log: log.WithValues(keyPath, k.ValidatePath), ValidateOnly: true}})
 	}
+}
+
+// clientNamespaces reads namespace labels from the informer cache, with one direct GET on a
+// miss (a namespace created a moment ago).
+type clientNamespaces struct {
+	cache, live client.Reader
+}
+
+func (c *clientNamespaces) Labels(ctx context.Context, name string) (map[string]string, error) {
+	ns := &corev1.Namespace{}
+	err := c.cache.Get(ctx, client.ObjectKey{Name: name}, ns)
+	if apierrors.IsNotFound(err) {
+		err = c.live.Get(ctx, client.ObjectKey{Name: name}, ns)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ns.Labels, nil
 }
 
 func synced(inf toolscache.InformerSynced) healthz.Checker {

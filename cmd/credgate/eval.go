@@ -28,7 +28,8 @@ func newEvalCommand() *cobra.Command {
 templates of apps/v1 workloads. It prints the objects as the API server would store them
 (YAML, on stdout) and the decision for each, with any warnings, on stderr.
 
-The credentials file holds Credential objects and, optionally, their Secrets; when a Secret
+The credentials file holds Credential objects and, optionally, their Secrets and Namespaces
+(whose labels policies read); when a Secret
 is given, the keys the injection reads are checked too. Secret values are never printed.
 Refusals name their rule id; the built-in policies run with those of --policy-dir, enforced
 as --enforce and --enforcement-config say, exactly as in the webhook.
