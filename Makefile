@@ -51,10 +51,12 @@ fmt: ## Format the Go code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## gofmt check, go vet, golangci-lint, and generated files up to date.
+lint: $(GOLANGCI_LINT) ## gofmt, go vet, golangci-lint, opa fmt + strict compile of the policies, generated files.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GOLANGCI_LINT) run ./...
+	$(GO) run ./cmd/credgate policy check policies
+	$(GO) run ./cmd/credgate policy check examples/policies
 	@$(MAKE) --no-print-directory verify-generated
 
 .PHONY: verify-generated
@@ -65,7 +67,7 @@ verify-generated: generate manifests ## Regenerate; in CI (CI=true), fail if the
 ##@ Test
 
 .PHONY: test
-test: verify-generated ## Run every test (unit, handler, fuzz seeds, golden files).
+test: verify-generated ## Run every test (Go and Rego: unit, handler, fuzz seeds, golden files).
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 

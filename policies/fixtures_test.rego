@@ -31,6 +31,7 @@ input_for(p, creds) := {
 		"kind": {"group": "", "version": "v1", "kind": "Pod"},
 		"userInfo": {"username": "alice", "groups": ["team-a"]},
 	},
+	"namespace": {"name": "team-a", "labels": {}},
 	"object": p,
 	"pod": p,
 	"credentials": creds,

@@ -60,3 +60,36 @@ func TestEveryRuleIsTested(t *testing.T) {
 		})
 	}
 }
+
+// TestExamplePolicies runs the worked policies of docs/policies.md (examples/policies) with
+// the built-in rules, as `credgate policy test examples/policies` does, and checks them
+// strictly as `credgate policy check` does.
+func TestExamplePolicies(t *testing.T) {
+	user, err := policies.LoadDir("../examples/policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(user.Modules) == 0 || len(user.Tests) == 0 || len(user.Data) == 0 {
+		t.Fatalf("examples/policies: %d modules, %d tests, %d data keys; want some of each", len(user.Modules), len(user.Tests), len(user.Data))
+	}
+	src, err := policies.Merge(policies.Builtin(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := policies.RunTests(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed() > 0 {
+		var out bytes.Buffer
+		rep.Print(&out, false)
+		t.Fatalf("example policy tests failed:\n%s", out.String())
+	}
+	problems, err := policies.CheckDir("../examples/policies", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
