@@ -43,7 +43,7 @@ var awsKeys = []Env{
 // presets maps every credential type to its preset. It is read-only.
 var presets = map[v1alpha1.CredentialType]preset{
 	v1alpha1.TypeGeneric: {},
-	v1alpha1.TypeAWS: {env: awsKeys, derive: awsDerive, aliases: awsAliases},
+	v1alpha1.TypeAWS:     {env: awsKeys, derive: awsDerive, aliases: awsAliases},
 	v1alpha1.TypeS3Compatible: {env: awsKeys, aliases: awsAliases, derive: func(s *v1alpha1.CredentialSpec, f *Files) []Env {
 		env := awsDerive(s, f)
 		if s.AWS != nil && s.AWS.Endpoint != "" {

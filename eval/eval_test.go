@@ -62,7 +62,8 @@ func TestRun(t *testing.T) {
 				"set exactly one of key", `path "../etc/passwd" must be relative`}},
 		{name: "unknown-field", workloads: []string{"testdata/unknown-field.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitBadInput,
-			wantStderr: []string{`unknown field "spec.template.spec.containers[0].enviroment"`}},
+			wantStderr: []string{`unknown field "spec.template.spec.containers[0].enviroment"`}}, //nolint:misspell // the typo is the input under test
+
 		{name: "malformed-yaml", workloads: []string{"testdata/malformed.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitBadInput,
 			wantStderr: []string{"testdata/malformed.yaml"}},

@@ -64,7 +64,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	prepared, err := rego.New(
 		rego.Query(query),
 		rego.Compiler(compiler),
-		rego.Store(inmem.NewFromObject(src.Data)),
+		rego.Store(inmem.NewFromObject(src.data())),
 		rego.SetRegoVersion(ast.RegoV1),
 	).PrepareForEval(ctx)
 	if err != nil {

@@ -2,6 +2,7 @@ package policies_test
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 
@@ -91,5 +92,19 @@ func TestExamplePolicies(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Error(p)
+	}
+}
+
+// TestCompileWithoutData: a Source with modules and no data compiles (OPA's store needs an
+// object at its root, which Compile supplies).
+func TestCompileWithoutData(t *testing.T) {
+	rev, err := policies.Compile(context.Background(), policies.Source{Modules: map[string]string{
+		"p.rego": "package credgate.admission\n\ndeny contains \"no\" if input.x\n\nwarn contains \"w\" if false\n",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev.ID() == "" {
+		t.Error("revision has no id")
 	}
 }

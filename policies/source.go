@@ -153,3 +153,11 @@ func (s Source) Revision() string {
 	h.Write(data)
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
+
+// data is the data document, empty rather than nil: OPA's store needs an object at its root.
+func (s Source) data() map[string]any {
+	if s.Data == nil {
+		return map[string]any{}
+	}
+	return s.Data
+}

@@ -95,9 +95,11 @@ func RunTests(ctx context.Context, src Source) (TestReport, error) {
 // runTests runs the tests matching filter (all when empty): with coverage when cov is set,
 // with tracing when it is not.
 func runTests(ctx context.Context, src Source, modules map[string]*ast.Module, cov *cover.Cover, filter string) ([]*tester.Result, error) {
+	store := inmem.NewFromObject(src.data())
 	r := tester.NewRunner().
 		SetDefaultRegoVersion(ast.RegoV1).
-		SetStore(inmem.NewFromObject(src.Data)).
+		SetStore(store).
+		SetModules(modules).
 		CapturePrintOutput(true).
 		RaiseBuiltinErrors(true).
 		Filter(filter)
@@ -106,7 +108,12 @@ func runTests(ctx context.Context, src Source, modules map[string]*ast.Module, c
 	} else {
 		r = r.EnableTracing(true)
 	}
-	ch, err := r.Run(ctx, modules)
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open policy data: %w", err)
+	}
+	defer store.Abort(ctx, txn)
+	ch, err := r.RunTests(ctx, txn)
 	if err != nil {
 		return nil, fmt.Errorf("run policy tests: %w", err)
 	}
