@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	gomodjsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/credential"
-	"github.com/credgate/credgate/mutate"
 	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/review"
 	"github.com/credgate/credgate/workload"
@@ -150,7 +150,7 @@ func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime
 		fmt.Fprintf(e.Err, "admitted %s: no credentials requested\n", what)
 		return mustYAML(d.json), ExitAdmitted
 	}
-	patched, err := applyAsAPIServer(d.json, obj)
+	patched, err := applyAsAPIServer(d.json, dec.Patch)
 	if err != nil {
 		fmt.Fprintf(e.Err, "error: %s: %v\n", what, err)
 		return nil, ExitBadInput
@@ -159,17 +159,9 @@ func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime
 	return mustYAML(patched), ExitAdmitted
 }
 
-// applyAsAPIServer computes the webhook's JSON patch (the diff of the submitted and the mutated
-// object) and applies it to the submitted document, as the API server does.
-func applyAsAPIServer(original []byte, mutated runtime.Object) ([]byte, error) {
-	m, err := json.Marshal(mutated)
-	if err != nil {
-		return nil, fmt.Errorf("encode mutated object: %w", err)
-	}
-	ops, err := mutate.Patch(original, m)
-	if err != nil {
-		return nil, err
-	}
+// applyAsAPIServer applies the webhook's JSON patch to the submitted document, as the API
+// server does.
+func applyAsAPIServer(original []byte, ops []gomodjsonpatch.Operation) ([]byte, error) {
 	raw, err := json.Marshal(ops)
 	if err != nil {
 		return nil, fmt.Errorf("encode patch: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/credgate/credgate/api/v1alpha1"
@@ -114,10 +115,21 @@ func TestAnnotationChangesWithContent(t *testing.T) {
 
 func apply(t *testing.T, pod *corev1.Pod, creds map[string]*v1alpha1.Credential) []mutate.Conflict {
 	t.Helper()
-	tmpl, err := workload.PodTemplate(pod)
+	_, _, conflicts := review(t, pod, creds)
+	return conflicts
+}
+
+// review runs obj through what the review package does before and after policy: find the pod
+// template, record its shape, inherit the workload's labels, apply the credentials it
+// requests. It returns the shape, the template and the conflicts.
+func review(t *testing.T, obj runtime.Object, creds map[string]*v1alpha1.Credential) (*mutate.Shape, workload.Template, []mutate.Conflict) {
+	t.Helper()
+	tmpl, err := workload.PodTemplate(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
+	shape := mutate.Record(tmpl)
+	workload.InheritLabels(obj, tmpl)
 	names, problems := workload.Requested(tmpl.Meta.Labels)
 	if len(problems) > 0 {
 		t.Fatal(problems)
@@ -126,7 +138,7 @@ func apply(t *testing.T, pod *corev1.Pod, creds map[string]*v1alpha1.Credential)
 	if problem != "" {
 		t.Fatal(problem)
 	}
-	return mutate.Apply(tmpl, resolve(t, creds, names...), targets)
+	return shape, tmpl, mutate.Apply(tmpl, resolve(t, creds, names...), targets)
 }
 
 func resolve(t *testing.T, creds map[string]*v1alpha1.Credential, names ...string) []credential.Resolved {

@@ -1,76 +1,187 @@
 package mutate
 
 import (
-	"fmt"
+	"iter"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"gomodules.xyz/jsonpatch/v2"
+
+	"github.com/credgate/credgate/workload"
 )
 
-// injectedPathSuffix ends the JSON pointer of the credgate.dev/injected annotation, at
-// whatever depth the pod template sits.
-const injectedPathSuffix = "/annotations/credgate.dev~1injected"
-
-// Patch returns the JSON patch that turns the submitted object into the mutated one. It is the
-// diff of the two documents, minus what the round trip through Go types introduced rather
-// than mutate: Apply only ever adds (variables, volumes, mounts, pull secrets, labels, the
-// annotation) and rewrites the injected annotation, so
+// Shape is what a patch needs to know of a pod template as submitted, before Apply: whether it
+// had metadata, labels and annotations at all, its credential labels and injected annotation,
+// and how long each list credgate appends to was (-1: absent or null).
 //
-//   - a "remove" is a field the submitted object has and credgate's API types do not know
-//     (a newer Kubernetes field): dropping the op keeps the field;
-//   - a "replace" of anything but the annotation is a value re-encoded differently (a
-//     quantity "1000m" re-encoded as "1"): dropping it keeps the user's spelling;
-//   - null members and empty objects inside an "add" ("resources": {}, "status": {},
-//     "creationTimestamp": null) are encoding artefacts, pruned; an add left empty is dropped.
+// The patch is written from the shape and the template after Apply, never by diffing
+// documents, so it holds exactly credgate's change:
 //
-// What remains is exactly credgate's change, so a patch never touches a field credgate did
-// not mean to touch, whatever version of Kubernetes sent the object.
-func Patch(original, mutated []byte) ([]jsonpatch.Operation, error) {
-	ops, err := jsonpatch.CreatePatch(original, mutated)
-	if err != nil {
-		return nil, fmt.Errorf("diff submitted and mutated object: %w", err)
-	}
-	kept := ops[:0]
-	for _, op := range ops {
-		switch op.Operation {
-		case "add":
-			v, empty := prune(op.Value)
-			if empty {
-				continue
-			}
-			op.Value = v
-		case "replace":
-			if !strings.HasSuffix(op.Path, injectedPathSuffix) {
-				continue
-			}
-		default:
-			continue
-		}
-		kept = append(kept, op)
-	}
-	return kept, nil
+//   - new list elements are added at the end ("/-"); a list the object did not have, or sent
+//     as null, is added whole;
+//   - a map member (a copied label, the injected annotation) is added, which replaces the
+//     member when it exists (RFC 6902); a map the object did not have is added whole;
+//   - nothing else is touched: no field credgate's Go types do not know (a newer Kubernetes
+//     field) is dropped, no value is re-encoded (a quantity "1000m" stays "1000m").
+//
+// Every operation is an "add".
+type Shape struct {
+	meta        bool
+	labels      map[string]string // the credential labels; nil when the template had no labels
+	annotations bool
+	injected    *string
+	volumes     int
+	pullSecrets int
+	// env and mounts of the init containers, then of the containers.
+	env, mounts []int
 }
 
-// prune removes null members and empty objects from v, recursively, and reports whether
-// nothing is left.
-func prune(v any) (any, bool) {
-	switch t := v.(type) {
-	case nil:
-		return nil, true
-	case map[string]any:
-		for k, mv := range t {
-			pv, empty := prune(mv)
-			if empty {
-				delete(t, k)
-				continue
+// Record returns the shape of t. Call it before InheritLabels and Apply change t.
+func Record(t workload.Template) *Shape {
+	s := &Shape{
+		meta:        !reflect.ValueOf(*t.Meta).IsZero(),
+		annotations: t.Meta.Annotations != nil,
+		volumes:     length(t.Spec.Volumes),
+		pullSecrets: length(t.Spec.ImagePullSecrets),
+	}
+	if t.Meta.Labels != nil {
+		s.labels = make(map[string]string)
+		for k, v := range t.Meta.Labels {
+			if strings.HasPrefix(k, workload.LabelPrefix) {
+				s.labels[k] = v
 			}
-			t[k] = pv
-		}
-		return t, len(t) == 0
-	case []any:
-		for i, e := range t {
-			t[i], _ = prune(e)
 		}
 	}
-	return v, false
+	if v, ok := t.Meta.Annotations[workload.InjectedAnnotation]; ok {
+		s.injected = &v
+	}
+	n := len(t.Spec.InitContainers) + len(t.Spec.Containers)
+	lens := make([]int, 2*n)
+	s.env, s.mounts = lens[:n:n], lens[n:]
+	for i, c := range containers(t) {
+		s.env[i], s.mounts[i] = length(c.Env), length(c.VolumeMounts)
+	}
+	return s
+}
+
+// Patch returns the JSON patch that turns the submitted object into the one holding t, the
+// template Record saw, after InheritLabels and Apply. Changes to t other than theirs are not
+// in the patch.
+func (s *Shape) Patch(t workload.Template) []jsonpatch.Operation {
+	base := ""
+	for _, p := range t.Path {
+		base += "/" + escape(p)
+	}
+	var ops []jsonpatch.Operation
+	meta := base + "/metadata"
+	switch {
+	case !s.meta:
+		m := make(map[string]any, 2)
+		if len(t.Meta.Labels) > 0 {
+			m["labels"] = t.Meta.Labels
+		}
+		if len(t.Meta.Annotations) > 0 {
+			m["annotations"] = t.Meta.Annotations
+		}
+		if len(m) > 0 {
+			ops = append(ops, add(meta, m))
+		}
+	default:
+		ops = s.labelOps(ops, meta+"/labels", t.Meta.Labels)
+		v, ok := t.Meta.Annotations[workload.InjectedAnnotation]
+		switch {
+		case !s.annotations && len(t.Meta.Annotations) > 0:
+			ops = append(ops, add(meta+"/annotations", t.Meta.Annotations))
+		case ok && (s.injected == nil || *s.injected != v):
+			ops = append(ops, add(meta+"/annotations/"+escape(workload.InjectedAnnotation), v))
+		}
+	}
+	spec := base + "/spec"
+	ops = appendOps(ops, spec+"/volumes", s.volumes, t.Spec.Volumes)
+	ops = appendOps(ops, spec+"/imagePullSecrets", s.pullSecrets, t.Spec.ImagePullSecrets)
+	for i, c := range containers(t) {
+		if i >= len(s.env) {
+			break // a container Apply does not add; cannot happen
+		}
+		path := spec + "/containers/" + strconv.Itoa(i-len(t.Spec.InitContainers))
+		if i < len(t.Spec.InitContainers) {
+			path = spec + "/initContainers/" + strconv.Itoa(i)
+		}
+		ops = appendOps(ops, path+"/env", s.env[i], c.Env)
+		ops = appendOps(ops, path+"/volumeMounts", s.mounts[i], c.VolumeMounts)
+	}
+	return ops
+}
+
+// labelOps adds the credential labels t has and the submitted template did not.
+func (s *Shape) labelOps(ops []jsonpatch.Operation, path string, labels map[string]string) []jsonpatch.Operation {
+	if s.labels == nil {
+		if len(labels) > 0 {
+			ops = append(ops, add(path, labels))
+		}
+		return ops
+	}
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if old, ok := s.labels[k]; ok && old == labels[k] || !strings.HasPrefix(k, workload.LabelPrefix) {
+			continue
+		}
+		ops = append(ops, add(path+"/"+escape(k), labels[k]))
+	}
+	return ops
+}
+
+// appendOps adds the elements of list past the first n, or the whole list when the submitted
+// object had none (n < 0).
+func appendOps[T any](ops []jsonpatch.Operation, path string, n int, list []T) []jsonpatch.Operation {
+	if n < 0 {
+		if len(list) > 0 {
+			ops = append(ops, add(path, list))
+		}
+		return ops
+	}
+	for i := n; i < len(list); i++ {
+		ops = append(ops, add(path+"/-", list[i]))
+	}
+	return ops
+}
+
+func add(path string, v any) jsonpatch.Operation {
+	return jsonpatch.Operation{Operation: "add", Path: path, Value: v}
+}
+
+func length[T any](list []T) int {
+	if list == nil {
+		return -1
+	}
+	return len(list)
+}
+
+// escape escapes a JSON pointer reference token (RFC 6901).
+func escape(s string) string {
+	if !strings.ContainsAny(s, "~/") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// containers yields the init containers, then the containers, numbered from 0.
+func containers(t workload.Template) iter.Seq2[int, *corev1.Container] {
+	return func(yield func(int, *corev1.Container) bool) {
+		n := len(t.Spec.InitContainers)
+		for i := range t.Spec.InitContainers {
+			if !yield(i, &t.Spec.InitContainers[i]) {
+				return
+			}
+		}
+		for i := range t.Spec.Containers {
+			if !yield(n+i, &t.Spec.Containers[i]) {
+				return
+			}
+		}
+	}
 }

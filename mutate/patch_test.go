@@ -2,13 +2,19 @@ package mutate_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/google/go-cmp/cmp"
+	gomodjsonpatch "gomodules.xyz/jsonpatch/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/credgate/credgate/mutate"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
 )
 
 // submitted is a pod as a newer API server might send it: a native sidecar, pod-level
@@ -27,25 +33,8 @@ const submitted = `{
 }`
 
 func TestPatchKeepsWhatMutateDidNotTouch(t *testing.T) {
-	pod := &corev1.Pod{}
-	if err := json.Unmarshal([]byte(submitted), pod); err != nil {
-		t.Fatal(err)
-	}
-	apply(t, pod, loadCredentials(t))
-	mutated, err := json.Marshal(pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops, err := mutate.Patch([]byte(submitted), mutated)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, op := range ops {
-		if op.Operation == "remove" || op.Operation == "replace" && op.Path != "/metadata/annotations/credgate.dev~1injected" {
-			t.Errorf("patch has %s %s; mutate never removes or rewrites", op.Operation, op.Path)
-		}
-	}
-	patched := applyOps(t, submitted, ops)
+	ops, _ := patchFor(t, &corev1.Pod{}, []byte(submitted))
+	patched := applyOps(t, []byte(submitted), ops)
 
 	var got, orig map[string]any
 	mustUnmarshal(t, patched, &got)
@@ -79,30 +68,136 @@ func TestPatchKeepsWhatMutateDidNotTouch(t *testing.T) {
 	}
 }
 
+// TestPatchEqualsApply is the patch's contract: for every pod under testdata/pods, and for
+// the same pods with the lists credgate appends to sent as explicit nulls, the submitted
+// document with the patch applied decodes to exactly the pod Apply produced, and every
+// operation is an "add".
+func TestPatchEqualsApply(t *testing.T) {
+	entries, err := os.ReadDir(filepath.Join("testdata", "pods"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		y, err := os.ReadFile(filepath.Join("testdata", "pods", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := yaml.YAMLToJSON(y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for variant, body := range map[string][]byte{"as written": doc, "nulls": withNulls(t, doc)} {
+			t.Run(e.Name()+"/"+variant, func(t *testing.T) {
+				ops, want := patchFor(t, &corev1.Pod{}, body)
+				for _, op := range ops {
+					if op.Operation != "add" {
+						t.Errorf("patch has %s %s, want only adds", op.Operation, op.Path)
+					}
+				}
+				got := &corev1.Pod{}
+				mustUnmarshal(t, applyOps(t, body, ops), got)
+				if !equality.Semantic.DeepEqual(want, got) {
+					t.Errorf("patched document differs from Apply's pod (-apply +patched):\n%s", cmp.Diff(want, got))
+				}
+			})
+		}
+	}
+}
+
+// TestPatchEmptyWhenNothingChanged: a pod credgate already injected (the webhook is
+// re-invoked; the Job controller's pods arrive with the template's injection) gets no patch.
 func TestPatchEmptyWhenNothingChanged(t *testing.T) {
-	doc := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}}`)
-	pod := &corev1.Pod{}
-	mustUnmarshal(t, doc, pod)
-	roundTripped, err := json.Marshal(pod) // adds "resources":{}, "status":{}, "creationTimestamp":null
+	ops, pod := patchFor(t, &corev1.Pod{}, []byte(submitted))
+	again, err := json.Marshal(pod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops, err := mutate.Patch(doc, roundTripped)
+	if ops, _ := patchFor(t, &corev1.Pod{}, again); len(ops) != 0 {
+		t.Errorf("second patch = %v, want none", ops)
+	}
+	if len(ops) == 0 {
+		t.Error("first patch is empty")
+	}
+}
+
+// TestPatchJobWithoutTemplateMetadata: a Job's pod template need not have metadata; the
+// labels copied from the Job and the annotation arrive in one add of the whole member.
+func TestPatchJobWithoutTemplateMetadata(t *testing.T) {
+	doc := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"credentials.credgate.dev/hf":"true","team":"a"}},
+		"spec":{"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"i"}]}}}}`)
+	ops, job := patchFor(t, &batchv1.Job{}, doc)
+	if len(ops) == 0 || ops[0].Path != "/spec/template/metadata" {
+		t.Fatalf("ops = %v, want the template's metadata added first", ops)
+	}
+	got := &batchv1.Job{}
+	mustUnmarshal(t, applyOps(t, doc, ops), got)
+	if !equality.Semantic.DeepEqual(job, got) {
+		t.Errorf("patched Job differs (-apply +patched):\n%s", cmp.Diff(job, got))
+	}
+	if _, ok := got.Spec.Template.Labels["team"]; ok {
+		t.Error("a label that requests no credential was copied into the template")
+	}
+}
+
+// TestPatchEscapesKeys: label and annotation keys hold "/", which a JSON pointer escapes.
+func TestPatchEscapesKeys(t *testing.T) {
+	doc := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"credentials.credgate.dev/hf":"true"}},
+		"spec":{"template":{"metadata":{"labels":{"app":"x"},"annotations":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}`)
+	ops, _ := patchFor(t, &batchv1.Job{}, doc)
+	var paths []string
+	for _, op := range ops {
+		if strings.Contains(op.Path, "credgate.dev") {
+			paths = append(paths, op.Path)
+		}
+	}
+	want := []string{
+		"/spec/template/metadata/labels/credentials.credgate.dev~1hf",
+		"/spec/template/metadata/annotations/credgate.dev~1injected",
+	}
+	if diff := cmp.Diff(want, paths); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+}
+
+// patchFor decodes doc into obj, reviews it with the test credentials and returns the patch
+// and the mutated object.
+func patchFor[T runtime.Object](t *testing.T, obj T, doc []byte) ([]gomodjsonpatch.Operation, T) {
+	t.Helper()
+	mustUnmarshal(t, doc, obj)
+	shape, tmpl, _ := review(t, obj, loadCredentials(t))
+	return shape.Patch(tmpl), obj
+}
+
+// withNulls returns doc with every list and map credgate adds to that doc lacks set to an
+// explicit null, as some clients send them.
+func withNulls(t *testing.T, doc []byte) []byte {
+	t.Helper()
+	var pod map[string]any
+	mustUnmarshal(t, doc, &pod)
+	setNull := func(m map[string]any, keys ...string) {
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				m[k] = nil
+			}
+		}
+	}
+	setNull(pod["metadata"].(map[string]any), "annotations")
+	spec := pod["spec"].(map[string]any)
+	setNull(spec, "volumes", "imagePullSecrets")
+	for _, list := range []string{"initContainers", "containers"} {
+		cs, _ := spec[list].([]any)
+		for _, c := range cs {
+			setNull(c.(map[string]any), "env", "volumeMounts")
+		}
+	}
+	out, err := json.Marshal(pod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ops) != 0 {
-		t.Errorf("round trip alone produced a patch: %v", ops)
-	}
+	return out
 }
 
-func TestPatchRejectsBadJSON(t *testing.T) {
-	if _, err := mutate.Patch([]byte("{"), []byte("{}")); err == nil {
-		t.Error("Patch accepted a truncated document")
-	}
-}
-
-func applyOps(t *testing.T, doc string, ops any) []byte {
+func applyOps(t *testing.T, doc []byte, ops any) []byte {
 	t.Helper()
 	raw, err := json.Marshal(ops)
 	if err != nil {
@@ -112,7 +207,7 @@ func applyOps(t *testing.T, doc string, ops any) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := p.Apply([]byte(doc))
+	out, err := p.Apply(doc)
 	if err != nil {
 		t.Fatalf("apply patch %s: %v", raw, err)
 	}

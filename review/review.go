@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"gomodules.xyz/jsonpatch/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -64,6 +65,9 @@ type Decision struct {
 	Warnings []string
 	// Mutated reports whether Object was passed through mutate.
 	Mutated bool
+	// Patch is the JSON patch that turns the submitted object into the mutated one: only
+	// credgate's additions (see mutate.Shape); empty when nothing changed.
+	Patch []jsonpatch.Operation
 	// Resolved are the requested credentials as injected, sorted by name.
 	Resolved []credential.Resolved
 	// PolicyRevision identifies the policies that decided; empty when none ran.
@@ -124,6 +128,8 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
+	shape := mutate.Record(t)
+	workload.InheritLabels(req.Object, t)
 	names, problems := workload.Requested(t.Meta.Labels)
 	d := Decision{Credentials: names, DryRun: req.DryRun}
 	for _, p := range problems {
@@ -153,6 +159,7 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 		d.Warnings = append(d.Warnings, "credential "+c.Credential+": "+c.Message)
 	}
 	d.Mutated = true
+	d.Patch = shape.Patch(t)
 	return d, nil
 }
 

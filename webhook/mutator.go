@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,8 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 
-	"github.com/credgate/credgate/mutate"
 	"github.com/credgate/credgate/review"
 	"github.com/credgate/credgate/workload"
 )
@@ -52,7 +51,6 @@ var Kinds = []Kind{
 type Mutator struct {
 	Kind         Kind
 	Reviewer     *review.Reviewer
-	Decoder      admission.Decoder
 	Log          logr.Logger
 	ValidateOnly bool
 }
@@ -71,8 +69,8 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 	if len(req.Object.Raw) == 0 {
 		return admission.Errored(http.StatusBadRequest, errors.New("the admission request has no object"))
 	}
-	obj := m.Kind.New()
-	if err := m.Decoder.DecodeRaw(req.Object, obj); err != nil {
+	obj, err := m.decode(req.Object.Raw)
+	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode %s: %w", m.Kind.GVK.Kind, err))
 	}
 
@@ -101,18 +99,23 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 		return admission.Allowed("")
 	}
 
-	mutated, err := json.Marshal(obj)
-	if err != nil {
-		log.Error(err, "encode mutated object")
-		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not encode the mutated object"))
-	}
-	ops, err := mutate.Patch(req.Object.Raw, mutated)
-	if err != nil {
-		log.Error(err, "compute patch")
-		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not compute the patch"))
-	}
 	log.V(1).Info("injected", keyCredentials, d.Credentials)
-	return patchResponse(ops).WithWarnings(d.Warnings...)
+	return patchResponse(d.Patch).WithWarnings(d.Warnings...)
+}
+
+// decode decodes raw into a new object of the webhook's kind, as the API server's JSON
+// serializer does (case-sensitive field names, unknown fields ignored), in one pass: the
+// universal deserializer behind admission.Decoder parses the document twice, once only to read
+// its apiVersion and kind.
+func (m *Mutator) decode(raw []byte) (runtime.Object, error) {
+	obj := m.Kind.New()
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
+		return nil, err
+	}
+	if gvk := obj.GetObjectKind().GroupVersionKind(); gvk != m.Kind.GVK {
+		return nil, fmt.Errorf("the object is %s, not %s", gvkString(metav1.GroupVersionKind(gvk)), gvkString(metav1.GroupVersionKind(m.Kind.GVK)))
+	}
+	return obj, nil
 }
 
 // patchResponse admits the request with ops, as admission.PatchResponseFromRaw would.

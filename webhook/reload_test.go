@@ -20,7 +20,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/certs"
@@ -65,17 +64,13 @@ func startServer(t *testing.T, policyDir string) *server {
 	s.watcher = &policies.Watcher{Dir: policyDir, Interval: 20 * time.Millisecond, Engine: s.engine, Metrics: metrics, Log: logr.Discard()}
 	go func() { _ = s.watcher.Start(ctx) }()
 
-	scheme, err := webhook.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := credential.NewStaticStore("team-a", &v1alpha1.Credential{
 		ObjectMeta: metav1.ObjectMeta{Name: "wandb", Namespace: "team-a"},
 		Spec:       v1alpha1.CredentialSpec{Type: v1alpha1.TypeWandB, SecretRef: &v1alpha1.SecretReference{Name: "wandb-secret"}},
 	})
 	port := freePort(t)
 	srv := crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})
-	webhook.Register(srv, &review.Reviewer{Store: store, Policy: s.engine}, admission.NewDecoder(scheme), logr.Discard())
+	webhook.Register(srv, &review.Reviewer{Store: store, Policy: s.engine}, logr.Discard())
 	go func() { _ = srv.Start(ctx) }()
 
 	pool := x509.NewCertPool()
@@ -100,8 +95,11 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 // admit sends a labelled pod to path and returns the response.

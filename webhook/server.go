@@ -102,7 +102,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	}
 	namespaces := &clientNamespaces{cache: mgr.GetCache(), live: mgr.GetAPIReader()}
 	reviewer := &review.Reviewer{Store: store, Namespaces: namespaces, Policy: engine, Enforcement: o.Enforcement}
-	Register(mgr.GetWebhookServer(), reviewer, admission.NewDecoder(scheme), log)
+	Register(mgr.GetWebhookServer(), reviewer, log)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)
@@ -142,12 +142,12 @@ func newPolicyEngine(ctx context.Context, mgr manager.Manager, o Options, log lo
 }
 
 // Register serves a mutating and a validating webhook for each of Kinds on srv.
-func Register(srv crwebhook.Server, r *review.Reviewer, dec admission.Decoder, log logr.Logger) {
+func Register(srv crwebhook.Server, r *review.Reviewer, log logr.Logger) {
 	for _, k := range Kinds {
 		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: r, Decoder: dec, Log: log.WithValues(keyPath, k.Path)}})
+			Kind: k, Reviewer: r, Log: log.WithValues(keyPath, k.Path)}})
 		srv.Register(k.ValidatePath, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: r, Decoder: dec, Log: log.WithValues(keyPath, k.ValidatePath), ValidateOnly: true}})
+			Kind: k, Reviewer: r, Log: log.WithValues(keyPath, k.ValidatePath), ValidateOnly: true}})
 	}
 }
 

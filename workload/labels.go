@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Names of the labels and annotations of DESIGN.md.
@@ -17,11 +19,21 @@ const (
 )
 
 // Requested returns the sorted names of the credentials that labels request ("true") and a
-// problem for every credential label whose value is neither "true" nor "false".
+// problem for every credential label whose value is neither "true" nor "false" or whose key
+// does not end in a name a Credential can have. Mutating webhooks see objects before the API
+// server validates them, so a malformed label must be refused here, with its key, rather than
+// reach a store lookup.
 func Requested(labels map[string]string) (names []string, problems []string) {
 	for k, v := range labels {
 		name, ok := strings.CutPrefix(k, LabelPrefix)
 		if !ok {
+			continue
+		}
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 || len(name) > validation.LabelValueMaxLength {
+			if len(errs) == 0 {
+				errs = []string{fmt.Sprintf("must be no more than %d characters", validation.LabelValueMaxLength)}
+			}
+			problems = append(problems, fmt.Sprintf("label %s does not name a credential: %s", k, strings.Join(errs, "; ")))
 			continue
 		}
 		switch v {

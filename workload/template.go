@@ -35,9 +35,9 @@ var (
 	cronJobTemplate = []string{"spec", "jobTemplate", "spec", "template"}
 )
 
-// PodTemplate returns the pod that obj runs, after copying a Job's or CronJob's own credential
-// labels into its pod template (the template's own values win). It returns an error wrapping
+// PodTemplate returns the pod that obj runs, as submitted. It returns an error wrapping
 // ErrMalformed for an object with no containers, and ErrUnsupportedKind for other kinds.
+// InheritLabels then copies a Job's or CronJob's credential labels into the template.
 func PodTemplate(obj runtime.Object) (Template, error) {
 	var t Template
 	switch o := obj.(type) {
@@ -45,12 +45,9 @@ func PodTemplate(obj runtime.Object) (Template, error) {
 		t = Template{Meta: &o.ObjectMeta, Spec: &o.Spec}
 	case *batchv1.Job:
 		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
-		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
 	case *batchv1.CronJob:
 		jt := &o.Spec.JobTemplate
 		t = Template{Meta: &jt.Spec.Template.ObjectMeta, Spec: &jt.Spec.Template.Spec, Path: cronJobTemplate}
-		CopyCredentialLabels(jt.Labels, &t.Meta.Labels)
-		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
 	case *appsv1.Deployment:
 		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
 	case *appsv1.StatefulSet:
@@ -66,6 +63,19 @@ func PodTemplate(obj runtime.Object) (Template, error) {
 		return Template{}, fmt.Errorf("%w: the pod has no containers (spec.containers is empty)", ErrMalformed)
 	}
 	return t, nil
+}
+
+// InheritLabels copies the credential labels of a Job, or of a CronJob and its job template,
+// into t, obj's pod template, keeping any value the template has (its "false" opts out): users
+// label the object they apply, and its pods get the credentials. Other kinds are left alone.
+func InheritLabels(obj runtime.Object, t Template) {
+	switch o := obj.(type) {
+	case *batchv1.Job:
+		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
+	case *batchv1.CronJob:
+		CopyCredentialLabels(o.Spec.JobTemplate.Labels, &t.Meta.Labels)
+		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
+	}
 }
 
 // TargetContainers returns the names of the containers and init containers that get

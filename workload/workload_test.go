@@ -2,6 +2,7 @@ package workload_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,6 +30,13 @@ func TestRequested(t *testing.T) {
 			"credentials.credgate.dev/wandb": "yes", "credentials.credgate.dev/hf": "True",
 			"credentials.credgate.dev/aws": "true"}, wantNames: []string{"aws"}, wantProblems: 2},
 		{name: "empty value", labels: map[string]string{"credentials.credgate.dev/wandb": ""}, wantProblems: 1},
+		{name: "key names no credential", labels: map[string]string{
+			"credentials.credgate.dev/":                           "true",
+			"credentials.credgate.dev/..":                         "true",
+			"credentials.credgate.dev/a/b":                        "false",
+			"credentials.credgate.dev/Wandb":                      "true",
+			"credentials.credgate.dev/" + strings.Repeat("a", 64): "true",
+			"credentials.credgate.dev/hf.v2":                      "true"}, wantNames: []string{"hf.v2"}, wantProblems: 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,7 +51,7 @@ func TestRequested(t *testing.T) {
 	}
 }
 
-func TestPodTemplateCopiesWorkloadLabels(t *testing.T) {
+func TestInheritLabels(t *testing.T) {
 	const wandb, hf = "credentials.credgate.dev/wandb", "credentials.credgate.dev/hf"
 	tmpl := func(labels map[string]string) corev1.PodTemplateSpec {
 		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
@@ -78,6 +86,7 @@ func TestPodTemplateCopiesWorkloadLabels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			workload.InheritLabels(tt.obj, got)
 			if diff := cmp.Diff(tt.want, got.Meta.Labels); diff != "" {
 				t.Errorf("pod template labels (-want +got):\n%s", diff)
 			}

@@ -1,0 +1,114 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-logr/zapr"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/credgate/credgate/policies"
+	"github.com/credgate/credgate/review"
+)
+
+// BenchmarkHandler measures the whole admission path for a realistic training pod — a pod
+// the job controller creates for a Job, with a data-download init container, a trainer and a
+// metrics sidecar, requesting three credentials (wandb, hf, aws with a region): AdmissionReview
+// bytes in, through admission.Webhook.ServeHTTP (decode, guards, review, mutate, patch), to
+// response bytes out. The logger is zap's production JSON logger at info level, as serve wires
+// it, writing to io.Discard. Compare with BenchmarkFloor.
+//
+// Sub-benchmarks: policy=builtin runs the built-in Rego policies, as credgate serves;
+// policy=none replaces them with an evaluator that finds nothing, which is the handler as it
+// was before the policy layer: their difference is what policy costs per request.
+func BenchmarkHandler(b *testing.B) {
+	b.Run("policy=builtin", func(b *testing.B) { benchmarkHandler(b, newReviewer(b, testStore())) })
+	b.Run("policy=none", func(b *testing.B) {
+		r := newReviewer(b, testStore())
+		r.Policy = noPolicy{}
+		benchmarkHandler(b, r)
+	})
+}
+
+// noPolicy is a policy evaluator that finds no violation.
+type noPolicy struct{}
+
+func (noPolicy) Evaluate(context.Context, ast.Value) (policies.Result, error) {
+	return policies.Result{Revision: "none"}, nil
+}
+
+func benchmarkHandler(b *testing.B, r *review.Reviewer) {
+	body := readFixture(b, "pod-training.json")
+	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	h := newWebhook(b, newMutator(b, "Pod", r), zapr.NewLogger(zl))
+
+	// The path measured is the one that patches.
+	resp, _ := serve(b, h, body)
+	if !resp.Allowed || len(resp.Patch) == 0 {
+		b.Fatalf("the benchmark request is not admitted with a patch: %s", resp.Result.Message)
+	}
+
+	rd := &requestBody{}
+	req := httptest.NewRequestWithContext(b.Context(), http.MethodPost, "/mutate-v1-pod", rd)
+	req.Header.Set("Content-Type", "application/json")
+	w := &responseBuffer{header: http.Header{}}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		req.Body = rd
+		w.Reset()
+		h.ServeHTTP(w, req)
+	}
+}
+
+// BenchmarkFloor is the least any handler of this request must do, with encoding/json: decode
+// the AdmissionReview, decode the pod in it, and encode a response. No review, no patch.
+func BenchmarkFloor(b *testing.B) {
+	body := readFixture(b, "pod-training.json")
+	var out bytes.Buffer
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var ar admissionv1.AdmissionReview
+		if err := json.Unmarshal(body, &ar); err != nil {
+			b.Fatal(err)
+		}
+		var pod corev1.Pod
+		if err := json.Unmarshal(ar.Request.Object.Raw, &pod); err != nil {
+			b.Fatal(err)
+		}
+		resp := admissionv1.AdmissionReview{
+			TypeMeta: ar.TypeMeta,
+			Response: &admissionv1.AdmissionResponse{UID: ar.Request.UID, Allowed: true, Result: &metav1.Status{Code: http.StatusOK}},
+		}
+		out.Reset()
+		if err := json.NewEncoder(&out).Encode(resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// requestBody is a reusable request body.
+type requestBody struct{ bytes.Reader }
+
+func (*requestBody) Close() error { return nil }
+
+// responseBuffer is a reusable http.ResponseWriter that keeps the body.
+type responseBuffer struct {
+	header http.Header
+	bytes.Buffer
+}
+
+func (w *responseBuffer) Header() http.Header { return w.header }
+func (w *responseBuffer) WriteHeader(int)     {}

@@ -1,0 +1,840 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admission/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/credgate/credgate/credential"
+	"github.com/credgate/credgate/policies"
+	"github.com/credgate/credgate/review"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+// outcome is what the API server acts on in an AdmissionResponse.
+type outcome struct {
+	UID     types.UID
+	Allowed bool
+	Code    int32
+	Patched bool
+}
+
+func outcomeOf(r *admissionv1.AdmissionResponse) outcome {
+	return outcome{UID: r.UID, Allowed: r.Allowed, Code: r.Result.Code, Patched: len(r.Patch) > 0}
+}
+
+// staticAWSWarning is the built-in static-credentials rule's warning for the aws credential.
+const staticAWSWarning = "[static-credentials] credential aws gives the pod long-lived AWS keys; prefer temporary credentials (STS AssumeRole with a session policy, or web identity)"
+
+// setsWandbKey makes the first container of a fixture's pod set WANDB_API_KEY itself.
+func setsWandbKey(req map[string]any) {
+	ctr := req["object"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+	ctr["env"] = []any{map[string]any{"name": "WANDB_API_KEY", "valueFrom": map[string]any{
+		"secretKeyRef": map[string]any{"name": "my-own-wandb", "key": "key"}}}}
+}
+
+// errCacheTimeout is what a Credential informer that never synced answers, word for word.
+var errCacheTimeout = errors.New("Timeout: failed waiting for *v1alpha1.Credential Informer to sync") //nolint:staticcheck // controller-runtime's text
+
+// TestHandler sends AdmissionReview fixtures through admission.Webhook.ServeHTTP, the path
+// the API server's requests take, and checks the AdmissionReview that comes back. Every
+// response is also compared with testdata/golden/<case>.json (go test -update rewrites them).
+func TestHandler(t *testing.T) {
+	tests := []struct {
+		name     string
+		kind     string // which endpoint: the Kinds entry the Mutator serves
+		validate bool   // the validating endpoint rather than the mutating one
+		fixture  string
+		edit     func(req map[string]any) // optional change to the fixture's request
+		store    credential.Store         // nil: testStore()
+		// enforcement overrides the built-in policies' default actions.
+		enforcement policies.Enforcement
+		want        outcome
+		// wantMsg and notMsg are substrings the response message must and must not contain.
+		wantMsg, notMsg []string
+		wantWarnings    []string
+		// wantLog are substrings the log must contain.
+		wantLog []string
+		// check inspects the object after the response's patch is applied to it.
+		check func(t *testing.T, original, patched []byte)
+	}{
+		{
+			name:    "malformed JSON body",
+			kind:    "Pod",
+			fixture: "malformed.json",
+			want:    outcome{Code: 400},
+			wantMsg: []string{"json parse error", "unexpected end of JSON input"},
+		},
+		{
+			name:    "deployment sent to the pod endpoint",
+			kind:    "Pod",
+			fixture: "deployment-to-pod.json",
+			want:    outcome{UID: "9a3e7f10-2b4c-4d5e-8f60-718293a4b5c1", Code: 400},
+			wantMsg: []string{"this webhook admits v1/Pod, not apps/v1/Deployment", "webhook configuration"},
+		},
+		{
+			name:    "object is not of the kind the request says",
+			kind:    "Pod",
+			fixture: "pod-labelled.json",
+			edit: func(req map[string]any) {
+				req["object"] = map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "inference"}}
+			},
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a02", Code: 400},
+			wantMsg: []string{"decode Pod"},
+		},
+		{
+			name:    "no object",
+			kind:    "Pod",
+			fixture: "pod-no-object.json",
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a06", Code: 400},
+			wantMsg: []string{"the admission request has no object"},
+		},
+		{
+			name:    "pod without containers",
+			kind:    "Pod",
+			fixture: "pod-no-containers.json",
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a05", Code: 400},
+			wantMsg: []string{"no containers", "spec.containers is empty"},
+		},
+		{
+			name:    "pod DELETE is not mutated",
+			kind:    "Pod",
+			fixture: "pod-delete.json",
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a07", Allowed: true, Code: 200},
+			wantMsg: []string{"does not mutate this operation"},
+		},
+		{
+			name:    "pod UPDATE is not mutated",
+			kind:    "Pod",
+			fixture: "pod-update.json",
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a08", Allowed: true, Code: 200},
+			wantMsg: []string{"does not mutate this operation"},
+		},
+		{
+			name:    "unlabelled pod",
+			kind:    "Pod",
+			fixture: "pod-unlabelled.json",
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a01", Allowed: true, Code: 200},
+			wantMsg: []string{"no credentials requested"},
+		},
+		{
+			name:    "label value yes",
+			kind:    "Pod",
+			fixture: "pod-label-yes.json",
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a03", Code: 403},
+			wantMsg: []string{
+				"[invalid-credential-label]",
+				`label credentials.credgate.dev/wandb has value "yes"`,
+				`use "true" to request the credential or "false" to opt out`,
+			},
+			wantLog: []string{`"msg"="refused"`, `"rules"=["invalid-credential-label"]`},
+		},
+		{
+			name:    "unknown credential",
+			kind:    "Pod",
+			fixture: "pod-unknown-credential.json",
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a04", Code: 403},
+			wantMsg: []string{
+				"[unknown-credential]",
+				`credential "openai" does not exist in namespace "ml-team" (it has: aws, hf, kaggle, mlflow, wandb)`,
+				"credentials.credgate.dev/openai",
+			},
+			// The namespace that has an openai Credential is not disclosed.
+			notMsg:  []string{"other-team", `"wandb" does not exist`},
+			wantLog: []string{`"rules"=["unknown-credential"]`, `"credentials"=["openai" "wandb"]`},
+		},
+		{
+			name:    "credential store fails",
+			kind:    "Pod",
+			fixture: "pod-labelled.json",
+			store:   &fakeStore{Store: testStore(), getErr: errCacheTimeout},
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a02", Code: 500},
+			wantMsg: []string{"credgate could not review the request; see the credgate logs"},
+			notMsg:  []string{"Informer", "Timeout", "wandb", "refused", "denied"},
+			wantLog: []string{`"msg"="review failed"`, errCacheTimeout.Error(), `"uid"="5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a02"`},
+		},
+		{
+			name:    "credential store fails listing names for an unknown credential",
+			kind:    "Pod",
+			fixture: "pod-unknown-credential.json",
+			store:   &fakeStore{Store: testStore(), namesErr: errCacheTimeout},
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a04", Code: 500},
+			wantMsg: []string{"credgate could not review the request; see the credgate logs"},
+			notMsg:  []string{"Informer", "openai", "does not exist"},
+			wantLog: []string{`"msg"="review failed"`, errCacheTimeout.Error()},
+		},
+		{
+			name:    "labelled job",
+			kind:    "Job",
+			fixture: "job-labelled.json",
+			want:    outcome{UID: "c47e0a2b-6d1f-4e83-9b25-3a4c5d6e7f81", Allowed: true, Code: 200, Patched: true},
+			wantLog: []string{`"msg"="injected"`, `"credentials"=["kaggle" "wandb"]`},
+			check: func(t *testing.T, _, patched []byte) {
+				meta, spec := templateOf(t, "Job", patched)
+				wantLabels := map[string]string{
+					"app":                             "train-llm",
+					"credentials.credgate.dev/wandb":  "true",
+					"credentials.credgate.dev/kaggle": "true",
+				}
+				if diff := cmp.Diff(wantLabels, meta.Labels); diff != "" {
+					t.Errorf("pod template labels (-want +got):\n%s", diff)
+				}
+				checkInjectedAnnotation(t, meta, "kaggle,wandb")
+				wantEnv := []corev1.EnvVar{
+					{Name: "WANDB_PROJECT", Value: "llm-sweeps"}, // the pod's own: the credential's literal is overridable
+					{Name: "KAGGLE_CONFIG_DIR", Value: "/var/run/secrets/credgate/kaggle"},
+					secretEnv("WANDB_API_KEY", "wandb-secret", "api-key", false),
+					{Name: "WANDB_ENTITY", Value: "ml-team"},
+				}
+				if diff := cmp.Diff(wantEnv, spec.Containers[0].Env); diff != "" {
+					t.Errorf("trainer env (-want +got):\n%s", diff)
+				}
+				wantVolumes := []corev1.Volume{{Name: "credgate-kaggle", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+					SecretName:  "kaggle-secret",
+					Items:       []corev1.KeyToPath{{Key: "kaggle.json", Path: "kaggle.json", Mode: new(int32(0o400))}},
+					DefaultMode: new(int32(0o400)),
+				}}}}
+				if diff := cmp.Diff(wantVolumes, spec.Volumes); diff != "" {
+					t.Errorf("volumes (-want +got):\n%s", diff)
+				}
+				wantMounts := []corev1.VolumeMount{{Name: "credgate-kaggle", MountPath: "/var/run/secrets/credgate/kaggle", ReadOnly: true}}
+				if diff := cmp.Diff(wantMounts, spec.Containers[0].VolumeMounts); diff != "" {
+					t.Errorf("trainer volume mounts (-want +got):\n%s", diff)
+				}
+			},
+		},
+		{
+			// What a client other than the API server may send: no pod template metadata, no
+			// status, no resources. Re-encoding the typed Job adds them; the patch must not.
+			name:    "minimal job",
+			kind:    "Job",
+			fixture: "job-labelled.json",
+			edit: func(req map[string]any) {
+				job := req["object"].(map[string]any)
+				delete(job, "status")
+				tmpl := job["spec"].(map[string]any)["template"].(map[string]any)
+				delete(tmpl, "metadata")
+				delete(tmpl["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any), "resources")
+			},
+			want: outcome{UID: "c47e0a2b-6d1f-4e83-9b25-3a4c5d6e7f81", Allowed: true, Code: 200, Patched: true},
+			check: func(t *testing.T, _, patched []byte) {
+				for _, path := range []string{"status", "spec.template.metadata.creationTimestamp", "spec.template.spec.containers.0.resources"} {
+					if v := lookup(t, patched, path); v != nil {
+						t.Errorf("patched job has %s: %v", path, v)
+					}
+				}
+				meta, _ := templateOf(t, "Job", patched)
+				want := map[string]string{"credentials.credgate.dev/wandb": "true", "credentials.credgate.dev/kaggle": "true"}
+				if diff := cmp.Diff(want, meta.Labels); diff != "" {
+					t.Errorf("pod template labels (-want +got):\n%s", diff)
+				}
+			},
+		},
+		{
+			name:    "job whose pod template opts out",
+			kind:    "Job",
+			fixture: "job-opt-out.json",
+			want:    outcome{UID: "c47e0a2b-6d1f-4e83-9b25-3a4c5d6e7f82", Allowed: true, Code: 200},
+			wantMsg: []string{"no credentials requested"},
+		},
+		{
+			name:         "cronjob create",
+			kind:         "CronJob",
+			fixture:      "cronjob-create.json",
+			want:         outcome{UID: "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a51", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{staticAWSWarning},
+			check:        checkCronJob,
+		},
+		{
+			name:         "cronjob update",
+			kind:         "CronJob",
+			fixture:      "cronjob-update.json",
+			want:         outcome{UID: "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a52", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{staticAWSWarning},
+			check:        checkCronJob,
+		},
+		{
+			name:    "native sidecar, pod resources and fields from a newer API server",
+			kind:    "Pod",
+			fixture: "pod-future-fields.json",
+			want:    outcome{UID: "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b01", Allowed: true, Code: 200, Patched: true},
+			check: func(t *testing.T, original, patched []byte) {
+				for _, path := range []string{
+					"spec.someFutureField",
+					"spec.resources",
+					"spec.initContainers.0.restartPolicy",
+					"spec.containers.0.futureContainerField",
+					"spec.containers.0.resources",
+				} {
+					want, got := lookup(t, original, path), lookup(t, patched, path)
+					if want == nil {
+						t.Fatalf("fixture has no %s", path)
+					}
+					if diff := cmp.Diff(want, got); diff != "" {
+						t.Errorf("%s changed (-want +got):\n%s", path, diff)
+					}
+				}
+				if got := lookup(t, patched, "spec.containers.0.resources.limits.cpu"); got != "1000m" {
+					t.Errorf(`cpu limit is %v, want "1000m" as the user spelled it`, got)
+				}
+				// The native sidecar is a container like any other: it gets the credentials too.
+				_, spec := templateOf(t, "Pod", patched)
+				for _, c := range append(spec.InitContainers, spec.Containers...) {
+					if names := envNames(c.Env); !slices.Contains(names, "HF_TOKEN") || !slices.Contains(names, "KAGGLE_CONFIG_DIR") {
+						t.Errorf("container %s has env %v, want HF_TOKEN and KAGGLE_CONFIG_DIR", c.Name, names)
+					}
+				}
+			},
+		},
+		{
+			name:         "training pod created by the job controller",
+			kind:         "Pod",
+			fixture:      "pod-training.json",
+			want:         outcome{UID: "0e8f2a6c-5d41-4b7a-9c3e-81f4d2a6b903", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{staticAWSWarning},
+			check: func(t *testing.T, _, patched []byte) {
+				meta, spec := templateOf(t, "Pod", patched)
+				checkInjectedAnnotation(t, meta, "aws,hf,wandb")
+				credEnv := []string{
+					"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+					"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY",
+				}
+				want := map[string][]string{
+					"download": slices.Concat([]string{"AWS_MAX_ATTEMPTS"}, credEnv, []string{"WANDB_PROJECT", "WANDB_ENTITY"}),
+					// The trainer sets WANDB_PROJECT itself; the credential's literal is overridable.
+					"trainer": slices.Concat([]string{"WANDB_PROJECT", "NCCL_DEBUG", "POD_NAME"}, credEnv, []string{"WANDB_ENTITY"}),
+					"metrics": slices.Concat([]string{"EXPORT_INTERVAL"}, credEnv, []string{"WANDB_PROJECT", "WANDB_ENTITY"}),
+				}
+				got := map[string][]string{}
+				for _, c := range append(spec.InitContainers, spec.Containers...) {
+					got[c.Name] = envNames(c.Env)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("env names per container (-want +got):\n%s", diff)
+				}
+			},
+		},
+		{
+			name:    "pod that already sets a credential variable",
+			kind:    "Pod",
+			fixture: "pod-labelled.json",
+			edit:    setsWandbKey,
+			want:    outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a02", Code: 403},
+			wantMsg: []string{`[conflicting-env] container "trainer" already sets WANDB_API_KEY, which credential wandb injects`},
+			wantLog: []string{`"rules"=["conflicting-env"]`},
+		},
+		{
+			name:        "pod that already sets a credential variable, conflicting-env enforced as warn",
+			kind:        "Pod",
+			fixture:     "pod-labelled.json",
+			edit:        setsWandbKey,
+			enforcement: policies.Enforcement{"conflicting-env": policies.ActionWarn},
+			want:        outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a02", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{
+				`[conflicting-env] container "trainer" already sets WANDB_API_KEY, which credential wandb injects; remove it from the container (or, for a literal, mark the Credential's variable overridable)`,
+				`credential wandb: container "trainer" already sets WANDB_API_KEY; credgate left the container's definition in place`,
+			},
+			check: func(t *testing.T, _, patched []byte) {
+				_, spec := templateOf(t, "Pod", patched)
+				want := []corev1.EnvVar{
+					secretEnv("WANDB_API_KEY", "my-own-wandb", "key", false),
+					{Name: "WANDB_PROJECT", Value: "experiments"},
+					{Name: "WANDB_ENTITY", Value: "ml-team"},
+				}
+				if diff := cmp.Diff(want, spec.Containers[0].Env); diff != "" {
+					t.Errorf("trainer env (-want +got):\n%s", diff)
+				}
+			},
+		},
+		{
+			name:    "credential not ready",
+			kind:    "Pod",
+			fixture: "pod-labelled.json",
+			edit: func(req map[string]any) {
+				req["object"].(map[string]any)["metadata"].(map[string]any)["labels"].(map[string]any)["credentials.credgate.dev/mlflow"] = "true"
+			},
+			want: outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a02", Code: 403},
+			wantMsg: []string{
+				"[credential-not-ready] credential mlflow is not ready (SecretMissing: Secret ml-team/mlflow-secret not found)",
+			},
+		},
+		{
+			name:     "validating: labelled job",
+			kind:     "Job",
+			validate: true,
+			fixture:  "job-labelled.json",
+			want:     outcome{UID: "c47e0a2b-6d1f-4e83-9b25-3a4c5d6e7f81", Allowed: true, Code: 200},
+		},
+		{
+			// The validating webhook sees the object after every mutating webhook: a later one
+			// may have set a credential's variable.
+			name:     "validating: pod that already sets a credential variable",
+			kind:     "Pod",
+			validate: true,
+			fixture:  "pod-labelled.json",
+			edit:     setsWandbKey,
+			want:     outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a02", Code: 403},
+			wantMsg:  []string{"[conflicting-env]", "WANDB_API_KEY"},
+		},
+		{
+			name:     "validating: credential store fails",
+			kind:     "Pod",
+			validate: true,
+			fixture:  "pod-labelled.json",
+			store:    &fakeStore{Store: testStore(), getErr: errCacheTimeout},
+			want:     outcome{UID: "5b0d1c6e-3f1a-4f0b-9a57-0c1d2e3f4a02", Code: 500},
+			wantMsg:  []string{"credgate could not review the request; see the credgate logs"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := readFixture(t, tt.fixture)
+			if tt.edit != nil {
+				body = editRequest(t, body, tt.edit)
+			}
+			store := tt.store
+			if store == nil {
+				store = testStore()
+			}
+			r := newReviewer(t, store)
+			r.Enforcement = tt.enforcement
+			m := newMutator(t, tt.kind, r)
+			m.ValidateOnly = tt.validate
+			var logs logBuffer
+			resp, _ := serve(t, newWebhook(t, m, newLogger(&logs)), body)
+
+			if diff := cmp.Diff(tt.want, outcomeOf(resp)); diff != "" {
+				t.Errorf("response (-want +got):\n%s\nmessage: %s", diff, resp.Result.Message)
+			}
+			for _, s := range tt.wantMsg {
+				if !strings.Contains(resp.Result.Message, s) {
+					t.Errorf("message %q does not contain %q", resp.Result.Message, s)
+				}
+			}
+			for _, s := range tt.notMsg {
+				if strings.Contains(resp.Result.Message, s) {
+					t.Errorf("message %q contains %q", resp.Result.Message, s)
+				}
+			}
+			if diff := cmp.Diff(tt.wantWarnings, resp.Warnings); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+			for _, s := range tt.wantLog {
+				if !strings.Contains(logs.String(), s) {
+					t.Errorf("log does not contain %s; log:\n%s", s, logs.String())
+				}
+			}
+			if !resp.Allowed && resp.Result.Code == 403 && resp.Result.Reason != metav1.StatusReasonForbidden {
+				t.Errorf("denial has reason %q, want %q", resp.Result.Reason, metav1.StatusReasonForbidden)
+			}
+			if len(resp.Patch) > 0 {
+				original := requestOf(t, body).Object.Raw
+				patched := checkPatch(t, original, resp)
+				if tt.check != nil {
+					tt.check(t, original, patched)
+				}
+			} else if tt.check != nil {
+				t.Error("response has no patch to check")
+			}
+			checkGolden(t, resp)
+		})
+	}
+}
+
+// TestHandlerReinvocation feeds each patched object back to the webhook, as the API server
+// does under reinvocationPolicy: IfNeeded: the second response must admit it with no patch.
+func TestHandlerReinvocation(t *testing.T) {
+	tests := []struct {
+		kind    string
+		fixture string
+	}{
+		{"Pod", "pod-labelled.json"},
+		{"Pod", "pod-future-fields.json"},
+		{"Pod", "pod-training.json"},
+		{"Job", "job-labelled.json"},
+		{"CronJob", "cronjob-create.json"},
+		{"CronJob", "cronjob-update.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			h := newWebhook(t, newMutator(t, tt.kind, newReviewer(t, testStore())), newLogger(&logBuffer{}))
+			body := readFixture(t, tt.fixture)
+			first, _ := serve(t, h, body)
+			if len(first.Patch) == 0 {
+				t.Fatalf("first invocation did not patch: %s", first.Result.Message)
+			}
+			patched, err := applyPatch(requestOf(t, body).Object.Raw, first)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			second, _ := serve(t, h, withObject(t, body, patched))
+			want := outcome{UID: first.UID, Allowed: true, Code: 200}
+			if diff := cmp.Diff(want, outcomeOf(second)); diff != "" {
+				t.Errorf("second invocation (-want +got):\n%s\npatch: %s", diff, second.Patch)
+			}
+			if second.PatchType != nil {
+				t.Errorf("second invocation has patch type %s and no patch", *second.PatchType)
+			}
+			checkSettled(t, tt.kind, testNamespace, patched)
+
+			// Then the validating webhook sees the object as it will be stored: it admits it,
+			// without repeating the mutating webhook's warnings.
+			m := newMutator(t, tt.kind, newReviewer(t, testStore()))
+			m.ValidateOnly = true
+			validated, _ := serve(t, newWebhook(t, m, newLogger(&logBuffer{})), withObject(t, body, patched))
+			if diff := cmp.Diff(want, outcomeOf(validated)); diff != "" {
+				t.Errorf("validation (-want +got):\n%s\nmessage: %s", diff, validated.Result.Message)
+			}
+			if len(validated.Warnings) > 0 {
+				t.Errorf("validation warns %q; the mutating webhook already did", validated.Warnings)
+			}
+		})
+	}
+}
+
+// TestRegisterServesEveryKind serves Register's webhooks from a real controller-runtime webhook
+// server mux over HTTPS, and sends every kind's fixture to every path: each path admits its
+// own kind only, the mutating one with a patch, the validating one without.
+func TestRegisterServesEveryKind(t *testing.T) {
+	fixtures := map[string]string{"Pod": "pod-labelled.json", "Job": "job-labelled.json", "CronJob": "cronjob-create.json"}
+	srv := newWebhookServer(t, testStore())
+	for _, k := range Kinds {
+		for kind, fixture := range fixtures {
+			for _, path := range []string{k.Path, k.ValidatePath} {
+				t.Run(path+"/"+kind, func(t *testing.T) {
+					body := readFixture(t, fixture)
+					resp := post(t, srv, srv.URL+path, body)
+					want := outcome{UID: requestOf(t, body).UID, Code: 400}
+					if kind == k.GVK.Kind {
+						want = outcome{UID: want.UID, Allowed: true, Code: 200, Patched: path == k.Path}
+					}
+					if diff := cmp.Diff(want, outcomeOf(resp)); diff != "" {
+						t.Errorf("response (-want +got):\n%s\nmessage: %s", diff, resp.Result.Message)
+					}
+				})
+			}
+		}
+	}
+}
+
+// checkPatch checks what every credgate patch must be: a JSON patch that only adds (and
+// rewrites credgate's own annotation, or fills a member the object sent as null), applies to
+// the submitted object, and leaves every value of it in place. It returns the patched object.
+func checkPatch(t *testing.T, original []byte, resp *admissionv1.AdmissionResponse) []byte {
+	t.Helper()
+	if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
+		t.Errorf("patch type %v, want JSONPatch", resp.PatchType)
+	}
+	var ops []struct {
+		Op, Path string
+		Value    any
+	}
+	if err := json.Unmarshal(resp.Patch, &ops); err != nil {
+		t.Fatalf("decode patch: %v", err)
+	}
+	var o any
+	mustUnmarshal(t, original, &o)
+	for _, op := range ops {
+		ownAnnotation := strings.HasSuffix(op.Path, "/annotations/credgate.dev~1injected")
+		if op.Op != "add" && (op.Op != "replace" || !ownAnnotation && !isNull(o, op.Path)) {
+			t.Errorf("patch has %s %s: credgate only adds, fills nulls and rewrites its own annotation", op.Op, op.Path)
+		}
+		for _, a := range artefacts(op.Value, op.Path) {
+			t.Errorf("patch adds %s: an encoding artefact (null or {}), not a change credgate means", a)
+		}
+	}
+	patched, err := applyPatch(original, resp)
+	if err != nil {
+		t.Fatalf("apply patch: %v\n%s", err, resp.Patch)
+	}
+	var p any
+	mustUnmarshal(t, patched, &p)
+	for _, problem := range preserved(o, p, "") {
+		t.Errorf("the patch changed the submitted object: %s", problem)
+	}
+	return patched
+}
+
+// artefacts lists the null values and empty objects in v: what re-encoding a typed object
+// adds ("creationTimestamp": null, "resources": {}, "status": {}) and credgate never means to.
+func artefacts(v any, path string) []string {
+	switch t := v.(type) {
+	case nil:
+		return []string{path + ": null"}
+	case map[string]any:
+		if len(t) == 0 {
+			return []string{path + ": {}"}
+		}
+		var out []string
+		for k, e := range t {
+			out = append(out, artefacts(e, path+"/"+k)...)
+		}
+		return out
+	case []any:
+		var out []string
+		for i, e := range t {
+			out = append(out, artefacts(e, path+"/"+strconv.Itoa(i))...)
+		}
+		return out
+	}
+	return nil
+}
+
+// preserved lists every value of orig that is not the same in patched: maps must keep every
+// key, arrays every element at its index (they may grow), scalars their value, exactly. The
+// one value credgate rewrites is its own credgate.dev/injected annotation.
+func preserved(orig, patched any, path string) []string {
+	if strings.HasSuffix(path, ".annotations.credgate.dev/injected") {
+		return nil
+	}
+	switch o := orig.(type) {
+	case nil:
+		return nil // an explicit null credgate may fill
+	case map[string]any:
+		p, ok := patched.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: object became %T", path, patched)}
+		}
+		var problems []string
+		for k, v := range o {
+			pv, ok := p[k]
+			if !ok {
+				problems = append(problems, path+"."+k+": removed")
+				continue
+			}
+			problems = append(problems, preserved(v, pv, path+"."+k)...)
+		}
+		return problems
+	case []any:
+		p, ok := patched.([]any)
+		if !ok || len(p) < len(o) {
+			return []string{fmt.Sprintf("%s: array of %d became %v", path, len(o), patched)}
+		}
+		var problems []string
+		for i := range o {
+			problems = append(problems, preserved(o[i], p[i], path+"."+strconv.Itoa(i))...)
+		}
+		return problems
+	}
+	if !equality.Semantic.DeepEqual(orig, patched) {
+		return []string{fmt.Sprintf("%s: %v became %v", path, orig, patched)}
+	}
+	return nil
+}
+
+// checkSettled checks that the patched object needs nothing more: reviewing it again, on the
+// typed object, changes nothing. Unlike the second response's empty patch, this cannot be
+// satisfied by a patch filter that drops a change credgate meant to make.
+func checkSettled(t *testing.T, kind, namespace string, patched []byte) {
+	t.Helper()
+	scheme, err := testScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := scheme.New(kindNamed(t, kind).GVK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUnmarshal(t, patched, obj)
+	again := obj.DeepCopyObject()
+	r := newReviewer(t, testStore())
+	if _, err := r.Review(t.Context(), review.Request{Namespace: namespace, Object: again}); err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(obj, again) {
+		t.Errorf("reviewing the patched object again changes it (-patched +reviewed):\n%s", cmp.Diff(obj, again))
+	}
+}
+
+func checkCronJob(t *testing.T, _, patched []byte) {
+	meta, spec := templateOf(t, "CronJob", patched)
+	// The CronJob's label and its job template's label both reach the pod template.
+	wantLabels := map[string]string{
+		"app":                          "nightly-eval",
+		"credentials.credgate.dev/hf":  "true",
+		"credentials.credgate.dev/aws": "true",
+	}
+	if diff := cmp.Diff(wantLabels, meta.Labels); diff != "" {
+		t.Errorf("pod template labels (-want +got):\n%s", diff)
+	}
+	checkInjectedAnnotation(t, meta, "aws,hf")
+	wantEnv := []corev1.EnvVar{
+		secretEnv("AWS_ACCESS_KEY_ID", "aws-data-secret", "aws_access_key_id", false),
+		secretEnv("AWS_SECRET_ACCESS_KEY", "aws-data-secret", "aws_secret_access_key", false),
+		secretEnv("AWS_SESSION_TOKEN", "aws-data-secret", "aws_session_token", true),
+		{Name: "AWS_REGION", Value: "eu-west-1"},
+		{Name: "AWS_DEFAULT_REGION", Value: "eu-west-1"},
+		secretEnv("HF_TOKEN", "hf-secret", "token", false),
+		secretEnv("HUGGING_FACE_HUB_TOKEN", "hf-secret", "token", false),
+	}
+	if diff := cmp.Diff(wantEnv, spec.Containers[0].Env); diff != "" {
+		t.Errorf("eval env (-want +got):\n%s", diff)
+	}
+	if len(spec.Volumes) != 0 {
+		t.Errorf("volumes %v, want none: aws and hf mount no files", spec.Volumes)
+	}
+}
+
+var injectedRE = regexp.MustCompile(`^([a-z0-9,.-]+) sha256:[0-9a-f]{16}$`)
+
+// checkInjectedAnnotation checks credgate.dev/injected names exactly names and carries a hash.
+func checkInjectedAnnotation(t *testing.T, meta metav1.ObjectMeta, names string) {
+	t.Helper()
+	v := meta.Annotations["credgate.dev/injected"]
+	m := injectedRE.FindStringSubmatch(v)
+	if m == nil || m[1] != names {
+		t.Errorf(`annotation credgate.dev/injected is %q, want "%s sha256:<16 hex digits>"`, v, names)
+	}
+}
+
+// templateOf decodes obj, a kind, and returns the pod it runs.
+func templateOf(t *testing.T, kind string, obj []byte) (metav1.ObjectMeta, corev1.PodSpec) {
+	t.Helper()
+	switch kind {
+	case "Pod":
+		var p corev1.Pod
+		mustUnmarshal(t, obj, &p)
+		return p.ObjectMeta, p.Spec
+	case "Job":
+		var j batchv1.Job
+		mustUnmarshal(t, obj, &j)
+		return j.Spec.Template.ObjectMeta, j.Spec.Template.Spec
+	case "CronJob":
+		var c batchv1.CronJob
+		mustUnmarshal(t, obj, &c)
+		return c.Spec.JobTemplate.Spec.Template.ObjectMeta, c.Spec.JobTemplate.Spec.Template.Spec
+	}
+	t.Fatalf("unknown kind %s", kind)
+	return metav1.ObjectMeta{}, corev1.PodSpec{}
+}
+
+func secretEnv(name, secret, key string, optional bool) corev1.EnvVar {
+	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}
+	if optional {
+		ref.Optional = new(true)
+	}
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}}
+}
+
+func envNames(env []corev1.EnvVar) []string {
+	names := make([]string, len(env))
+	for i, e := range env {
+		names[i] = e.Name
+	}
+	return names
+}
+
+// lookup returns the value at a dotted path ("spec.containers.0.name") of a JSON document.
+func lookup(t *testing.T, doc []byte, path string) any {
+	t.Helper()
+	var v any
+	mustUnmarshal(t, doc, &v)
+	for _, part := range strings.Split(path, ".") {
+		switch n := v.(type) {
+		case map[string]any:
+			v = n[part]
+		case []any:
+			i, err := strconv.Atoi(part)
+			if err != nil || i >= len(n) {
+				return nil
+			}
+			v = n[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+// isNull reports whether the JSON pointer p names an explicit null in doc.
+func isNull(doc any, p string) bool {
+	for _, tok := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch n := doc.(type) {
+		case map[string]any:
+			v, ok := n[tok]
+			if !ok {
+				return false
+			}
+			doc = v
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(n) {
+				return false
+			}
+			doc = n[i]
+		default:
+			return false
+		}
+	}
+	return doc == nil
+}
+
+func mustUnmarshal(t testing.TB, b []byte, into any) {
+	t.Helper()
+	if err := json.Unmarshal(b, into); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+}
+
+// golden is the part of a response testdata/golden/ records, in a stable form.
+type golden struct {
+	Allowed  bool             `json:"allowed"`
+	Code     int32            `json:"code"`
+	Reason   string           `json:"reason,omitempty"`
+	Message  string           `json:"message,omitempty"`
+	Warnings []string         `json:"warnings,omitempty"`
+	Patch    []map[string]any `json:"patch,omitempty"`
+}
+
+// checkGolden compares resp with testdata/golden/<test name>.json, or rewrites the file with -update.
+// Patch operations are sorted by path: their order within a response is not stable.
+func checkGolden(t *testing.T, resp *admissionv1.AdmissionResponse) {
+	t.Helper()
+	g := golden{Allowed: resp.Allowed, Code: resp.Result.Code, Reason: string(resp.Result.Reason),
+		Message: resp.Result.Message, Warnings: resp.Warnings}
+	if len(resp.Patch) > 0 {
+		mustUnmarshal(t, resp.Patch, &g.Patch) // in order: appends ("/-") depend on it
+	}
+	got, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	_, name, _ := strings.Cut(t.Name(), "/")
+	file := filepath.Join("testdata", "golden", strings.NewReplacer(" ", "-", ",", "").Replace(name)+".json")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test ./webhook/ -run %s -update to create it)", err, t.Name())
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("response differs from %s (-want +got); review, then rerun with -update:\n%s", file, diff)
+	}
+}
