@@ -820,7 +820,7 @@ func checkGolden(t *testing.T, resp *admissionv1.AdmissionResponse) {
 	}
 	got = append(got, '\n')
 	_, name, _ := strings.Cut(t.Name(), "/")
-	file := filepath.Join("testdata", "golden", strings.NewReplacer(" ", "-", ",", "").Replace(name)+".json")
+	file := filepath.Join("testdata", "golden", strings.NewReplacer(" ", "-", ",", "", ":", "").Replace(name)+".json")
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 			t.Fatal(err)
