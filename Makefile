@@ -76,13 +76,14 @@ golden: ## Regenerate golden files under testdata/ (review the diff).
 	$(GO) test ./mutate/... ./eval/... -update
 
 .PHONY: fuzz
-fuzz: ## Fuzz the admission handler for FUZZTIME (default 30s).
+fuzz: ## Fuzz the admission handler and the policy input's JSON parser, FUZZTIME each (default 30s).
 	$(GO) test ./webhook/ -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME)
+	$(GO) test ./policies/ -run '^$$' -fuzz FuzzParseJSON -fuzztime $(FUZZTIME)
 
 .PHONY: bench
-bench: ## Benchmark the admission path; results in bench/results.txt.
+bench: ## Benchmark the admission path and policy evaluation; results in bench/results.txt.
 	@mkdir -p bench
-	$(GO) test ./webhook/ -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 | tee bench/results.txt
+	$(GO) test ./webhook/ ./policies/ -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 | tee bench/results.txt
 
 ##@ Build
 

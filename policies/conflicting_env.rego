@@ -6,6 +6,7 @@ package credgate.admission
 import data.credgate.lib
 
 deny contains lib.violation("conflicting-env", b.name, msg) if {
+	lib.credential_env_count > count(lib.credential_env_names)
 	some i, a in input.credentials
 	some j, b in input.credentials
 	i < j
@@ -16,12 +17,13 @@ deny contains lib.violation("conflicting-env", b.name, msg) if {
 }
 
 deny contains lib.violation("conflicting-env", cred.name, msg) if {
-	some cred in input.credentials
-	some e in cred.env
-	not e.overridable
 	some c in lib.target_containers
 	some have in object.get(c, "env", [])
-	have.name == e.name
+	have.name in lib.credential_env_names
+	some cred in input.credentials
+	some e in cred.env
+	e.name == have.name
+	not e.overridable
 	not lib.same_env(have, cred, e)
 	msg := sprintf("container %q already sets %s, which credential %s injects; remove it from the container (or, for a literal, mark the Credential's variable overridable)", [c.name, e.name, cred.name])
 }

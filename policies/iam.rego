@@ -18,9 +18,11 @@ is_deny(st) if lower(object.get(st, "Effect", "")) == "deny"
 service_scope(action) := "*" if lower(action) in {"*", "*:*"}
 
 service_scope(action) := svc if {
+	contains(action, "*")
 	parts := split(lower(action), ":")
 	count(parts) == 2
-	regex.match(`^\*+$`, parts[1])
+	parts[1] != ""
+	trim(parts[1], "*") == ""
 	svc := parts[0]
 	svc != "*"
 }
@@ -56,25 +58,7 @@ granted_scopes(st) := {s | some a in as_array(object.get(st, "Action", [])); s :
 	object.get(st, "NotAction", null) == null
 }
 
-# broad_grants are the service scopes doc allows on every resource.
-broad_grants(doc) := {s |
-	some st in statements(doc)
-	is_allow(st)
-	every_resource(st)
-	some s in granted_scopes(st)
-}
-
-# iam_grants are the scopes that include every IAM action, on any resource: iam:* on one
-# role still lets its holder rewrite its own permissions.
-iam_grants(doc) := {s |
-	some st in statements(doc)
-	is_allow(st)
-	some s in granted_scopes(st)
-	s != "*"
-	covers(s, "iam")
-}
-
-# denied holds when an unconditional Deny on every resource takes back all of scope.
+# denied holds when an unconditional Deny of every resource takes scope back.
 denied(doc, scope) if {
 	some st in statements(doc)
 	is_deny(st)
@@ -89,8 +73,20 @@ denied(doc, scope) if {
 # admin_scopes are the scopes that make doc admin: a broad grant or an IAM grant that no Deny
 # takes back. Empty means doc is not admin-scoped.
 admin_scopes(doc) := {s |
-	some s in union({broad_grants(doc), iam_grants(doc)})
+	some st in statements(doc)
+	is_allow(st)
+	some s in granted_scopes(st)
+	admin_grant(st, s)
 	not denied(doc, s)
+}
+
+# admin_grant holds when an allowed scope is administrative: on every resource, or over IAM
+# (which grants everything else) on any resource.
+admin_grant(st, _) if every_resource(st)
+
+admin_grant(_, scope) if {
+	scope != "*"
+	covers(scope, "iam")
 }
 
 # describe turns a scope into words for messages.

@@ -18,8 +18,8 @@ type Input struct {
 	// NamespaceLabels are the labels of the Namespace object.
 	NamespaceLabels map[string]string
 	Name            string
-	User      string
-	Groups    []string
+	User            string
+	Groups          []string
 	// Group, Version and Kind of the object admitted.
 	Group, Version, Kind string
 	DryRun               bool
@@ -38,16 +38,13 @@ type Input struct {
 	Targets []string
 }
 
-// Value builds the input document directly as an OPA value: the object is parsed once from
-// its JSON, the rest is built term by term, with no JSON round trip of Go structs.
+// Value builds the input document directly as an OPA value: the object is parsed from its
+// JSON straight into OPA terms, the rest is built term by term, with no JSON round trip of Go
+// structs.
 func (in *Input) Value() (ast.Value, error) {
-	var raw any
-	if err := util.UnmarshalJSON(in.Object, &raw); err != nil {
-		return nil, fmt.Errorf("parse object for policy input: %w", err)
-	}
-	object, err := ast.InterfaceToValue(raw)
+	object, err := parseJSON(in.Object)
 	if err != nil {
-		return nil, fmt.Errorf("convert object for policy input: %w", err)
+		return nil, fmt.Errorf("parse object for policy input: %w", err)
 	}
 	creds := make([]*ast.Term, len(in.Credentials))
 	for i := range in.Credentials {

@@ -27,8 +27,16 @@ same_env(have, _, e) if {
 	object.get(have, "value", "") == e.value
 }
 
+# credential_env_names are the names of the variables the requested credentials inject;
+# credential_env_count counts their definitions (more than the names: some name is set twice).
+# Rules test a container's variable against the set before looking for its credential.
+credential_env_names := {e.name | some cred in input.credentials; some e in cred.env}
+
+credential_env_count := sum([count(cred.env) | some cred in input.credentials])
+
 # injected_by_credgate holds for a container variable that some requested credential injects.
 injected_by_credgate(have) if {
+	have.name in credential_env_names
 	some cred in input.credentials
 	some e in cred.env
 	e.name == have.name

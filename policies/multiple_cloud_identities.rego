@@ -5,30 +5,34 @@ package credgate.admission
 
 import data.credgate.lib
 
-# identity_variables are the variables through which each cloud's SDKs find an identity.
+# identity_variables are the variables through which each cloud's SDKs find an identity, by
+# variable name.
 identity_variables := {
-	"AWS": {
-		"AWS_ACCESS_KEY_ID", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_PROFILE",
-	},
-	"GCP": {"GOOGLE_APPLICATION_CREDENTIALS"},
-	"Azure": {"AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME"},
+	"AWS_ACCESS_KEY_ID": "AWS",
+	"AWS_ROLE_ARN": "AWS",
+	"AWS_WEB_IDENTITY_TOKEN_FILE": "AWS",
+	"AWS_CONTAINER_CREDENTIALS_FULL_URI": "AWS",
+	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "AWS",
+	"AWS_PROFILE": "AWS",
+	"GOOGLE_APPLICATION_CREDENTIALS": "GCP",
+	"AZURE_CLIENT_SECRET": "Azure",
+	"AZURE_FEDERATED_TOKEN_FILE": "Azure",
+	"AZURE_CLIENT_CERTIFICATE_PATH": "Azure",
+	"AZURE_USERNAME": "Azure",
 }
 
 # identities[cloud] lists, for messages, every source of an identity for that cloud: requested
 # credentials, and variables a container sets itself (not injected by credgate).
 identities[cloud] contains sprintf("credential %s", [cred.name]) if {
 	some cred in input.credentials
-	some cloud, vars in identity_variables
 	some e in cred.env
-	e.name in vars
+	cloud := identity_variables[e.name]
 }
 
 identities[cloud] contains sprintf("%s set by container %s", [have.name, c.name]) if {
 	some c in lib.target_containers
 	some have in object.get(c, "env", [])
-	some cloud, vars in identity_variables
-	have.name in vars
+	cloud := identity_variables[have.name]
 	not lib.injected_by_credgate(have)
 }
 

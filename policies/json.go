@@ -1,0 +1,257 @@
+package policies
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// maxDepth bounds the nesting of a document parseJSON accepts, as encoding/json does.
+const maxDepth = 10000
+
+// parseJSON parses one JSON document straight into an OPA value: the object of every
+// admission request goes into the policy input, and building OPA terms from the bytes, rather
+// than from encoding/json's map[string]any, halves the work and the allocations. The result
+// is the value ast.InterfaceToValue gives for the document decoded with UseNumber; the tests
+// hold the two to that.
+func parseJSON(data []byte) (ast.Value, error) {
+	p := jsonParser{data: data}
+	t, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	p.space()
+	if p.pos < len(p.data) {
+		return nil, p.errorf("unexpected %q after the document", p.data[p.pos])
+	}
+	return t.Value, nil
+}
+
+type jsonParser struct {
+	data []byte
+	pos  int
+}
+
+func (p *jsonParser) errorf(format string, args ...any) error {
+	return fmt.Errorf("invalid JSON at offset %d: %s", p.pos, fmt.Sprintf(format, args...))
+}
+
+func (p *jsonParser) space() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jsonParser) value(depth int) (*ast.Term, error) {
+	if depth > maxDepth {
+		return nil, p.errorf("nested deeper than %d", maxDepth)
+	}
+	p.space()
+	if p.pos >= len(p.data) {
+		return nil, p.errorf("unexpected end of input")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.object(depth)
+	case c == '[':
+		return p.array(depth)
+	case c == '"':
+		s, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		return ast.InternedTerm(s), nil
+	case c == 't':
+		return p.literal("true", ast.InternedTerm(true))
+	case c == 'f':
+		return p.literal("false", ast.InternedTerm(false))
+	case c == 'n':
+		return p.literal("null", ast.InternedNullTerm)
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	default:
+		return nil, p.errorf("unexpected %q", c)
+	}
+}
+
+func (p *jsonParser) literal(word string, t *ast.Term) (*ast.Term, error) {
+	if len(p.data)-p.pos < len(word) || string(p.data[p.pos:p.pos+len(word)]) != word {
+		return nil, p.errorf("invalid literal")
+	}
+	p.pos += len(word)
+	return t, nil
+}
+
+func (p *jsonParser) object(depth int) (*ast.Term, error) {
+	p.pos++ // {
+	var items [][2]*ast.Term
+	p.space()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return ast.NewTerm(ast.NewObject()), nil
+	}
+	for {
+		p.space()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return nil, p.errorf("expected a member name")
+		}
+		k, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		p.space()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, p.errorf("expected ':' after a member name")
+		}
+		p.pos++
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, [2]*ast.Term{ast.InternedTerm(k), v})
+		p.space()
+		if p.pos >= len(p.data) {
+			return nil, p.errorf("unexpected end of input in an object")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			// Insert, unlike NewObject, keeps one value for a repeated member name: the last,
+			// as encoding/json does.
+			o := ast.NewObjectWithCapacity(len(items))
+			for _, kv := range items {
+				o.Insert(kv[0], kv[1])
+			}
+			return ast.NewTerm(o), nil
+		default:
+			return nil, p.errorf("expected ',' or '}' in an object")
+		}
+	}
+}
+
+func (p *jsonParser) array(depth int) (*ast.Term, error) {
+	p.pos++ // [
+	var terms []*ast.Term
+	p.space()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		return ast.NewTerm(ast.NewArray()), nil
+	}
+	for {
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		terms = append(terms, v)
+		p.space()
+		if p.pos >= len(p.data) {
+			return nil, p.errorf("unexpected end of input in an array")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return ast.NewTerm(ast.NewArray(terms...)), nil
+		default:
+			return nil, p.errorf("expected ',' or ']' in an array")
+		}
+	}
+}
+
+// string reads a string token. One without escapes, control characters or invalid UTF-8 is
+// taken as it is; any other is decoded by encoding/json, so escapes and replacement of
+// invalid bytes are exactly its.
+func (p *jsonParser) string() (string, error) {
+	start := p.pos
+	p.pos++ // "
+	plain := true
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		switch {
+		case c == '"':
+			p.pos++
+			raw := p.data[start:p.pos]
+			if plain {
+				return string(raw[1 : len(raw)-1]), nil
+			}
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return "", p.errorf("invalid string: %v", err)
+			}
+			return s, nil
+		case c == '\\':
+			plain = false
+			p.pos += 2
+		case c < 0x20:
+			return "", p.errorf("control character in a string")
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(p.data[p.pos:])
+			if r == utf8.RuneError && size == 1 {
+				plain = false
+			}
+			p.pos += size
+		default:
+			p.pos++
+		}
+	}
+	p.pos = len(p.data)
+	return "", p.errorf("unterminated string")
+}
+
+var errNumber = errors.New("invalid number")
+
+// number reads a number token, checked against JSON's grammar.
+func (p *jsonParser) number() (*ast.Term, error) {
+	start := p.pos
+	digits := func() int {
+		n := 0
+		for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
+			p.pos++
+			n++
+		}
+		return n
+	}
+	if p.data[p.pos] == '-' {
+		p.pos++
+	}
+	switch {
+	case p.pos < len(p.data) && p.data[p.pos] == '0':
+		p.pos++
+	case digits() == 0:
+		return nil, p.errorf("%v", errNumber)
+	}
+	if p.pos < len(p.data) && p.data[p.pos] == '.' {
+		p.pos++
+		if digits() == 0 {
+			return nil, p.errorf("%v", errNumber)
+		}
+	}
+	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
+		p.pos++
+		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
+			p.pos++
+		}
+		if digits() == 0 {
+			return nil, p.errorf("%v", errNumber)
+		}
+	}
+	if t := ast.InternedIntNumberTermFromString(string(p.data[start:p.pos])); t != nil {
+		return t, nil
+	}
+	v, err := ast.InterfaceToValue(json.Number(p.data[start:p.pos]))
+	if err != nil {
+		return nil, p.errorf("%v", err)
+	}
+	return ast.NewTerm(v), nil
+}

@@ -1,0 +1,79 @@
+package policies
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// reference is what parseJSON must equal: OPA's own path from JSON to a value.
+func reference(data []byte) (ast.Value, error) {
+	var x any
+	if err := util.UnmarshalJSON(data, &x); err != nil {
+		return nil, err
+	}
+	return ast.InterfaceToValue(x)
+}
+
+var jsonSeeds = []string{
+	`{}`, `[]`, `null`, `true`, `false`, `0`, `-0`, `1.5e3`, `-12.25E-2`, `123456789012345678901234567890`,
+	`"plain"`, `"esc\"aped\\ \/ \b\f\n\r\t"`, `"\u00e9\ud83d\ude00"`, `"\ud800"`, "\"caf\xc3\xa9\"", "\"bad \xff byte\"",
+	`{"a":1,"a":2}`, `{"a":[1,{"b":null}],"c":"d"}`, ` { "spaced" : [ 1 , 2 ] } `,
+	`{"resources":{"limits":{"cpu":"1000m","memory":"1Gi"}},"runAsUser":1000,"ratio":0.5}`,
+	// Invalid: both must refuse.
+	``, `{`, `[1,]`, `{"a" 1}`, `{"a":1,}`, `01`, `1.`, `.5`, `-`, `1e`, `tru`, `nul`, `"unterminated`,
+	"\"ctl\x01\"", `{"a":1} x`, `[1 2]`, `"\x"`, `{1:2}`,
+}
+
+func checkParseJSON(t *testing.T, data []byte) {
+	t.Helper()
+	want, werr := reference(data)
+	got, gerr := parseJSON(data)
+	switch {
+	case werr != nil && gerr == nil:
+		t.Fatalf("parseJSON(%q) accepted what encoding/json refuses (%v): %v", data, werr, got)
+	case werr == nil && gerr != nil:
+		t.Fatalf("parseJSON(%q) refused valid JSON: %v", data, gerr)
+	case werr == nil && want.Compare(got) != 0:
+		t.Fatalf("parseJSON(%q) = %v, want %v", data, got, want)
+	}
+}
+
+func TestParseJSON(t *testing.T) {
+	for _, s := range jsonSeeds {
+		checkParseJSON(t, []byte(s))
+	}
+	// Every admission request the webhook tests use.
+	files, err := filepath.Glob(filepath.Join("..", "webhook", "testdata", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkParseJSON(t, data)
+	}
+	if _, err := parseJSON([]byte(strings.Repeat("[", maxDepth+2) + strings.Repeat("]", maxDepth+2))); err == nil {
+		t.Error("parseJSON accepted a document nested deeper than maxDepth")
+	}
+}
+
+// FuzzParseJSON holds parseJSON to OPA's own conversion on any input. CI runs the seeds;
+// go test ./policies/ -run '^$' -fuzz FuzzParseJSON explores.
+func FuzzParseJSON(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if strings.Count(string(data), "[")+strings.Count(string(data), "{") > maxDepth/2 {
+			return // depth limits differ in where they stop; both stop
+		}
+		checkParseJSON(t, data)
+	})
+}
