@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/credgate/credgate/api/v1alpha1"
@@ -57,6 +59,7 @@ func exampleInput(b *testing.B) *Input {
 		User: "system:serviceaccount:kube-system:job-controller", Groups: []string{"system:serviceaccounts", "system:authenticated"},
 		Version: "v1", Kind: "Pod", Object: raw, PodLabels: pod.Labels, Targets: targets,
 		NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": pod.Namespace},
+		Cache:           &ValueCache{},
 	}
 	for _, n := range names {
 		c, ok := creds[n]
@@ -84,6 +87,8 @@ func exampleCredentials(b *testing.B) map[string]*v1alpha1.Credential {
 			b.Fatal(err)
 		}
 		if c.Kind == "Credential" {
+			// As the API server stores it: the input's value cache keys on these.
+			c.UID, c.ResourceVersion = types.UID("uid-"+c.Name), "1"
 			c.Status.Conditions = append(c.Status.Conditions, metav1.Condition{
 				Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "SecretFound"})
 			out[c.Name] = &c
@@ -104,14 +109,22 @@ func readYAML(b *testing.B, path string, into any) {
 }
 
 // BenchmarkPolicyInput measures building the input document: parsing the object's JSON and
-// assembling the rest as OPA values.
+// assembling the rest as OPA values, with the credentials' values cached (as the webhook
+// serves) and built afresh.
 func BenchmarkPolicyInput(b *testing.B) {
-	in := exampleInput(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := in.Value(); err != nil {
-			b.Fatal(err)
-		}
+	for _, cached := range []bool{true, false} {
+		b.Run(fmt.Sprintf("cached=%t", cached), func(b *testing.B) {
+			in := exampleInput(b)
+			if !cached {
+				in.Cache = nil
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := in.Value(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -36,6 +36,8 @@ type Input struct {
 	Missing, Available []string
 	// Targets are the containers that receive credentials.
 	Targets []string
+	// Cache, when set, keeps the credentials' values between requests.
+	Cache *ValueCache
 }
 
 // Value builds the input document directly as an OPA value: the object is parsed from its
@@ -48,7 +50,7 @@ func (in *Input) Value() (ast.Value, error) {
 	}
 	creds := make([]*ast.Term, len(in.Credentials))
 	for i := range in.Credentials {
-		v, err := credentialValue(&in.Credentials[i])
+		v, err := in.Cache.value(&in.Credentials[i])
 		if err != nil {
 			return nil, err
 		}

@@ -18,7 +18,7 @@ const maxDepth = 10000
 // is the value ast.InterfaceToValue gives for the document decoded with UseNumber; the tests
 // hold the two to that.
 func parseJSON(data []byte) (ast.Value, error) {
-	p := jsonParser{data: data}
+	p := jsonParser{data: data, text: string(data)}
 	t, err := p.value(0)
 	if err != nil {
 		return nil, err
@@ -32,7 +32,22 @@ func parseJSON(data []byte) (ast.Value, error) {
 
 type jsonParser struct {
 	data []byte
+	// text is data as one string: a string token without escapes is a substring of it, not a
+	// copy of its own.
+	text string
 	pos  int
+	// slab holds the terms, allocated a block at a time rather than one by one.
+	slab []ast.Term
+}
+
+// term returns a term for v from the slab. Appending within the slab's capacity never moves
+// it, so the pointers handed out stay valid.
+func (p *jsonParser) term(v ast.Value) *ast.Term {
+	if len(p.slab) == cap(p.slab) {
+		p.slab = make([]ast.Term, 0, 128)
+	}
+	p.slab = append(p.slab, ast.Term{Value: v})
+	return &p.slab[len(p.slab)-1]
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
@@ -68,7 +83,7 @@ func (p *jsonParser) value(depth int) (*ast.Term, error) {
 		if err != nil {
 			return nil, err
 		}
-		return ast.InternedTerm(s), nil
+		return p.term(ast.String(s)), nil
 	case c == 't':
 		return p.literal("true", ast.InternedTerm(true))
 	case c == 'f':
@@ -96,7 +111,7 @@ func (p *jsonParser) object(depth int) (*ast.Term, error) {
 	p.space()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		return ast.NewTerm(ast.NewObject()), nil
+		return p.term(ast.NewObject()), nil
 	}
 	for {
 		p.space()
@@ -116,7 +131,7 @@ func (p *jsonParser) object(depth int) (*ast.Term, error) {
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, [2]*ast.Term{ast.InternedTerm(k), v})
+		items = append(items, [2]*ast.Term{p.term(ast.String(k)), v})
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unexpected end of input in an object")
@@ -132,7 +147,7 @@ func (p *jsonParser) object(depth int) (*ast.Term, error) {
 			for _, kv := range items {
 				o.Insert(kv[0], kv[1])
 			}
-			return ast.NewTerm(o), nil
+			return p.term(o), nil
 		default:
 			return nil, p.errorf("expected ',' or '}' in an object")
 		}
@@ -145,7 +160,7 @@ func (p *jsonParser) array(depth int) (*ast.Term, error) {
 	p.space()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
-		return ast.NewTerm(ast.NewArray()), nil
+		return p.term(ast.NewArray()), nil
 	}
 	for {
 		v, err := p.value(depth + 1)
@@ -162,7 +177,7 @@ func (p *jsonParser) array(depth int) (*ast.Term, error) {
 			p.pos++
 		case ']':
 			p.pos++
-			return ast.NewTerm(ast.NewArray(terms...)), nil
+			return p.term(ast.NewArray(terms...)), nil
 		default:
 			return nil, p.errorf("expected ',' or ']' in an array")
 		}
@@ -183,7 +198,7 @@ func (p *jsonParser) string() (string, error) {
 			p.pos++
 			raw := p.data[start:p.pos]
 			if plain {
-				return string(raw[1 : len(raw)-1]), nil
+				return p.text[start+1 : p.pos-1], nil
 			}
 			var s string
 			if err := json.Unmarshal(raw, &s); err != nil {
@@ -253,5 +268,5 @@ func (p *jsonParser) number() (*ast.Term, error) {
 	if err != nil {
 		return nil, p.errorf("%v", err)
 	}
-	return ast.NewTerm(v), nil
+	return p.term(v), nil
 }

@@ -117,6 +117,8 @@ type Reviewer struct {
 	Namespaces  Namespaces // nil: policies see no namespace labels
 	Policy      Evaluator
 	Enforcement policies.Enforcement
+	// Values, when set, keeps the policy input values of Credentials between requests.
+	Values *policies.ValueCache
 }
 
 // Review admits req.Object, mutating it in place. A returned error is either bad input
@@ -177,7 +179,7 @@ func (r *Reviewer) decide(ctx context.Context, req Request, t workload.Template,
 		User: req.User, Groups: req.Groups,
 		Group: req.GVK.Group, Version: req.GVK.Version, Kind: req.GVK.Kind, DryRun: req.DryRun,
 		Object: raw, PodPath: t.Path, PodLabels: t.Meta.Labels,
-		Credentials: d.Resolved, Missing: missing, Targets: targets,
+		Credentials: d.Resolved, Missing: missing, Targets: targets, Cache: r.Values,
 	}
 	if r.Namespaces != nil {
 		labels, err := r.Namespaces.Labels(ctx, req.Namespace)

@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -103,8 +104,18 @@ func testCredentials() []*v1alpha1.Credential {
 	}
 }
 
+// stored gives creds what the API server gives every object it stores: a UID and a
+// resourceVersion (which the policy input's value cache keys on).
+func stored(creds []*v1alpha1.Credential) []*v1alpha1.Credential {
+	for _, c := range creds {
+		c.UID = types.UID("uid-" + c.Namespace + "-" + c.Name)
+		c.ResourceVersion = "1"
+	}
+	return creds
+}
+
 func testStore() *credential.StaticStore {
-	return credential.NewStaticStore(testNamespace, testCredentials()...)
+	return credential.NewStaticStore(testNamespace, stored(testCredentials())...)
 }
 
 // builtinPolicies are credgate's built-in Rego policies, compiled once for every test: a
@@ -121,7 +132,7 @@ func newReviewer(t testing.TB, store credential.Store) *review.Reviewer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &review.Reviewer{Store: store, Policy: policies.NewEngine(rev)}
+	return &review.Reviewer{Store: store, Policy: policies.NewEngine(rev), Values: &policies.ValueCache{}}
 }
 
 // fakeStore is a credential.Store whose reads fail on demand, standing in for an informer

@@ -101,7 +101,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 		return nil, fmt.Errorf("create namespace informer: %w", err)
 	}
 	namespaces := &clientNamespaces{cache: mgr.GetCache(), live: mgr.GetAPIReader()}
-	reviewer := &review.Reviewer{Store: store, Namespaces: namespaces, Policy: engine, Enforcement: o.Enforcement}
+	reviewer := &review.Reviewer{Store: store, Namespaces: namespaces, Policy: engine, Enforcement: o.Enforcement,
+		Values: &policies.ValueCache{}}
 	Register(mgr.GetWebhookServer(), reviewer, log)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
