@@ -115,20 +115,18 @@ func TestAnnotationChangesWithContent(t *testing.T) {
 
 func apply(t *testing.T, pod *corev1.Pod, creds map[string]*v1alpha1.Credential) []mutate.Conflict {
 	t.Helper()
-	_, _, conflicts := review(t, pod, creds)
-	return conflicts
+	return review(t, pod, creds)
 }
 
 // review runs obj through what the review package does before and after policy: find the pod
-// template, record its shape, inherit the workload's labels, apply the credentials it
-// requests. It returns the shape, the template and the conflicts.
-func review(t *testing.T, obj runtime.Object, creds map[string]*v1alpha1.Credential) (*mutate.Shape, workload.Template, []mutate.Conflict) {
+// template, inherit the workload's labels, apply the credentials it requests. It returns the
+// conflicts.
+func review(t *testing.T, obj runtime.Object, creds map[string]*v1alpha1.Credential) []mutate.Conflict {
 	t.Helper()
 	tmpl, err := workload.PodTemplate(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	shape := mutate.Record(tmpl)
 	workload.InheritLabels(obj, tmpl)
 	names, problems := workload.Requested(tmpl.Meta.Labels)
 	if len(problems) > 0 {
@@ -138,7 +136,7 @@ func review(t *testing.T, obj runtime.Object, creds map[string]*v1alpha1.Credent
 	if problem != "" {
 		t.Fatal(problem)
 	}
-	return shape, tmpl, mutate.Apply(tmpl, resolve(t, creds, names...), targets)
+	return mutate.Apply(tmpl, resolve(t, creds, names...), targets)
 }
 
 func resolve(t *testing.T, creds map[string]*v1alpha1.Credential, names ...string) []credential.Resolved {

@@ -1,187 +1,141 @@
 package mutate
 
 import (
-	"iter"
-	"maps"
-	"reflect"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"gomodules.xyz/jsonpatch/v2"
-
-	"github.com/credgate/credgate/workload"
 )
 
-// Shape is what a patch needs to know of a pod template as submitted, before Apply: whether it
-// had metadata, labels and annotations at all, its credential labels and injected annotation,
-// and how long each list credgate appends to was (-1: absent or null).
-//
-// The patch is written from the shape and the template after Apply, never by diffing
-// documents, so it holds exactly credgate's change:
-//
-//   - new list elements are added at the end ("/-"); a list the object did not have, or sent
-//     as null, is added whole;
-//   - a map member (a copied label, the injected annotation) is added, which replaces the
-//     member when it exists (RFC 6902); a map the object did not have is added whole;
-//   - nothing else is touched: no field credgate's Go types do not know (a newer Kubernetes
-//     field) is dropped, no value is re-encoded (a quantity "1000m" stays "1000m").
-//
-// Every operation is an "add".
-type Shape struct {
-	meta        bool
-	labels      map[string]string // the credential labels; nil when the template had no labels
-	annotations bool
-	injected    *string
-	volumes     int
-	pullSecrets int
-	// env and mounts of the init containers, then of the containers.
-	env, mounts []int
-}
+// injectedPathSuffix ends the JSON pointer of the credgate.dev/injected annotation, at
+// whatever depth the pod template sits.
+const injectedPathSuffix = "/annotations/credgate.dev~1injected"
 
-// Record returns the shape of t. Call it before InheritLabels and Apply change t.
-func Record(t workload.Template) *Shape {
-	s := &Shape{
-		meta:        !reflect.ValueOf(*t.Meta).IsZero(),
-		annotations: t.Meta.Annotations != nil,
-		volumes:     length(t.Spec.Volumes),
-		pullSecrets: length(t.Spec.ImagePullSecrets),
+// Patch returns the JSON patch that turns the submitted object into the mutated one: the diff
+// of the two documents (jsonpatch.CreatePatch, as admission.PatchResponseFromRaw computes it),
+// minus what the round trip through Go types introduced rather than mutate. Apply only ever
+// adds (variables, volumes, mounts, pull secrets, labels, the annotation) and rewrites the
+// injected annotation, so
+//
+//   - a "remove" is a field the submitted object has and credgate's API types do not know
+//     (a newer Kubernetes field): dropping the op keeps the field;
+//   - a "replace" of anything but the annotation is a value re-encoded differently (a
+//     quantity "1000m" re-encoded as "1"): dropping it keeps the user's spelling; except a
+//     replace of an explicit null ("env": null, "volumes": null, a template's "labels": null),
+//     which is credgate filling a list or map the object left empty, and is kept;
+//   - null members and empty objects inside a kept value ("resources": {}, "status": {},
+//     "creationTimestamp": null) are encoding artefacts, pruned; an op left empty is dropped.
+//
+// What remains is exactly credgate's change, so a patch never touches a field credgate did
+// not mean to touch, whatever version of Kubernetes sent the object. The operations are sorted
+// by path (array indices numerically), so the same objects always give the same patch.
+func Patch(original, mutated []byte) ([]jsonpatch.Operation, error) {
+	ops, err := jsonpatch.CreatePatch(original, mutated)
+	if err != nil {
+		return nil, fmt.Errorf("diff submitted and mutated object: %w", err)
 	}
-	if t.Meta.Labels != nil {
-		s.labels = make(map[string]string)
-		for k, v := range t.Meta.Labels {
-			if strings.HasPrefix(k, workload.LabelPrefix) {
-				s.labels[k] = v
-			}
-		}
-	}
-	if v, ok := t.Meta.Annotations[workload.InjectedAnnotation]; ok {
-		s.injected = &v
-	}
-	n := len(t.Spec.InitContainers) + len(t.Spec.Containers)
-	lens := make([]int, 2*n)
-	s.env, s.mounts = lens[:n:n], lens[n:]
-	for i, c := range containers(t) {
-		s.env[i], s.mounts[i] = length(c.Env), length(c.VolumeMounts)
-	}
-	return s
-}
-
-// Patch returns the JSON patch that turns the submitted object into the one holding t, the
-// template Record saw, after InheritLabels and Apply. Changes to t other than theirs are not
-// in the patch.
-func (s *Shape) Patch(t workload.Template) []jsonpatch.Operation {
-	base := ""
-	for _, p := range t.Path {
-		base += "/" + escape(p)
-	}
-	var ops []jsonpatch.Operation
-	meta := base + "/metadata"
-	switch {
-	case !s.meta:
-		m := make(map[string]any, 2)
-		if len(t.Meta.Labels) > 0 {
-			m["labels"] = t.Meta.Labels
-		}
-		if len(t.Meta.Annotations) > 0 {
-			m["annotations"] = t.Meta.Annotations
-		}
-		if len(m) > 0 {
-			ops = append(ops, add(meta, m))
-		}
-	default:
-		ops = s.labelOps(ops, meta+"/labels", t.Meta.Labels)
-		v, ok := t.Meta.Annotations[workload.InjectedAnnotation]
+	var doc any // the submitted object, parsed only if a replace needs a look at it
+	kept := ops[:0]
+	for _, op := range ops {
 		switch {
-		case !s.annotations && len(t.Meta.Annotations) > 0:
-			ops = append(ops, add(meta+"/annotations", t.Meta.Annotations))
-		case ok && (s.injected == nil || *s.injected != v):
-			ops = append(ops, add(meta+"/annotations/"+escape(workload.InjectedAnnotation), v))
-		}
-	}
-	spec := base + "/spec"
-	ops = appendOps(ops, spec+"/volumes", s.volumes, t.Spec.Volumes)
-	ops = appendOps(ops, spec+"/imagePullSecrets", s.pullSecrets, t.Spec.ImagePullSecrets)
-	for i, c := range containers(t) {
-		if i >= len(s.env) {
-			break // a container Apply does not add; cannot happen
-		}
-		path := spec + "/containers/" + strconv.Itoa(i-len(t.Spec.InitContainers))
-		if i < len(t.Spec.InitContainers) {
-			path = spec + "/initContainers/" + strconv.Itoa(i)
-		}
-		ops = appendOps(ops, path+"/env", s.env[i], c.Env)
-		ops = appendOps(ops, path+"/volumeMounts", s.mounts[i], c.VolumeMounts)
-	}
-	return ops
-}
-
-// labelOps adds the credential labels t has and the submitted template did not.
-func (s *Shape) labelOps(ops []jsonpatch.Operation, path string, labels map[string]string) []jsonpatch.Operation {
-	if s.labels == nil {
-		if len(labels) > 0 {
-			ops = append(ops, add(path, labels))
-		}
-		return ops
-	}
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		if old, ok := s.labels[k]; ok && old == labels[k] || !strings.HasPrefix(k, workload.LabelPrefix) {
+		case op.Operation == "replace" && strings.HasSuffix(op.Path, injectedPathSuffix):
+			kept = append(kept, op)
+			continue
+		case op.Operation == "replace":
+			if doc == nil {
+				if err := json.Unmarshal(original, &doc); err != nil {
+					return nil, fmt.Errorf("parse submitted object: %w", err)
+				}
+			}
+			if v, found := lookup(doc, op.Path); !found || v != nil {
+				continue
+			}
+		case op.Operation != "add":
 			continue
 		}
-		ops = append(ops, add(path+"/"+escape(k), labels[k]))
-	}
-	return ops
-}
-
-// appendOps adds the elements of list past the first n, or the whole list when the submitted
-// object had none (n < 0).
-func appendOps[T any](ops []jsonpatch.Operation, path string, n int, list []T) []jsonpatch.Operation {
-	if n < 0 {
-		if len(list) > 0 {
-			ops = append(ops, add(path, list))
+		v, empty := prune(op.Value)
+		if empty {
+			continue
 		}
-		return ops
+		op.Value = v
+		kept = append(kept, op)
 	}
-	for i := n; i < len(list); i++ {
-		ops = append(ops, add(path+"/-", list[i]))
-	}
-	return ops
+	slices.SortFunc(kept, func(a, b jsonpatch.Operation) int { return comparePaths(a.Path, b.Path) })
+	return kept, nil
 }
 
-func add(path string, v any) jsonpatch.Operation {
-	return jsonpatch.Operation{Operation: "add", Path: path, Value: v}
-}
-
-func length[T any](list []T) int {
-	if list == nil {
-		return -1
+// comparePaths orders JSON pointers token by token, array indices numerically, so that a
+// parent comes before its members and "/env/9" before "/env/10".
+func comparePaths(a, b string) int {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		if as[i] == bs[i] {
+			continue
+		}
+		ai, aerr := strconv.Atoi(as[i])
+		bi, berr := strconv.Atoi(bs[i])
+		if aerr == nil && berr == nil {
+			return ai - bi
+		}
+		return strings.Compare(as[i], bs[i])
 	}
-	return len(list)
+	return len(as) - len(bs)
 }
 
-// escape escapes a JSON pointer reference token (RFC 6901).
-func escape(s string) string {
-	if !strings.ContainsAny(s, "~/") {
-		return s
+// lookup returns the value at the JSON pointer p (RFC 6901) in doc and whether it exists.
+func lookup(doc any, p string) (any, bool) {
+	if p == "" {
+		return doc, true
 	}
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
-}
-
-// containers yields the init containers, then the containers, numbered from 0.
-func containers(t workload.Template) iter.Seq2[int, *corev1.Container] {
-	return func(yield func(int, *corev1.Container) bool) {
-		n := len(t.Spec.InitContainers)
-		for i := range t.Spec.InitContainers {
-			if !yield(i, &t.Spec.InitContainers[i]) {
-				return
+	if !strings.HasPrefix(p, "/") {
+		return nil, false
+	}
+	cur := doc
+	for tok := range strings.SplitSeq(p[1:], "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch c := cur.(type) {
+		case map[string]any:
+			v, ok := c[tok]
+			if !ok {
+				return nil, false
 			}
-		}
-		for i := range t.Spec.Containers {
-			if !yield(n+i, &t.Spec.Containers[i]) {
-				return
+			cur = v
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil, false
 			}
+			cur = c[i]
+		default:
+			return nil, false
 		}
 	}
+	return cur, true
+}
+
+// prune removes null members and empty objects from v, recursively, and reports whether
+// nothing is left.
+func prune(v any) (any, bool) {
+	switch t := v.(type) {
+	case nil:
+		return nil, true
+	case map[string]any:
+		for k, mv := range t {
+			pv, empty := prune(mv)
+			if empty {
+				delete(t, k)
+				continue
+			}
+			t[k] = pv
+		}
+		return t, len(t) == 0
+	case []any:
+		for i, e := range t {
+			t[i], _ = prune(e)
+		}
+	}
+	return v, false
 }

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
+
+	"github.com/credgate/credgate/mutate"
 )
 
 // submitted is a pod as a newer API server might send it: a native sidecar, pod-level
@@ -71,7 +73,7 @@ func TestPatchKeepsWhatMutateDidNotTouch(t *testing.T) {
 // TestPatchEqualsApply is the patch's contract: for every pod under testdata/pods, and for
 // the same pods with the lists credgate appends to sent as explicit nulls, the submitted
 // document with the patch applied decodes to exactly the pod Apply produced, and every
-// operation is an "add".
+// operation is an "add", or a "replace" of a null or of the injected annotation.
 func TestPatchEqualsApply(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join("testdata", "pods"))
 	if err != nil {
@@ -89,9 +91,12 @@ func TestPatchEqualsApply(t *testing.T) {
 		for variant, body := range map[string][]byte{"as written": doc, "nulls": withNulls(t, doc)} {
 			t.Run(e.Name()+"/"+variant, func(t *testing.T) {
 				ops, want := patchFor(t, &corev1.Pod{}, body)
+				var submitted any
+				mustUnmarshal(t, body, &submitted)
 				for _, op := range ops {
-					if op.Operation != "add" {
-						t.Errorf("patch has %s %s, want only adds", op.Operation, op.Path)
+					if op.Operation != "add" && (op.Operation != "replace" ||
+						!strings.HasSuffix(op.Path, "/annotations/credgate.dev~1injected") && !isNull(submitted, op.Path)) {
+						t.Errorf("patch has %s %s, want only adds and replaces of nulls", op.Operation, op.Path)
 					}
 				}
 				got := &corev1.Pod{}
@@ -121,13 +126,17 @@ func TestPatchEmptyWhenNothingChanged(t *testing.T) {
 }
 
 // TestPatchJobWithoutTemplateMetadata: a Job's pod template need not have metadata; the
-// labels copied from the Job and the annotation arrive in one add of the whole member.
+// labels copied from the Job and the annotation arrive in one add of the whole member, without
+// the re-encoding's "creationTimestamp": null.
 func TestPatchJobWithoutTemplateMetadata(t *testing.T) {
 	doc := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"credentials.credgate.dev/hf":"true","team":"a"}},
 		"spec":{"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"i"}]}}}}`)
 	ops, job := patchFor(t, &batchv1.Job{}, doc)
 	if len(ops) == 0 || ops[0].Path != "/spec/template/metadata" {
 		t.Fatalf("ops = %v, want the template's metadata added first", ops)
+	}
+	if meta := ops[0].Value.(map[string]any); len(meta) != 2 || meta["labels"] == nil || meta["annotations"] == nil {
+		t.Errorf("template metadata added = %v, want labels and annotations only", meta)
 	}
 	got := &batchv1.Job{}
 	mustUnmarshal(t, applyOps(t, doc, ops), got)
@@ -151,8 +160,8 @@ func TestPatchEscapesKeys(t *testing.T) {
 		}
 	}
 	want := []string{
-		"/spec/template/metadata/labels/credentials.credgate.dev~1hf",
 		"/spec/template/metadata/annotations/credgate.dev~1injected",
+		"/spec/template/metadata/labels/credentials.credgate.dev~1hf",
 	}
 	if diff := cmp.Diff(want, paths); diff != "" {
 		t.Errorf("paths (-want +got):\n%s", diff)
@@ -164,8 +173,39 @@ func TestPatchEscapesKeys(t *testing.T) {
 func patchFor[T runtime.Object](t *testing.T, obj T, doc []byte) ([]gomodjsonpatch.Operation, T) {
 	t.Helper()
 	mustUnmarshal(t, doc, obj)
-	shape, tmpl, _ := review(t, obj, loadCredentials(t))
-	return shape.Patch(tmpl), obj
+	review(t, obj, loadCredentials(t))
+	mutated, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := mutate.Patch(doc, mutated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops, obj
+}
+
+// isNull reports whether the JSON pointer p names an explicit null in doc.
+func isNull(doc any, p string) bool {
+	v, found := mutate.Lookup(doc, p)
+	return found && v == nil
+}
+
+func TestPatchRejectsBadJSON(t *testing.T) {
+	if _, err := mutate.Patch([]byte("{"), []byte("{}")); err == nil {
+		t.Error("Patch accepted a truncated document")
+	}
+}
+
+// TestPatchOrdered: the same change always gives the same patch, appends in index order.
+func TestPatchOrdered(t *testing.T) {
+	first, _ := patchFor(t, &corev1.Pod{}, []byte(submitted))
+	for range 20 {
+		again, _ := patchFor(t, &corev1.Pod{}, []byte(submitted))
+		if diff := cmp.Diff(first, again); diff != "" {
+			t.Fatalf("patches differ (-first +again):\n%s", diff)
+		}
+	}
 }
 
 // withNulls returns doc with every list and map credgate adds to that doc lacks set to an

@@ -66,7 +66,7 @@ type Decision struct {
 	// Mutated reports whether Object was passed through mutate.
 	Mutated bool
 	// Patch is the JSON patch that turns the submitted object into the mutated one: only
-	// credgate's additions (see mutate.Shape); empty when nothing changed.
+	// credgate's additions (see mutate.Patch); empty when nothing changed.
 	Patch []jsonpatch.Operation
 	// Resolved are the requested credentials as injected, sorted by name.
 	Resolved []credential.Resolved
@@ -130,7 +130,12 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	shape := mutate.Record(t)
+	raw := req.Raw
+	if raw == nil {
+		if raw, err = json.Marshal(req.Object); err != nil {
+			return Decision{}, fmt.Errorf("encode submitted object: %w", err)
+		}
+	}
 	workload.InheritLabels(req.Object, t)
 	names, problems := workload.Requested(t.Meta.Labels)
 	d := Decision{Credentials: names, DryRun: req.DryRun}
@@ -151,7 +156,7 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	d.Resolved = resolved
 	d.Violations = append(d.Violations, invalid...)
 
-	if err := r.decide(ctx, req, t, targets, missing, &d); err != nil {
+	if err := r.decide(ctx, req, raw, t, targets, missing, &d); err != nil {
 		return Decision{}, err
 	}
 	if d.Denied() {
@@ -160,20 +165,19 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	for _, c := range mutate.Apply(t, resolved, targets) {
 		d.Warnings = append(d.Warnings, "credential "+c.Credential+": "+c.Message)
 	}
+	mutated, err := json.Marshal(req.Object)
+	if err != nil {
+		return Decision{}, fmt.Errorf("encode mutated object: %w", err)
+	}
+	if d.Patch, err = mutate.Patch(raw, mutated); err != nil {
+		return Decision{}, err
+	}
 	d.Mutated = true
-	d.Patch = shape.Patch(t)
 	return d, nil
 }
 
 // decide evaluates the policies and files their violations by enforcement action.
-func (r *Reviewer) decide(ctx context.Context, req Request, t workload.Template, targets, missing []string, d *Decision) error {
-	raw := req.Raw
-	if raw == nil {
-		var err error
-		if raw, err = json.Marshal(req.Object); err != nil {
-			return fmt.Errorf("encode object for policy input: %w", err)
-		}
-	}
+func (r *Reviewer) decide(ctx context.Context, req Request, raw []byte, t workload.Template, targets, missing []string, d *Decision) error {
 	in := policies.Input{
 		Operation: req.Operation, Namespace: req.Namespace, Name: req.Name,
 		User: req.User, Groups: req.Groups,

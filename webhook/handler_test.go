@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-openapi/jsonpointer"
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -766,26 +767,12 @@ func lookup(t *testing.T, doc []byte, path string) any {
 
 // isNull reports whether the JSON pointer p names an explicit null in doc.
 func isNull(doc any, p string) bool {
-	for _, tok := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch n := doc.(type) {
-		case map[string]any:
-			v, ok := n[tok]
-			if !ok {
-				return false
-			}
-			doc = v
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(n) {
-				return false
-			}
-			doc = n[i]
-		default:
-			return false
-		}
+	ptr, err := jsonpointer.New(p)
+	if err != nil {
+		return false
 	}
-	return doc == nil
+	v, _, err := ptr.Get(doc)
+	return err == nil && v == nil
 }
 
 func mustUnmarshal(t testing.TB, b []byte, into any) {

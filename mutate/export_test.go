@@ -1,0 +1,4 @@
+package mutate
+
+// Lookup exposes lookup to the external tests.
+var Lookup = lookup
