@@ -327,7 +327,7 @@ func applyPatch(object []byte, resp *admissionv1.AdmissionResponse) ([]byte, err
 func newWebhookServer(t *testing.T, store credential.Store) *httptest.Server {
 	t.Helper()
 	srv := crwebhook.NewServer(crwebhook.Options{})
-	Register(srv, newReviewer(t, store), logr.Discard())
+	Handlers{Reviewer: newReviewer(t, store), Log: logr.Discard()}.Register(srv)
 	ts := httptest.NewTLSServer(srv.WebhookMux())
 	t.Cleanup(ts.Close)
 	return ts

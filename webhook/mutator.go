@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	kjson "sigs.k8s.io/json"
 
+	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/review"
 	"github.com/credgate/credgate/workload"
 )
@@ -53,6 +54,13 @@ type Mutator struct {
 	Reviewer     *review.Reviewer
 	Log          logr.Logger
 	ValidateOnly bool
+	// Audit records the decisions (nil: none). The mutating handler records every event the
+	// auditor wants; the validating handler only refusals, since whatever it admits the
+	// mutating handler has recorded already.
+	Audit *audit.Auditor
+	// Owners resolves the owner above an object's owner (the CronJob of a Job) for the audit
+	// record; nil stops at the object's own owner reference.
+	Owners OwnerResolver
 }
 
 var _ admission.Handler = (*Mutator)(nil)
@@ -87,6 +95,14 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 	case err != nil:
 		log.Error(err, "review failed")
 		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs"))
+	}
+	if err := m.audit(ctx, req, obj, &d); err != nil {
+		log.Error(err, "write audit record")
+		if !d.Denied() && m.Audit.FailClosed() {
+			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs"))
+		}
+	}
+	switch {
 	case d.Denied():
 		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
 		return admission.Denied(d.Message())

@@ -70,7 +70,7 @@ func startServer(t *testing.T, policyDir string) *server {
 	})
 	port := freePort(t)
 	srv := crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})
-	webhook.Register(srv, &review.Reviewer{Store: store, Policy: s.engine}, logr.Discard())
+	webhook.Handlers{Reviewer: &review.Reviewer{Store: store, Policy: s.engine}, Log: logr.Discard()}.Register(srv)
 	go func() { _ = srv.Start(ctx) }()
 
 	pool := x509.NewCertPool()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/policies"
 )
 
@@ -219,8 +220,15 @@ func TestNoSecretInResponseOrLog(t *testing.T) {
 			r.Enforcement = tt.enforcement
 			m := newMutator(t, tt.kind, r)
 			m.ValidateOnly = tt.validate
+			var records memorySink
+			m.Audit = &audit.Auditor{Sinks: []audit.Sink{&records}, Allowed: true}
 			var logs logBuffer
 			resp, raw := serve(t, newWebhook(t, m, newLogger(&logs)), body)
+			for _, s := range secrets {
+				if bytes.Contains(records.bytes(), []byte(s)) {
+					t.Errorf("an audit record contains %s:\n%s", s, records.bytes())
+				}
+			}
 
 			got := outcomeOf(resp)
 			got.UID = ""

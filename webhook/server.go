@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/review"
@@ -45,6 +47,23 @@ type Options struct {
 	PolicyReload time.Duration
 	// Enforcement maps rule ids to actions.
 	Enforcement policies.Enforcement
+	// Audit configures the audit records.
+	Audit AuditOptions
+}
+
+// AuditOptions configure the audit records of refused, warned and audited admissions.
+type AuditOptions struct {
+	// File is the JSON-lines file records are appended to ("" for none), rotated at MaxBytes
+	// and keeping MaxBackups old files.
+	File       string
+	MaxBytes   int64
+	MaxBackups int
+	// Stdout also writes every record to Stdout, for kubectl logs.
+	Stdout io.Writer
+	// Allowed also records admissions that found nothing wrong.
+	Allowed bool
+	// OnError is what an admission does when its record cannot be written.
+	OnError audit.OnError
 }
 
 // NewScheme returns a scheme with the built-in kinds and the credgate.dev API.
@@ -103,7 +122,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	namespaces := &clientNamespaces{cache: mgr.GetCache(), live: mgr.GetAPIReader()}
 	reviewer := &review.Reviewer{Store: store, Namespaces: namespaces, Policy: engine, Enforcement: o.Enforcement,
 		Values: &policies.ValueCache{}}
-	Register(mgr.GetWebhookServer(), reviewer, log)
+	auditor, err := newAuditor(mgr, o.Audit)
+	if err != nil {
+		return nil, err
+	}
+	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Log: log}.
+		Register(mgr.GetWebhookServer())
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)
@@ -142,13 +166,49 @@ func newPolicyEngine(ctx context.Context, mgr manager.Manager, o Options, log lo
 	return engine, nil
 }
 
+// newAuditor opens the audit sinks o asks for; the file is closed when mgr stops.
+func newAuditor(mgr manager.Manager, o AuditOptions) (*audit.Auditor, error) {
+	metrics, err := audit.NewMetrics(crmetrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	a := &audit.Auditor{Allowed: o.Allowed, OnError: o.OnError, Metrics: metrics}
+	if o.File != "" {
+		f, err := audit.OpenFile(o.File, audit.FileOptions{MaxBytes: o.MaxBytes, MaxBackups: o.MaxBackups})
+		if err != nil {
+			return nil, err
+		}
+		a.Sinks = append(a.Sinks, f)
+		closer := manager.RunnableFunc(func(ctx context.Context) error {
+			<-ctx.Done()
+			return f.Close()
+		})
+		if err := mgr.Add(closer); err != nil {
+			return nil, fmt.Errorf("add audit file closer: %w", err)
+		}
+	}
+	if o.Stdout != nil {
+		a.Sinks = append(a.Sinks, audit.NewWriterSink(o.Stdout))
+	}
+	return a, nil
+}
+
+// Handlers are what every admission handler shares.
+type Handlers struct {
+	Reviewer *review.Reviewer
+	Audit    *audit.Auditor
+	Owners   OwnerResolver
+	Log      logr.Logger
+}
+
 // Register serves a mutating and a validating webhook for each of Kinds on srv.
-func Register(srv crwebhook.Server, r *review.Reviewer, log logr.Logger) {
+func (h Handlers) Register(srv crwebhook.Server) {
 	for _, k := range Kinds {
 		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: r, Log: log.WithValues(keyPath, k.Path)}})
+			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Log: h.Log.WithValues(keyPath, k.Path)}})
 		srv.Register(k.ValidatePath, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: r, Log: log.WithValues(keyPath, k.ValidatePath), ValidateOnly: true}})
+			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Log: h.Log.WithValues(keyPath, k.ValidatePath),
+			ValidateOnly: true}})
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-
 	"time"
 
 	"github.com/go-logr/zapr"
@@ -13,14 +12,18 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/webhook"
 )
 
 type serveOptions struct {
 	webhook.Options
-	kubeconfig string
-	verbosity  int
-	policy     policyFlags
+	kubeconfig   string
+	verbosity    int
+	policy       policyFlags
+	auditStdout  bool
+	auditMaxMiB  int
+	auditOnError string
 }
 
 func newServeCommand() *cobra.Command {
@@ -37,6 +40,12 @@ Policies: the built-in rules, plus the .rego policies and JSON/YAML data of --po
 that does not compile never replaces the one serving; it is logged and counted in
 credgate_policy_reload_errors_total.
 
+Audit: every refused, warned and audited admission is one JSON line, durable (fsynced) before
+the webhook answers, in --audit-file (rotated at --audit-max-size MiB, keeping
+--audit-max-backups old files) and/or on stdout (--audit-stdout, for kubectl logs | credgate
+audit). If a record cannot be written, --audit-on-error=refuse (the default) fails the
+admission; admit lets it through and counts credgate_audit_write_errors_total.
+
 Endpoints: /mutate-v1-pod, /mutate-batch-v1-job, /mutate-batch-v1-cronjob and the matching
 /validate-* paths on the webhook port; /healthz and /readyz on the health address; /metrics
 on the metrics address.`,
@@ -44,7 +53,10 @@ on the metrics address.`,
   credgate serve
 
   # Locally, against the cluster of your kubeconfig
-  credgate serve --kubeconfig ~/.kube/config --cert-dir ./certs --port 9443`,
+  credgate serve --kubeconfig ~/.kube/config --cert-dir ./certs --port 9443
+
+  # Audit to a file and to stdout
+  credgate serve --audit-file /var/log/credgate/audit.log --audit-stdout`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
@@ -58,6 +70,12 @@ on the metrics address.`,
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity: 0 decisions, 1 every injection")
 	f.DurationVar(&o.PolicyReload, "policy-reload-interval", 2*time.Second, "how often --policy-dir is checked for changes")
 	o.policy.register(cmd, "directory of extra .rego policies and JSON/YAML data, reloaded on change")
+	f.StringVar(&o.Audit.File, "audit-file", "", "append audit records to this JSON-lines file (default none)")
+	f.IntVar(&o.auditMaxMiB, "audit-max-size", 100, "rotate --audit-file at this size, in MiB")
+	f.IntVar(&o.Audit.MaxBackups, "audit-max-backups", 10, "rotated audit files to keep")
+	f.BoolVar(&o.auditStdout, "audit-stdout", false, "also write audit records to stdout")
+	f.BoolVar(&o.Audit.Allowed, "audit-allowed", false, "also record admissions that found nothing wrong (admission_allowed)")
+	f.StringVar(&o.auditOnError, "audit-on-error", string(audit.Refuse), "when a record cannot be written: refuse (fail the admission) or admit (and count)")
 	return cmd
 }
 
@@ -71,6 +89,16 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	ctrl.SetLogger(log)
 
 	o.PolicyDir = o.policy.dir
+	if o.Audit.OnError, err = audit.ParseOnError(o.auditOnError); err != nil {
+		return err
+	}
+	if o.auditMaxMiB <= 0 || o.Audit.MaxBackups <= 0 {
+		return fmt.Errorf("--audit-max-size and --audit-max-backups must be positive")
+	}
+	o.Audit.MaxBytes = int64(o.auditMaxMiB) << 20
+	if o.auditStdout {
+		o.Audit.Stdout = cmd.OutOrStdout()
+	}
 	if o.Enforcement, err = o.policy.enforcement(); err != nil {
 		return err
 	}

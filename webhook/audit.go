@@ -1,0 +1,105 @@
+package webhook
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/credgate/credgate/audit"
+	"github.com/credgate/credgate/review"
+	"github.com/credgate/credgate/workload"
+)
+
+// OwnerResolver finds the controller owner of a workload, for the audit record's owner chain.
+type OwnerResolver interface {
+	// Owner returns the controller owner of the object kind/name in namespace, or nil.
+	Owner(ctx context.Context, namespace, kind, name string) *audit.Owner
+}
+
+// auditEvent is the event a decision makes: the strongest action among its violations, or
+// allowed when it found none.
+func auditEvent(d *review.Decision) audit.Event {
+	switch {
+	case d.Denied():
+		return audit.EventDenied
+	case len(d.Warned) > 0:
+		return audit.EventWarned
+	case len(d.Audited) > 0:
+		return audit.EventAudited
+	}
+	return audit.EventAllowed
+}
+
+// audit writes the record of d, if the auditor wants its event.
+func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision) error {
+	event := auditEvent(d)
+	if !m.Audit.Wants(event) || m.ValidateOnly && event != audit.EventDenied ||
+		event == audit.EventAllowed && len(d.Credentials) == 0 {
+		return nil
+	}
+	r := &audit.Record{
+		Event: event, RequestUID: string(req.UID), DryRun: d.DryRun, Operation: string(req.Operation),
+		User: req.UserInfo.Username, Groups: req.UserInfo.Groups, Namespace: req.Namespace,
+		Kind: m.Kind.GVK.Kind, Name: req.Name, Credentials: d.Credentials,
+		PolicyRevision: d.PolicyRevision, Enforcement: "allow",
+	}
+	if acc, err := meta.Accessor(obj); err == nil {
+		if r.Name == "" {
+			r.Name = acc.GetName()
+		}
+		if r.Name == "" && acc.GetGenerateName() != "" {
+			r.Name = acc.GetGenerateName() + "*"
+		}
+		r.Owner = m.owner(ctx, req.Namespace, acc.GetOwnerReferences())
+	}
+	for _, set := range []struct {
+		action string
+		vs     []review.Violation
+	}{{"audit", d.Audited}, {"warn", d.Warned}, {"deny", d.Violations}} {
+		for _, v := range set.vs {
+			r.Violations = append(r.Violations, audit.Violation{Rule: v.Rule, Credential: v.Credential, Message: v.Message, Action: set.action})
+			r.Enforcement = set.action
+		}
+	}
+	r.Redact(literalValues(obj))
+	return m.Audit.Record(ctx, r)
+}
+
+// owner is the controller among refs, with the owner above it where Owners can tell.
+func (m *Mutator) owner(ctx context.Context, namespace string, refs []metav1.OwnerReference) *audit.Owner {
+	for _, ref := range refs {
+		if ref.Controller == nil || !*ref.Controller {
+			continue
+		}
+		o := &audit.Owner{Kind: ref.Kind, Name: ref.Name}
+		if m.Owners != nil {
+			o.Owner = m.Owners.Owner(ctx, namespace, ref.Kind, ref.Name)
+		}
+		return o
+	}
+	return nil
+}
+
+// literalValues are the literal environment values the object's pod sets: what a careless
+// policy message could quote, and the audit record must not.
+func literalValues(obj runtime.Object) []string {
+	t, err := workload.PodTemplate(obj)
+	if err != nil {
+		return nil
+	}
+	var vals []string
+	for _, cs := range [][]corev1.Container{t.Spec.InitContainers, t.Spec.Containers} {
+		for _, c := range cs {
+			for _, e := range c.Env {
+				if e.Value != "" {
+					vals = append(vals, e.Value)
+				}
+			}
+		}
+	}
+	return vals
+}
