@@ -132,6 +132,11 @@ func newReviewer(t testing.TB, store credential.Store) *review.Reviewer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return reviewerFor(rev, store)
+}
+
+// reviewerFor returns the Reviewer the webhook runs with policies rev.
+func reviewerFor(rev *policies.Revision, store credential.Store) *review.Reviewer {
 	return &review.Reviewer{Store: store, Policy: policies.NewEngine(rev), Values: &policies.ValueCache{}}
 }
 
