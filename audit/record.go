@@ -70,6 +70,15 @@ const minRedacted = 8
 // messages quote names, never values; this keeps a careless policy from writing one into the
 // audit trail.
 func (r *Record) Redact(values []string) {
+	redact := Redactor(values)
+	for i := range r.Violations {
+		r.Violations[i].Message = redact(r.Violations[i].Message)
+	}
+}
+
+// Redactor returns a function that replaces each of values (of at least minRedacted bytes)
+// with "[redacted]".
+func Redactor(values []string) func(string) string {
 	var repl []string
 	for _, v := range values {
 		if len(v) >= minRedacted {
@@ -77,12 +86,9 @@ func (r *Record) Redact(values []string) {
 		}
 	}
 	if len(repl) == 0 {
-		return
+		return func(s string) string { return s }
 	}
-	rp := strings.NewReplacer(repl...)
-	for i := range r.Violations {
-		r.Violations[i].Message = rp.Replace(r.Violations[i].Message)
-	}
+	return strings.NewReplacer(repl...).Replace
 }
 
 // String returns the owner chain as "Kind/name < Kind/name", for tables.

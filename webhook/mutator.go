@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	kjson "sigs.k8s.io/json"
 
@@ -61,6 +62,8 @@ type Mutator struct {
 	// Owners resolves the owner above an object's owner (the CronJob of a Job) for the audit
 	// record; nil stops at the object's own owner reference.
 	Owners OwnerResolver
+	// Events receives a Warning Event for every refusal (nil: none).
+	Events events.EventRecorder
 }
 
 var _ admission.Handler = (*Mutator)(nil)
@@ -102,6 +105,7 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs"))
 		}
 	}
+	m.event(req, obj, &d)
 	switch {
 	case d.Denied():
 		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)

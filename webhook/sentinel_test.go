@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -222,11 +223,16 @@ func TestNoSecretInResponseOrLog(t *testing.T) {
 			m.ValidateOnly = tt.validate
 			var records memorySink
 			m.Audit = &audit.Auditor{Sinks: []audit.Sink{&records}, Allowed: true}
+			var events eventLog
+			m.Events = &events
 			var logs logBuffer
 			resp, raw := serve(t, newWebhook(t, m, newLogger(&logs)), body)
 			for _, s := range secrets {
 				if bytes.Contains(records.bytes(), []byte(s)) {
 					t.Errorf("an audit record contains %s:\n%s", s, records.bytes())
+				}
+				if ev := fmt.Sprintf("%+v", events.events); strings.Contains(ev, s) {
+					t.Errorf("an event contains %s: %s", s, ev)
 				}
 			}
 

@@ -12,9 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -126,7 +128,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err != nil {
 		return nil, err
 	}
-	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Log: log}.
+	recorder, err := newEventRecorder(mgr, cfg, scheme)
+	if err != nil {
+		return nil, err
+	}
+	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Events: recorder, Log: log}.
 		Register(mgr.GetWebhookServer())
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -193,11 +199,35 @@ func newAuditor(mgr manager.Manager, o AuditOptions) (*audit.Auditor, error) {
 	return a, nil
 }
 
+// newEventRecorder returns an events.k8s.io recorder whose broadcaster runs with mgr: it
+// aggregates identical Events into a series (one create, then one patch, however many times a
+// refusal repeats).
+func newEventRecorder(mgr manager.Manager, cfg *rest.Config, scheme *runtime.Scheme) (events.EventRecorder, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create events client: %w", err)
+	}
+	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
+	run := manager.RunnableFunc(func(ctx context.Context) error {
+		if err := b.StartRecordingToSinkWithContext(ctx); err != nil {
+			return fmt.Errorf("start event recording: %w", err)
+		}
+		<-ctx.Done()
+		b.Shutdown()
+		return nil
+	})
+	if err := mgr.Add(run); err != nil {
+		return nil, fmt.Errorf("add event broadcaster: %w", err)
+	}
+	return b.NewRecorder(scheme, "credgate"), nil
+}
+
 // Handlers are what every admission handler shares.
 type Handlers struct {
 	Reviewer *review.Reviewer
 	Audit    *audit.Auditor
 	Owners   OwnerResolver
+	Events   events.EventRecorder
 	Log      logr.Logger
 }
 
@@ -205,9 +235,9 @@ type Handlers struct {
 func (h Handlers) Register(srv crwebhook.Server) {
 	for _, k := range Kinds {
 		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Log: h.Log.WithValues(keyPath, k.Path)}})
+			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Events: h.Events, Log: h.Log.WithValues(keyPath, k.Path)}})
 		srv.Register(k.ValidatePath, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Log: h.Log.WithValues(keyPath, k.ValidatePath),
+			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Events: h.Events, Log: h.Log.WithValues(keyPath, k.ValidatePath),
 			ValidateOnly: true}})
 	}
 }
