@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -128,6 +129,8 @@ func violations(set any) []Violation {
 // on the revision they started with.
 type Engine struct {
 	current atomic.Pointer[Revision]
+	// Metrics, when set, times every evaluation.
+	Metrics *Metrics
 }
 
 // NewEngine returns an engine serving rev.
@@ -145,5 +148,11 @@ func (e *Engine) Swap(rev *Revision) { e.current.Store(rev) }
 
 // Evaluate evaluates input with the current revision.
 func (e *Engine) Evaluate(ctx context.Context, input ast.Value) (Result, error) {
-	return e.current.Load().Evaluate(ctx, input)
+	if e.Metrics == nil {
+		return e.current.Load().Evaluate(ctx, input)
+	}
+	start := time.Now()
+	res, err := e.current.Load().Evaluate(ctx, input)
+	e.Metrics.evalDuration.Observe(time.Since(start).Seconds())
+	return res, err
 }

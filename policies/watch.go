@@ -31,6 +31,7 @@ func sources(dir string) (Source, error) {
 type Metrics struct {
 	reloadErrors prometheus.Counter
 	revision     *prometheus.GaugeVec
+	evalDuration prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -44,14 +45,26 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "credgate_policy_revision_info",
 			Help: "The policy revision being served (value 1).",
 		}, []string{"revision"}),
+		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "credgate_policy_evaluation_duration_seconds",
+			Help:    "Time to evaluate the policies for one admission.",
+			Buckets: DurationBuckets,
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.reloadErrors, m.revision} {
+	for _, c := range []prometheus.Collector{m.reloadErrors, m.revision, m.evalDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register policy metrics: %w", err)
 		}
 	}
 	return m, nil
 }
+
+// DurationBuckets are the histogram buckets of admission and policy timings: fine below 10 ms,
+// where a healthy admission falls, coarse up to the webhook timeout.
+var DurationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5}
+
+// Serving records rev as the revision served, replacing old ("" for none).
+func (m *Metrics) Serving(old, rev string) { m.served(old, rev) }
 
 func (m *Metrics) served(old, rev string) {
 	if m == nil {

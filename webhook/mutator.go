@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
@@ -64,25 +65,39 @@ type Mutator struct {
 	Owners OwnerResolver
 	// Events receives a Warning Event for every refusal (nil: none).
 	Events events.EventRecorder
+	// Metrics counts and times the requests (nil: none).
+	Metrics *Metrics
 }
 
 var _ admission.Handler = (*Mutator)(nil)
 
-// Handle implements admission.Handler: guard, decode, review, respond.
+// Handle implements admission.Handler: guard, decode, review, respond; and count.
 func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	resp, d := m.handle(ctx, req)
+	path := m.Kind.Path
+	if m.ValidateOnly {
+		path = m.Kind.ValidatePath
+	}
+	m.Metrics.observe(path, req, resp, d, start)
+	return resp
+}
+
+// handle answers req, with the decision when the review ran.
+func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.Response, *review.Decision) {
 	if !slices.Contains(m.Kind.Operations, req.Operation) {
-		return admission.Allowed("credgate does not mutate this operation")
+		return admission.Allowed("credgate does not mutate this operation"), nil
 	}
 	if req.Kind.Group != m.Kind.GVK.Group || req.Kind.Version != m.Kind.GVK.Version || req.Kind.Kind != m.Kind.GVK.Kind {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf(
-			"this webhook admits %s, not %s: check the webhook configuration's rules", gvkString(metav1.GroupVersionKind(m.Kind.GVK)), gvkString(req.Kind)))
+			"this webhook admits %s, not %s: check the webhook configuration's rules", gvkString(metav1.GroupVersionKind(m.Kind.GVK)), gvkString(req.Kind))), nil
 	}
 	if len(req.Object.Raw) == 0 {
-		return admission.Errored(http.StatusBadRequest, errors.New("the admission request has no object"))
+		return admission.Errored(http.StatusBadRequest, errors.New("the admission request has no object")), nil
 	}
 	obj, err := m.decode(req.Object.Raw)
 	if err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode %s: %w", m.Kind.GVK.Kind, err))
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode %s: %w", m.Kind.GVK.Kind, err)), nil
 	}
 
 	log := m.Log.WithValues(keyUID, req.UID, keyKind, m.Kind.GVK.Kind, keyNamespace, req.Namespace, keyName, req.Name)
@@ -94,33 +109,33 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 	})
 	switch {
 	case errors.Is(err, workload.ErrMalformed), errors.Is(err, workload.ErrUnsupportedKind):
-		return admission.Errored(http.StatusBadRequest, err)
+		return admission.Errored(http.StatusBadRequest, err), &d
 	case err != nil:
 		log.Error(err, "review failed")
-		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs"))
+		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs")), &d
 	}
 	if err := m.audit(ctx, req, obj, &d); err != nil {
 		log.Error(err, "write audit record")
 		if !d.Denied() && m.Audit.FailClosed() {
-			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs"))
+			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs")), &d
 		}
 	}
 	m.event(req, obj, &d)
 	switch {
 	case d.Denied():
 		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
-		return admission.Denied(d.Message())
+		return admission.Denied(d.Message()), &d
 	case !d.Mutated:
-		return admission.Allowed("no credentials requested")
+		return admission.Allowed("no credentials requested"), &d
 	case len(d.Audited) > 0:
 		log.Info("admitted with audited violations", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Audited), keyRevision, d.PolicyRevision)
 	}
 	if m.ValidateOnly {
-		return admission.Allowed("")
+		return admission.Allowed(""), &d
 	}
 
 	log.V(1).Info("injected", keyCredentials, d.Credentials)
-	return patchResponse(d.Patch).WithWarnings(d.Warnings...)
+	return patchResponse(d.Patch).WithWarnings(d.Warnings...), &d
 }
 
 // decode decodes raw into a new object of the webhook's kind, as the API server's JSON

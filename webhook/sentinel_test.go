@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/policies"
@@ -225,6 +226,12 @@ func TestNoSecretInResponseOrLog(t *testing.T) {
 			m.Audit = &audit.Auditor{Sinks: []audit.Sink{&records}, Allowed: true}
 			var events eventLog
 			m.Events = &events
+			reg := prometheus.NewRegistry()
+			metrics, err := NewMetrics(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Metrics = metrics
 			var logs logBuffer
 			resp, raw := serve(t, newWebhook(t, m, newLogger(&logs)), body)
 			for _, s := range secrets {
@@ -233,6 +240,13 @@ func TestNoSecretInResponseOrLog(t *testing.T) {
 				}
 				if ev := fmt.Sprintf("%+v", events.events); strings.Contains(ev, s) {
 					t.Errorf("an event contains %s: %s", s, ev)
+				}
+				mfs, err := reg.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ms := fmt.Sprint(mfs); strings.Contains(ms, s) {
+					t.Errorf("a metric contains %s: %s", s, ms)
 				}
 			}
 

@@ -132,8 +132,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err != nil {
 		return nil, err
 	}
-	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Events: recorder, Log: log}.
-		Register(mgr.GetWebhookServer())
+	metrics, err := NewMetrics(crmetrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Events: recorder,
+		Metrics: metrics, Log: log}.Register(mgr.GetWebhookServer())
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)
@@ -162,6 +166,8 @@ func newPolicyEngine(ctx context.Context, mgr manager.Manager, o Options, log lo
 	if err != nil {
 		return nil, err
 	}
+	engine.Metrics = metrics
+	metrics.Serving("", rev.ID())
 	if o.PolicyDir != "" {
 		w := &policies.Watcher{Dir: o.PolicyDir, Interval: o.PolicyReload, Engine: engine, Metrics: metrics, Log: log.WithName("policies")}
 		if err := mgr.Add(w); err != nil {
@@ -228,6 +234,7 @@ type Handlers struct {
 	Audit    *audit.Auditor
 	Owners   OwnerResolver
 	Events   events.EventRecorder
+	Metrics  *Metrics
 	Log      logr.Logger
 }
 
@@ -235,9 +242,9 @@ type Handlers struct {
 func (h Handlers) Register(srv crwebhook.Server) {
 	for _, k := range Kinds {
 		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Events: h.Events, Log: h.Log.WithValues(keyPath, k.Path)}})
+			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Events: h.Events, Metrics: h.Metrics, Log: h.Log.WithValues(keyPath, k.Path)}})
 		srv.Register(k.ValidatePath, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Events: h.Events, Log: h.Log.WithValues(keyPath, k.ValidatePath),
+			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Events: h.Events, Metrics: h.Metrics, Log: h.Log.WithValues(keyPath, k.ValidatePath),
 			ValidateOnly: true}})
 	}
 }

@@ -1,0 +1,93 @@
+package webhook
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/credgate/credgate/policies"
+	"github.com/credgate/credgate/review"
+)
+
+// Decisions, the decision label of credgate_admission_requests_total.
+const (
+	decisionAllowed = "allowed" // admitted, nothing to change
+	decisionPatched = "patched" // admitted with credentials injected
+	decisionDenied  = "denied"
+	decisionInvalid = "invalid" // 400: the request was malformed
+	decisionError   = "error"   // 500: credgate failed; the failure policy decides
+)
+
+// Metrics are the admission handlers' Prometheus metrics.
+type Metrics struct {
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	denials    *prometheus.CounterVec
+	injections *prometheus.CounterVec
+}
+
+// NewMetrics registers the admission metrics with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credgate_admission_requests_total",
+			Help: "Admission requests, by webhook path, operation and decision (allowed, patched, denied, invalid, error).",
+		}, []string{"webhook", "operation", "decision"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "credgate_admission_duration_seconds",
+			Help:    "Time to answer an admission request, by webhook path.",
+			Buckets: policies.DurationBuckets,
+		}, []string{"webhook"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credgate_denials_total",
+			Help: "Violations that refused an admission, by rule id.",
+		}, []string{"rule"}),
+		injections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credgate_injections_total",
+			Help: "Credentials injected by the mutating webhooks, by credential type.",
+		}, []string{"type"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.denials, m.injections} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register admission metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observe records one answered request.
+func (m *Metrics) observe(path string, req admission.Request, resp admission.Response, d *review.Decision, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.duration.WithLabelValues(path).Observe(time.Since(start).Seconds())
+	decision := decisionAllowed
+	switch code := resp.Result; {
+	case code != nil && code.Code == http.StatusBadRequest:
+		decision = decisionInvalid
+	case code != nil && code.Code >= http.StatusInternalServerError:
+		decision = decisionError
+	case !resp.Allowed:
+		decision = decisionDenied
+	case len(resp.Patches) > 0:
+		decision = decisionPatched
+	}
+	m.requests.WithLabelValues(path, strings.ToLower(string(req.Operation)), decision).Inc()
+	if d == nil {
+		return
+	}
+	if decision == decisionDenied {
+		for _, v := range d.Violations {
+			m.denials.WithLabelValues(v.Rule).Inc()
+		}
+	}
+	if decision == decisionPatched {
+		for _, r := range d.Resolved {
+			m.injections.WithLabelValues(string(r.Type)).Inc()
+		}
+	}
+}
