@@ -100,7 +100,7 @@ func TestRefusalEvents(t *testing.T) {
 }
 
 // TestEventAggregation: a controller retrying a refused pod in a loop leaves one Event and
-// one series update, not one Event a refusal. The recorder is client-go's events.k8s.io
+// a series update or two, not one Event a refusal. The recorder is client-go's events.k8s.io
 // broadcaster, as credgate serve runs it, writing to a fake clientset that counts the writes.
 func TestEventAggregation(t *testing.T) {
 	cs := fake.NewClientset()
@@ -147,8 +147,19 @@ func TestEventAggregation(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff([]string{"create", "patch"}, got); diff != "" {
-		t.Errorf("event writes for %d identical refusals (-want +got):\n%s", refusals, diff)
+	// One create; one patch that starts the series. The broadcaster also refreshes its series
+	// once when it starts and then every 30 minutes, which may add one patch here: bounded by
+	// time, never by the number of refusals.
+	creates, patches := 0, 0
+	for _, v := range got {
+		if v == "create" {
+			creates++
+		} else {
+			patches++
+		}
+	}
+	if creates != 1 || patches < 1 || patches > 2 {
+		t.Errorf("event writes for %d identical refusals: %v; want one create and one or two patches", refusals, got)
 	}
 	for _, a := range cs.Actions() {
 		if c, ok := a.(clienttesting.CreateAction); ok && a.GetResource().Resource == "events" {
