@@ -15,6 +15,13 @@ GOLANGCI_LINT_VERSION  ?= v2.15.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
+# The control plane of the end-to-end tests, built from source by the test/tools module.
+KUBE_VERSION  := $(shell awk '$$1 == "k8s.io/kubernetes" {print $$2}' test/tools/go.mod)
+KUBE_LDFLAGS  := -s -w $(foreach v,component-base/version client-go/pkg/version,-X k8s.io/$(v).gitVersion=$(KUBE_VERSION) \
+                 -X k8s.io/$(v).gitTreeState=clean) -X k8s.io/component-base/version.gitMajor=1 \
+                 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION)))
+CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manager
+
 FUZZTIME ?= 30s
 BENCHTIME ?= 2s
 
@@ -67,9 +74,15 @@ verify-generated: generate manifests ## Regenerate; in CI (CI=true), fail if the
 ##@ Test
 
 .PHONY: test
-test: verify-generated ## Run every test (Go and Rego: unit, handler, fuzz seeds, golden files).
+test: verify-generated control-plane build ## Run every test: unit, Rego, handler, fuzz seeds, golden files, and end to end.
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags e2e ./test/e2e/
+
+.PHONY: e2e
+e2e: control-plane build ## Run the end-to-end tests only (etcd, kube-apiserver, the Job controller, credgate serve).
+	$(GO) test -count=1 -tags e2e ./test/e2e/ -v
 
 .PHONY: golden
 golden: ## Regenerate golden files under testdata/ (review the diff).
@@ -90,6 +103,21 @@ bench: ## Benchmark the admission path, policy evaluation and the durable audit 
 .PHONY: build
 build: ## Build bin/credgate.
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/credgate ./cmd/credgate
+
+.PHONY: control-plane
+control-plane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver and kube-controller-manager from source into bin/ (once).
+
+$(BIN)/etcd: test/tools/go.mod test/tools/go.sum
+	@echo ">> building etcd from source (test/tools; about a minute the first time)"
+	cd test/tools && $(GO) build -o $@ go.etcd.io/etcd/server/v3
+
+$(BIN)/kube-apiserver: test/tools/go.mod test/tools/go.sum
+	@echo ">> building kube-apiserver $(KUBE_VERSION) from source (test/tools; several minutes the first time)"
+	cd test/tools && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+$(BIN)/kube-controller-manager: test/tools/go.mod test/tools/go.sum
+	@echo ">> building kube-controller-manager $(KUBE_VERSION) from source (test/tools)"
+	cd test/tools && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
 
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)

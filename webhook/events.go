@@ -47,5 +47,7 @@ func (m *Mutator) regarding(req admission.Request, obj runtime.Object) *corev1.O
 			}
 		}
 	}
-	return &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: req.Namespace}
+	// The namespace itself; its Namespace field set so that the Event is stored in it (an Event
+	// about a cluster-scoped object would go to "default"), where kubectl get events -n finds it.
+	return &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Namespace: req.Namespace, Name: req.Namespace}
 }

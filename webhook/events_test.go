@@ -60,7 +60,7 @@ func TestRefusalEvents(t *testing.T) {
 			want: &corev1.ObjectReference{APIVersion: "batch/v1", Kind: "Job", Namespace: testNamespace, Name: "train-llm",
 				UID: "4f6a2c1e-9b8d-4e7f-a3c5-d2e1f0a9b8c7"}},
 		{name: "new Job: on the namespace", kind: "Job", fixture: "job-labelled.json", edit: jobTemplateUnknown,
-			want: &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: testNamespace}},
+			want: &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Namespace: testNamespace, Name: testNamespace}},
 		{name: "CronJob update: on the CronJob", kind: "CronJob", fixture: "cronjob-update.json", edit: cronUnknown,
 			want: &corev1.ObjectReference{APIVersion: "batch/v1", Kind: "CronJob", Namespace: testNamespace, Name: "nightly-eval",
 				UID: "7d8e9f00-1a2b-4c3d-8e4f-5a6b7c8d9e0f"}},
