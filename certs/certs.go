@@ -34,6 +34,13 @@ type Options struct {
 	Now func() time.Time
 }
 
+// ServiceDNSNames returns the DNS names a webhook Service is reached by, the API server's
+// first (service.namespace.svc).
+func ServiceDNSNames(service, namespace string) []string {
+	return []string{service + "." + namespace + ".svc", service + "." + namespace + ".svc.cluster.local",
+		service + "." + namespace, service}
+}
+
 // ServiceHosts returns the DNS names a webhook Service is reached by, plus localhost.
 func ServiceHosts(service, namespace string) []string {
 	return []string{

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -28,6 +30,7 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
+	"github.com/credgate/credgate/certs"
 	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/review"
@@ -51,6 +54,10 @@ type Options struct {
 	Enforcement policies.Enforcement
 	// Audit configures the audit records.
 	Audit AuditOptions
+	// SelfManagedCerts, when set, has credgate keep its own serving certificate in a Secret
+	// (one replica, the elected leader, rotates it); nil reads whatever CertDir holds
+	// (cert-manager, credgate certs).
+	SelfManagedCerts *certs.SelfManaged
 }
 
 // AuditOptions configure the audit records of refused, warned and audited admissions.
@@ -87,12 +94,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := manager.New(cfg, manager.Options{
+	mo := manager.Options{
 		Scheme:                 scheme,
 		Logger:                 log,
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: o.HealthAddr,
-		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			// Credentials are only read, never modified, on the admission path: sharing the
@@ -102,9 +108,26 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 				&corev1.Namespace{}:    {UnsafeDisableDeepCopy: new(true)},
 			},
 		},
-	})
+	}
+	if o.SelfManagedCerts != nil {
+		mo.LeaderElection = true
+		mo.LeaderElectionID = "credgate-cert-rotation"
+		mo.LeaderElectionNamespace = o.SelfManagedCerts.Secret.Namespace
+	}
+	mgr, err := manager.New(cfg, mo)
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	if o.SelfManagedCerts != nil {
+		if err := o.SelfManagedCerts.Add(mgr); err != nil {
+			return nil, err
+		}
+	}
+	// The manager's own webhook server is never asked for: this one starts once its
+	// certificate files exist.
+	srv := crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir})
+	if err := mgr.Add(&certifiedServer{Server: srv, certDir: o.CertDir, log: log}); err != nil {
+		return nil, fmt.Errorf("add webhook server: %w", err)
 	}
 
 	// Start the Credential informer with the manager, not on the first admission request.
@@ -137,12 +160,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 		return nil, err
 	}
 	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Events: recorder,
-		Metrics: metrics, Log: log}.Register(mgr.GetWebhookServer())
+		Metrics: metrics, Log: log}.Register(srv)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("credential-cache", synced(inf.HasSynced)); err != nil {
@@ -278,3 +301,34 @@ func synced(inf toolscache.InformerSynced) healthz.Checker {
 		return nil
 	}
 }
+
+// certifiedServer starts the webhook server once its certificate files exist: with
+// self-managed certificates the first ones appear only after the leader has written the Secret
+// and the kubelet has mounted it. From then on the server reloads them when they change.
+type certifiedServer struct {
+	crwebhook.Server
+	certDir string
+	log     logr.Logger
+}
+
+// Start implements manager.Runnable.
+func (s *certifiedServer) Start(ctx context.Context) error {
+	for logged := false; ; logged = true {
+		_, certErr := os.Stat(filepath.Join(s.certDir, "tls.crt"))
+		_, keyErr := os.Stat(filepath.Join(s.certDir, "tls.key"))
+		if certErr == nil && keyErr == nil {
+			return s.Server.Start(ctx)
+		}
+		if !logged {
+			s.log.Info("waiting for the serving certificate", "certDir", s.certDir)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: every replica serves.
+func (s *certifiedServer) NeedLeaderElection() bool { return false }

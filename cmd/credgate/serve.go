@@ -2,17 +2,20 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-logr/zapr"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/credgate/credgate/audit"
+	"github.com/credgate/credgate/certs"
 	"github.com/credgate/credgate/webhook"
 )
 
@@ -24,6 +27,9 @@ type serveOptions struct {
 	auditStdout  bool
 	auditMaxMiB  int
 	auditOnError string
+	certMode     string
+	selfCerts    certs.SelfManaged
+	certSecret   string
 }
 
 func newServeCommand() *cobra.Command {
@@ -39,6 +45,12 @@ Policies: the built-in rules, plus the .rego policies and JSON/YAML data of --po
 (a mounted ConfigMap), reloaded every --policy-reload-interval without a restart. A policy
 that does not compile never replaces the one serving; it is logged and counted in
 credgate_policy_reload_errors_total.
+
+Certificates: --cert-management=external (the default) serves what --cert-dir holds
+(cert-manager, credgate certs) and reloads it when it changes. --cert-management=self keeps
+a CA and serving certificate in --cert-secret, renewed --cert-renew-before expiry by the elected
+leader replica, with the CA bundle kept current in the webhook configurations named
+--webhook-configuration; every replica mounts the Secret at --cert-dir and reloads it.
 
 Audit: every refused, warned and audited admission is one JSON line, durable (fsynced) before
 the webhook answers, in --audit-file (rotated at --audit-max-size MiB, keeping
@@ -76,6 +88,14 @@ on the metrics address.`,
 	f.BoolVar(&o.auditStdout, "audit-stdout", false, "also write audit records to stdout")
 	f.BoolVar(&o.Audit.Allowed, "audit-allowed", false, "also record admissions that found nothing wrong (admission_allowed)")
 	f.StringVar(&o.auditOnError, "audit-on-error", string(audit.Refuse), "when a record cannot be written: refuse (fail the admission) or admit (and count)")
+	f.StringVar(&o.certMode, "cert-management", "external", "external: serve the certificate in --cert-dir; self: keep and rotate it in --cert-secret")
+	f.StringVar(&o.certSecret, "cert-secret", "credgate-system/credgate-serving-cert", "namespace/name of the Secret of self-managed certificates")
+	f.StringSliceVar(&o.selfCerts.DNSNames, "cert-dns-name", certs.ServiceDNSNames("credgate", "credgate-system"), "DNS names of the self-managed serving certificate (repeatable)")
+	f.StringVar(&o.selfCerts.WebhookConfiguration, "webhook-configuration", "credgate", "name of credgate's mutating and validating webhook configurations, for their CA bundle")
+	f.DurationVar(&o.selfCerts.ServingValidity, "cert-validity", 365*24*time.Hour, "validity of a self-managed serving certificate")
+	f.DurationVar(&o.selfCerts.CAValidity, "ca-validity", 10*365*24*time.Hour, "validity of the self-managed CA")
+	f.DurationVar(&o.selfCerts.RenewBefore, "cert-renew-before", 90*24*time.Hour, "renew self-managed certificates this long before they expire")
+	f.DurationVar(&o.selfCerts.CheckInterval, "cert-check-interval", 12*time.Hour, "how often the leader checks the self-managed certificates")
 	return cmd
 }
 
@@ -96,6 +116,19 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		return fmt.Errorf("--audit-max-size and --audit-max-backups must be positive")
 	}
 	o.Audit.MaxBytes = int64(o.auditMaxMiB) << 20
+	switch o.certMode {
+	case "external":
+	case "self":
+		ns, name, ok := strings.Cut(o.certSecret, "/")
+		if !ok || ns == "" || name == "" {
+			return fmt.Errorf("--cert-secret %q: want namespace/name", o.certSecret)
+		}
+		o.selfCerts.Secret = types.NamespacedName{Namespace: ns, Name: name}
+		o.selfCerts.CertDir = o.CertDir
+		o.SelfManagedCerts = &o.selfCerts
+	default:
+		return fmt.Errorf("--cert-management %q: use external or self", o.certMode)
+	}
 	if o.auditStdout {
 		o.Audit.Stdout = cmd.OutOrStdout()
 	}

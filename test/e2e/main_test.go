@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/credgate/credgate/certs"
 	"github.com/credgate/credgate/webhook"
 )
 
@@ -73,7 +72,14 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(work)
+	code := 1
+	defer func() {
+		if code == 0 {
+			_ = os.RemoveAll(work)
+		} else {
+			fmt.Fprintf(os.Stderr, "e2e: logs of the control plane and credgate kept in %s\n", work)
+		}
+	}()
 
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: bin,
@@ -117,24 +123,26 @@ func run(m *testing.M) (int, error) {
 	}
 	defer stop(kcm)
 
-	bundle, err := certs.Generate(certs.Options{Hosts: []string{"127.0.0.1"}})
-	if err != nil {
-		return 0, err
-	}
-	if err := bundle.Write(c.certDir); err != nil {
-		return 0, err
-	}
 	if c.port, err = freePort(); err != nil {
+		return 0, err
+	}
+	// credgate keeps its own certificates (--cert-management=self) in a Secret of its
+	// namespace; the harness plays the kubelet, mounting the Secret into the certificate
+	// directory as it changes.
+	if err := c.prepareSelfManagedCerts(ctx); err != nil {
+		return 0, err
+	}
+	stopMount := c.mountSecret(ctx)
+	defer stopMount()
+	if err := c.installWebhooks(ctx); err != nil {
 		return 0, err
 	}
 	if err := c.startCredgate(ctx); err != nil {
 		return 0, err
 	}
 	defer func() { stop(c.credgate) }()
-	if err := c.installWebhooks(ctx, bundle.CACert); err != nil {
-		return 0, err
-	}
-	return m.Run(), nil
+	code = m.Run()
+	return code, nil
 }
 
 // start runs a binary of the control plane, its output in a log file kept with the test's
@@ -182,7 +190,11 @@ func (c *cluster) startCredgate(ctx context.Context) error {
 	c.credgate, err = c.start("credgate", filepath.Join(c.bin, "credgate"), "serve",
 		"--kubeconfig="+c.kubeconf, "--cert-dir="+c.certDir, "--host=127.0.0.1", "--port="+strconv.Itoa(c.port),
 		"--metrics-bind-address="+c.metrics, "--health-probe-bind-address="+health,
-		"--audit-file="+c.auditPath)
+		"--audit-file="+c.auditPath,
+		// Self-managed certificates, renewed every few seconds so that the tests run while
+		// they rotate (TestCertRotationUnderLoad counts the rotations).
+		"--cert-management=self", "--cert-secret="+certSecret.Namespace+"/"+certSecret.Name,
+		"--cert-dns-name=localhost", "--cert-validity=30s", "--cert-renew-before=22s", "--cert-check-interval=2s")
 	if err != nil {
 		return err
 	}
@@ -215,17 +227,17 @@ func (c *cluster) waitTLS(ctx context.Context) error {
 }
 
 // installWebhooks creates the webhook configurations of manifests/webhook, each pointed at
-// the local credgate (its service reference replaced by a URL with the same path) and trusting
-// ca.
-func (c *cluster) installWebhooks(ctx context.Context, ca []byte) error {
+// the local credgate (its service reference replaced by a URL with the same path). Their CA
+// bundle is credgate's to fill in.
+func (c *cluster) installWebhooks(ctx context.Context) error {
 	data, err := os.ReadFile(filepath.Join(c.root, "manifests", "webhook", "webhooks.yaml"))
 	if err != nil {
 		return err
 	}
-	base := "https://127.0.0.1:" + strconv.Itoa(c.port)
+	base := "https://localhost:" + strconv.Itoa(c.port)
 	point := func(cc *admissionregistrationv1.WebhookClientConfig) {
 		u := base + *cc.Service.Path
-		cc.URL, cc.Service, cc.CABundle = &u, nil, ca
+		cc.URL, cc.Service = &u, nil
 	}
 	for doc := range bytes.SplitSeq(data, []byte("\n---\n")) {
 		var meta struct{ Kind string }
