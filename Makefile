@@ -36,7 +36,11 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: run
-run: build ## Evaluate the bundled examples offline and show what credgate injects.
+run: control-plane build ## A local cluster with credgate: apply the examples, one Job admitted, one refused; serve until Ctrl-C (ONCE=1 exits).
+	$(GO) run ./test/demo $(if $(ONCE),--once)
+
+.PHONY: eval
+eval: build ## Evaluate the bundled examples offline (credgate eval): what credgate injects, what it refuses.
 	@echo "== credgate eval -f examples/training-job.yaml --credentials examples/credentials.yaml"
 	@rc=0; $(BIN)/credgate eval -f examples/training-job.yaml --credentials examples/credentials.yaml 2>&1 || rc=$$?; \
 	  echo "== exit code $$rc (0: admitted)"; [ $$rc -eq 0 ]

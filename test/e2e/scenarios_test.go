@@ -38,10 +38,10 @@ var nsSeq atomic.Int64
 func namespace(t *testing.T) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("e2e-%d-%d", time.Now().Unix()%100000, nsSeq.Add(1))}}
-	if err := c.client.Create(t.Context(), ns); err != nil {
+	if err := c.Client.Create(t.Context(), ns); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.client.Delete(t.Context(), ns) })
+	t.Cleanup(func() { _ = c.Client.Delete(t.Context(), ns) })
 	return ns.Name
 }
 
@@ -49,7 +49,7 @@ func namespace(t *testing.T) string {
 func credential(t *testing.T, ns, name string, typ v1alpha1.CredentialType, data map[string]string, edit func(*v1alpha1.CredentialSpec)) {
 	t.Helper()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-secret", Namespace: ns}, StringData: data}
-	if err := c.client.Create(t.Context(), secret); err != nil {
+	if err := c.Client.Create(t.Context(), secret); err != nil {
 		t.Fatal(err)
 	}
 	cred := &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -57,7 +57,7 @@ func credential(t *testing.T, ns, name string, typ v1alpha1.CredentialType, data
 	if edit != nil {
 		edit(&cred.Spec)
 	}
-	if err := c.client.Create(t.Context(), cred); err != nil {
+	if err := c.Client.Create(t.Context(), cred); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -99,22 +99,22 @@ func TestJobPodsGetCredentials(t *testing.T) {
 	credential(t, ns, "kaggle", v1alpha1.TypeKaggle, map[string]string{"kaggle.json": `{"username":"u","key":"k"}`}, nil)
 	reg := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "registry-secret", Namespace: ns},
 		Type: corev1.SecretTypeDockerConfigJson, StringData: map[string]string{".dockerconfigjson": `{"auths":{}}`}}
-	if err := c.client.Create(t.Context(), reg); err != nil {
+	if err := c.Client.Create(t.Context(), reg); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.client.Create(t.Context(), &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: "registry", Namespace: ns},
+	if err := c.Client.Create(t.Context(), &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: "registry", Namespace: ns},
 		Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeDockerRegistry, SecretRef: &v1alpha1.SecretReference{Name: reg.Name}}}); err != nil {
 		t.Fatal(err)
 	}
 
 	j := job(ns, "train", []string{"wandb", "kaggle", "registry"})
-	if err := c.client.Create(t.Context(), j); err != nil {
+	if err := c.Client.Create(t.Context(), j); err != nil {
 		t.Fatalf("create Job: %v", err)
 	}
 	var pod corev1.Pod
 	eventually(t, 60*time.Second, func() (bool, string) {
 		var pods corev1.PodList
-		if err := c.client.List(t.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": "train"}); err != nil {
+		if err := c.Client.List(t.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": "train"}); err != nil {
 			return false, err.Error()
 		}
 		if len(pods.Items) == 0 {
@@ -161,7 +161,7 @@ func TestAdminScopedRefused(t *testing.T) {
 		func(s *v1alpha1.CredentialSpec) {
 			s.Access.PolicyDocument = &apiextensionsv1.JSON{Raw: []byte(`{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}`)}
 		})
-	err := c.client.Create(t.Context(), job(ns, "train", []string{"aws-admin"}))
+	err := c.Client.Create(t.Context(), job(ns, "train", []string{"aws-admin"}))
 	if err == nil || !strings.Contains(err.Error(), "[admin-scoped-credential]") {
 		t.Fatalf("create Job: err = %v, want a refusal naming admin-scoped-credential", err)
 	}
@@ -183,7 +183,7 @@ func TestAdminScopedRefused(t *testing.T) {
 	})
 	eventually(t, 20*time.Second, func() (bool, string) {
 		var evs eventsv1.EventList
-		if err := c.client.List(t.Context(), &evs, client.InNamespace(ns)); err != nil {
+		if err := c.Client.List(t.Context(), &evs, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
 		}
 		for _, e := range evs.Items {
@@ -200,7 +200,7 @@ func TestAdminScopedRefused(t *testing.T) {
 func TestConflictRefused(t *testing.T) {
 	ns := namespace(t)
 	credential(t, ns, "wandb", v1alpha1.TypeWandB, map[string]string{"api-key": "k"}, nil)
-	err := c.client.Create(t.Context(), job(ns, "train", []string{"wandb"}, corev1.EnvVar{Name: "WANDB_API_KEY", Value: "mine"}))
+	err := c.Client.Create(t.Context(), job(ns, "train", []string{"wandb"}, corev1.EnvVar{Name: "WANDB_API_KEY", Value: "mine"}))
 	if err == nil || !strings.Contains(err.Error(), "[conflicting-env]") {
 		t.Fatalf("create Job: err = %v, want a refusal naming conflicting-env", err)
 	}
@@ -210,7 +210,7 @@ func TestConflictRefused(t *testing.T) {
 // next admission sees.
 func TestCredentialLifecycle(t *testing.T) {
 	ns := namespace(t)
-	create := func(name string) error { return c.client.Create(t.Context(), job(ns, name, []string{"late"})) }
+	create := func(name string) error { return c.Client.Create(t.Context(), job(ns, name, []string{"late"})) }
 	if err := create("before"); err == nil || !strings.Contains(err.Error(), "[unknown-credential]") {
 		t.Fatalf("before the Credential exists: err = %v, want unknown-credential", err)
 	}
@@ -222,11 +222,11 @@ func TestCredentialLifecycle(t *testing.T) {
 		t.Fatalf("right after the Credential was created: %v", err)
 	}
 	var cred v1alpha1.Credential
-	if err := c.client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "late"}, &cred); err != nil {
+	if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "late"}, &cred); err != nil {
 		t.Fatal(err)
 	}
 	cred.Spec.Env = append(cred.Spec.Env, v1alpha1.EnvVar{Name: "LATE_REGION", Value: new("eu-west-1")})
-	if err := c.client.Update(t.Context(), &cred); err != nil {
+	if err := c.Client.Update(t.Context(), &cred); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -237,14 +237,14 @@ func TestCredentialLifecycle(t *testing.T) {
 			return false, err.Error()
 		}
 		var j batchv1.Job
-		if err := c.client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &j); err != nil {
+		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &j); err != nil {
 			return false, err.Error()
 		}
 		env := j.Spec.Template.Spec.Containers[0].Env
 		return slices.ContainsFunc(env, func(e corev1.EnvVar) bool { return e.Name == "LATE_REGION" }),
 			fmt.Sprintf("the Job admitted after the update lacks LATE_REGION: %+v", env)
 	})
-	if err := c.client.Delete(t.Context(), &cred); err != nil {
+	if err := c.Client.Delete(t.Context(), &cred); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, func() (bool, string) {
@@ -256,12 +256,12 @@ func TestCredentialLifecycle(t *testing.T) {
 }
 
 func auditRecords() ([]audit.Record, error) {
-	data, err := os.ReadFile(c.auditPath)
+	data, err := os.ReadFile(c.AuditPath)
 	if err != nil {
 		return nil, err
 	}
 	var out []audit.Record
-	err = audit.Read(bufio.NewReader(bytes.NewReader(data)), c.auditPath, func(r *audit.Record) error {
+	err = audit.Read(bufio.NewReader(bytes.NewReader(data)), c.AuditPath, func(r *audit.Record) error {
 		out = append(out, *r)
 		return nil
 	}, func(audit.Problem) {})
@@ -272,7 +272,7 @@ func auditRecords() ([]audit.Record, error) {
 // endpoint.
 func requestsServed(t *testing.T) float64 {
 	t.Helper()
-	res, err := http.Get("http://" + c.metrics + "/metrics")
+	res, err := http.Get("http://" + c.Metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,29 +309,29 @@ func TestOnlyLabelledPodsDependOnCredgate(t *testing.T) {
 	labelled := map[string]string{"credentials.credgate.dev/wandb": "true"}
 
 	before := requestsServed(t)
-	if err := c.client.Create(t.Context(), pod(ns, "plain", map[string]string{"app": "x"})); err != nil {
+	if err := c.Client.Create(t.Context(), pod(ns, "plain", map[string]string{"app": "x"})); err != nil {
 		t.Fatal(err)
 	}
 	if after := requestsServed(t); after != before {
 		t.Errorf("an unlabelled pod reached credgate: requests %v -> %v", before, after)
 	}
-	if err := c.client.Create(t.Context(), pod(ns, "labelled", labelled)); err != nil {
+	if err := c.Client.Create(t.Context(), pod(ns, "labelled", labelled)); err != nil {
 		t.Fatal(err)
 	}
 	if after := requestsServed(t); after <= before {
 		t.Errorf("a labelled pod did not reach credgate: requests %v -> %v", before, after)
 	}
 
-	stop(c.credgate)
+	c.StopCredgate()
 	t.Cleanup(func() {
-		if err := c.startCredgate(context.Background()); err != nil {
+		if err := c.StartCredgate(context.Background()); err != nil {
 			t.Fatalf("restart credgate: %v", err)
 		}
 	})
-	if err := c.client.Create(t.Context(), pod(ns, "plain-while-down", nil)); err != nil {
+	if err := c.Client.Create(t.Context(), pod(ns, "plain-while-down", nil)); err != nil {
 		t.Errorf("an unlabelled pod was refused while credgate is down: %v", err)
 	}
-	err := c.client.Create(t.Context(), pod(ns, "labelled-while-down", labelled))
+	err := c.Client.Create(t.Context(), pod(ns, "labelled-while-down", labelled))
 	if err == nil || !strings.Contains(err.Error(), "failed calling webhook") {
 		t.Errorf("a labelled pod while credgate is down: err = %v, want the webhook call to fail", err)
 	}
@@ -345,7 +345,7 @@ func TestManifestsDryRun(t *testing.T) {
 	n := 0
 	for _, dir := range []string{"base", "overlays/self-managed", "overlays/cert-manager"} {
 		t.Run(dir, func(t *testing.T) {
-			rm, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(c.root, "manifests", dir))
+			rm, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(c.Root, "manifests", dir))
 			if err != nil {
 				t.Fatalf("kustomize build manifests/%s: %v", dir, err)
 			}
@@ -365,13 +365,13 @@ func TestManifestsDryRun(t *testing.T) {
 				// dry-run created.
 				existing := &unstructured.Unstructured{}
 				existing.SetGroupVersionKind(u.GroupVersionKind())
-				err = c.client.Get(t.Context(), client.ObjectKeyFromObject(u), existing)
+				err = c.Client.Get(t.Context(), client.ObjectKeyFromObject(u), existing)
 				switch {
 				case err == nil:
 					u.SetResourceVersion(existing.GetResourceVersion())
-					err = c.client.Update(t.Context(), u, client.DryRunAll)
+					err = c.Client.Update(t.Context(), u, client.DryRunAll)
 				case apierrors.IsNotFound(err):
-					err = c.client.Create(t.Context(), u, client.DryRunAll)
+					err = c.Client.Create(t.Context(), u, client.DryRunAll)
 				}
 				if err != nil {
 					t.Errorf("%s %s: server-side dry run: %v", u.GetKind(), u.GetName(), err)

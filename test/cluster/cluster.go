@@ -1,0 +1,310 @@
+// Package cluster runs a real, local control plane with credgate in it: etcd and
+// kube-apiserver (controller-runtime's envtest, from bin/), kube-controller-manager with the
+// Job and CronJob controllers, and credgate serve as its own process over TLS, registered with
+// the webhook configurations of manifests/webhook and the CRD of manifests/crd. The end-to-end
+// tests and make run use it. The binaries are built from source by make control-plane build.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/credgate/credgate/webhook"
+)
+
+// Cluster is a running control plane with credgate registered in it.
+type Cluster struct {
+	Root       string // the repository
+	Bin        string
+	Config     *rest.Config
+	Client     client.Client
+	Kubeconfig string // an admin kubeconfig file
+	CertDir    string
+	AuditPath  string
+	Port       int    // credgate's webhook port
+	Metrics    string // credgate's metrics address
+	WorkDir    string // logs of every process, certificates, the audit file
+
+	o         Options
+	env       *envtest.Environment
+	kcm       *exec.Cmd
+	credgate  *exec.Cmd
+	stopMount func()
+}
+
+// Options configure Start.
+type Options struct {
+	// Root is the repository; its bin/ holds the binaries, its manifests/ the CRD and the
+	// webhook configurations.
+	Root string
+	// Progress, when set, receives a line per step.
+	Progress io.Writer
+	// CertValidity, RenewBefore: the self-managed certificate's lifetime and how long before
+	// its end it is renewed; short ones make it rotate during the run (zero: a day, an hour).
+	CertValidity, RenewBefore time.Duration
+}
+
+// Binaries are what Start needs in bin/.
+var Binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "credgate"}
+
+// Start starts etcd and kube-apiserver (envtest) with credgate's CRD, kube-controller-manager
+// with the Job and CronJob controllers, and credgate serve over TLS with self-managed
+// certificates, registered with the webhook configurations of manifests/webhook. Stop stops
+// them all.
+func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
+	bin := filepath.Join(o.Root, "bin")
+	for _, b := range Binaries {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return nil, fmt.Errorf("bin/%s is missing: run make control-plane build", b)
+		}
+	}
+	if o.CertValidity == 0 {
+		o.CertValidity, o.RenewBefore = 24*time.Hour, time.Hour
+	}
+	work, err := os.MkdirTemp("", "credgate-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Root: o.Root, Bin: bin, WorkDir: work, CertDir: filepath.Join(work, "certs"),
+		AuditPath: filepath.Join(work, "audit", "audit.log"), o: o}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+	c.progress("starting etcd and kube-apiserver %s", "")
+	c.env = &envtest.Environment{
+		BinaryAssetsDirectory: bin,
+		CRDDirectoryPaths:     []string{filepath.Join(o.Root, "manifests", "crd")},
+		ErrorIfCRDPathMissing: true,
+	}
+	if c.Config, err = c.env.Start(); err != nil {
+		return nil, fmt.Errorf("start etcd and kube-apiserver: %w", err)
+	}
+	scheme, err := webhook.NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	if c.Client, err = client.New(c.Config, client.Options{Scheme: scheme}); err != nil {
+		return nil, err
+	}
+	admin, err := c.env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := admin.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	c.Kubeconfig = filepath.Join(work, "kubeconfig")
+	if err := os.WriteFile(c.Kubeconfig, kc, 0o600); err != nil {
+		return nil, err
+	}
+	c.progress("starting kube-controller-manager (job and cronjob controllers)%s", "")
+	if c.kcm, err = c.start("kube-controller-manager", filepath.Join(bin, "kube-controller-manager"),
+		"--kubeconfig="+c.Kubeconfig, "--controllers=job,cronjob", "--leader-elect=false",
+		"--secure-port=0", "--use-service-account-credentials=false"); err != nil {
+		return nil, err
+	}
+	if c.Port, err = freePort(); err != nil {
+		return nil, err
+	}
+	// credgate keeps its own certificates (--cert-management=self) in a Secret of its
+	// namespace; the cluster plays the kubelet, mounting the Secret into the certificate
+	// directory as it changes.
+	if err := c.prepareSelfManagedCerts(ctx); err != nil {
+		return nil, err
+	}
+	c.stopMount = c.mountSecret(ctx)
+	if err := c.installWebhooks(ctx); err != nil {
+		return nil, err
+	}
+	c.progress("starting credgate serve on 127.0.0.1:%s", strconv.Itoa(c.Port))
+	if err := c.StartCredgate(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Stop stops credgate, kube-controller-manager, kube-apiserver and etcd. The work directory
+// stays (its logs tell what happened); RemoveWorkDir removes it.
+func (c *Cluster) Stop() {
+	c.StopCredgate()
+	stop(c.kcm)
+	if c.stopMount != nil {
+		c.stopMount()
+	}
+	if c.env != nil {
+		_ = c.env.Stop()
+	}
+}
+
+// RemoveWorkDir removes the work directory.
+func (c *Cluster) RemoveWorkDir() { _ = os.RemoveAll(c.WorkDir) }
+
+// StopCredgate stops credgate serve (StartCredgate starts it again).
+func (c *Cluster) StopCredgate() {
+	stop(c.credgate)
+	c.credgate = nil
+}
+
+func (c *Cluster) progress(format, arg string) {
+	if c.o.Progress != nil {
+		fmt.Fprintf(c.o.Progress, "== "+format+"\n", arg)
+	}
+}
+
+// start runs a binary of the control plane, its output in a log file kept with the test's
+// work directory (shown when it fails to start).
+func (c *Cluster) start(name, path string, args ...string) (*exec.Cmd, error) {
+	log, err := os.Create(filepath.Join(c.WorkDir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return cmd, nil
+}
+
+func stop(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// StartCredgate runs credgate serve and waits until it is ready.
+func (c *Cluster) StartCredgate(ctx context.Context) error {
+	mport, err := freePort()
+	if err != nil {
+		return err
+	}
+	hport, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.Metrics = "127.0.0.1:" + strconv.Itoa(mport)
+	health := "127.0.0.1:" + strconv.Itoa(hport)
+	c.credgate, err = c.start("credgate", filepath.Join(c.Bin, "credgate"), "serve",
+		"--kubeconfig="+c.Kubeconfig, "--cert-dir="+c.CertDir, "--host=127.0.0.1", "--port="+strconv.Itoa(c.Port),
+		"--metrics-bind-address="+c.Metrics, "--health-probe-bind-address="+health,
+		"--audit-file="+c.AuditPath,
+		// Self-managed certificates, renewed as Options say.
+		"--cert-management=self", "--cert-secret="+CertSecret.Namespace+"/"+CertSecret.Name,
+		"--cert-dns-name=localhost", "--cert-validity="+c.o.CertValidity.String(),
+		"--cert-renew-before="+c.o.RenewBefore.String(), "--cert-check-interval=2s")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get("http://" + health + "/readyz")
+		if err == nil {
+			_ = res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return c.waitTLS(ctx)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(c.WorkDir, "credgate.log"))
+	return fmt.Errorf("credgate did not become ready in 60s:\n%s", log)
+}
+
+// waitTLS waits until the webhook port accepts TLS connections.
+func (c *Cluster) waitTLS(ctx context.Context) error {
+	d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // only probes that the port serves TLS
+	for range 50 {
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)))
+		if err == nil {
+			return conn.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.New("credgate's webhook port does not serve TLS")
+}
+
+// installWebhooks creates the webhook configurations of manifests/webhook, each pointed at
+// the local credgate (its service reference replaced by a URL with the same path). Their CA
+// bundle is credgate's to fill in.
+func (c *Cluster) installWebhooks(ctx context.Context) error {
+	data, err := os.ReadFile(filepath.Join(c.Root, "manifests", "webhook", "webhooks.yaml"))
+	if err != nil {
+		return err
+	}
+	base := "https://localhost:" + strconv.Itoa(c.Port)
+	point := func(cc *admissionregistrationv1.WebhookClientConfig) {
+		u := base + *cc.Service.Path
+		cc.URL, cc.Service = &u, nil
+	}
+	for doc := range bytes.SplitSeq(data, []byte("\n---\n")) {
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return err
+		}
+		var obj client.Object
+		switch meta.Kind {
+		case "MutatingWebhookConfiguration":
+			m := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			if err := yaml.UnmarshalStrict(doc, m); err != nil {
+				return err
+			}
+			for i := range m.Webhooks {
+				point(&m.Webhooks[i].ClientConfig)
+			}
+			obj = m
+		case "ValidatingWebhookConfiguration":
+			v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			if err := yaml.UnmarshalStrict(doc, v); err != nil {
+				return err
+			}
+			for i := range v.Webhooks {
+				point(&v.Webhooks[i].ClientConfig)
+			}
+			obj = v
+		default:
+			return fmt.Errorf("manifests/webhook/webhooks.yaml: unexpected kind %q", meta.Kind)
+		}
+		if err := c.Client.Create(ctx, obj); err != nil {
+			return fmt.Errorf("create %s: %w", meta.Kind, err)
+		}
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
+}
