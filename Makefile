@@ -78,11 +78,11 @@ verify-generated: generate manifests ## Regenerate; in CI (CI=true), fail if the
 ##@ Test
 
 .PHONY: test
-test: verify-generated control-plane build ## Run every test: unit, Rego, handler, fuzz seeds, golden files, and end to end.
+test: verify-generated control-plane $(BIN)/minio build ## Run every test: unit, Rego, handler, fuzz seeds, golden files, end to end, S3/STS.
 	$(GO) vet ./...
-	$(GO) vet -tags e2e ./test/e2e/
+	$(GO) vet -tags e2e ./test/e2e/ ./awscreds/
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -tags e2e ./test/e2e/
+	$(GO) test -count=1 -tags e2e ./test/e2e/ ./awscreds/
 
 .PHONY: e2e
 e2e: control-plane build ## Run the end-to-end tests only (etcd, kube-apiserver, the Job controller, credgate serve).
@@ -122,6 +122,13 @@ $(BIN)/kube-apiserver: test/tools/go.mod test/tools/go.sum
 $(BIN)/kube-controller-manager: test/tools/go.mod test/tools/go.sum
 	@echo ">> building kube-controller-manager $(KUBE_VERSION) from source (test/tools)"
 	cd test/tools && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+
+.PHONY: minio
+minio: $(BIN)/minio ## Build the MinIO S3/STS server of the AWS tests from source into bin/ (once).
+
+$(BIN)/minio: test/tools/minio/go.mod test/tools/minio/go.sum
+	@echo ">> building minio from source (test/tools/minio; a few minutes the first time)"
+	cd test/tools/minio && $(GO) build -o $@ github.com/minio/minio
 
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
