@@ -384,3 +384,30 @@ func TestManifestsDryRun(t *testing.T) {
 	}
 	t.Logf("%d objects passed a server-side dry run", n)
 }
+
+// TestRequireTemporaryNamespace: policies see namespace labels through credgate's informer —
+// static AWS keys warn in an ordinary namespace and are refused in one labelled
+// credgate.dev/require-temporary=true.
+func TestRequireTemporaryNamespace(t *testing.T) {
+	plain := namespace(t)
+	strict := namespace(t)
+	var ns corev1.Namespace
+	if err := c.Client.Get(t.Context(), client.ObjectKey{Name: strict}, &ns); err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels["credgate.dev/require-temporary"] = "true"
+	if err := c.Client.Update(t.Context(), &ns); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{"aws_access_key_id": "AKIA", "aws_secret_access_key": "s"}
+	credential(t, plain, "aws", v1alpha1.TypeAWS, keys, nil)
+	credential(t, strict, "aws", v1alpha1.TypeAWS, keys, nil)
+	if err := c.Client.Create(t.Context(), job(plain, "train", []string{"aws"})); err != nil {
+		t.Errorf("static keys in an ordinary namespace: %v, want admitted with a warning", err)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		err := c.Client.Create(t.Context(), job(strict, fmt.Sprintf("train-%d", time.Now().UnixNano()), []string{"aws"}))
+		return err != nil && strings.Contains(err.Error(), "[static-credentials]"),
+			fmt.Sprintf("static keys where temporary ones are required: err = %v, want a static-credentials refusal", err)
+	})
+}
