@@ -30,6 +30,11 @@ func (c *Cluster) prepareSelfManagedCerts(ctx context.Context) error {
 // mountSecret plays the kubelet: it keeps tls.crt and tls.key in the certificate directory
 // equal to the Secret's, replacing each file atomically, as a Secret volume is updated.
 func (c *Cluster) mountSecret(ctx context.Context) (stop func()) {
+	return c.mountSecretInto(ctx, c.CertDir)
+}
+
+// mountSecretInto keeps dir's tls.crt and tls.key equal to the Secret's.
+func (c *Cluster) mountSecretInto(ctx context.Context, dir string) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -39,7 +44,7 @@ func (c *Cluster) mountSecret(ctx context.Context) (stop func()) {
 			var s corev1.Secret
 			if err := c.Client.Get(ctx, CertSecret, &s); err == nil && len(s.Data["tls.crt"]) > 0 &&
 				!bytes.Equal(s.Data["tls.crt"], last) {
-				if err := writeCerts(c.CertDir, s.Data["tls.crt"], s.Data["tls.key"]); err != nil {
+				if err := writeCerts(dir, s.Data["tls.crt"], s.Data["tls.key"]); err != nil {
 					fmt.Fprintf(os.Stderr, "cluster: mount serving certificate: %v\n", err)
 				} else {
 					last = s.Data["tls.crt"]

@@ -198,26 +198,71 @@ func stop(cmd *exec.Cmd) {
 
 // StartCredgate runs credgate serve and waits until it is ready.
 func (c *Cluster) StartCredgate(ctx context.Context) error {
-	mport, err := freePort()
+	r, err := c.startReplica(ctx, "credgate", c.Port, c.CertDir, c.AuditPath)
 	if err != nil {
 		return err
+	}
+	c.credgate, c.Metrics = r.cmd, r.Metrics
+	return nil
+}
+
+// Replica is a further credgate serve process beside the one the webhook configurations
+// call: same cluster, same certificate Secret, its own port, certificate directory (mounted
+// from the Secret like every replica's) and audit file.
+type Replica struct {
+	Port    int
+	Metrics string
+	CertDir string
+	cmd     *exec.Cmd
+	unmount func()
+}
+
+// StartReplica starts a further replica; StopReplica stops it.
+func (c *Cluster) StartReplica(ctx context.Context, name string) (*Replica, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(c.WorkDir, name, "certs")
+	unmount := c.mountSecretInto(ctx, dir)
+	r, err := c.startReplica(ctx, name, port, dir, filepath.Join(c.WorkDir, name, "audit.log"))
+	if err != nil {
+		unmount()
+		return nil, err
+	}
+	r.unmount = unmount
+	return r, nil
+}
+
+// StopReplica stops r.
+func (c *Cluster) StopReplica(r *Replica) {
+	stop(r.cmd)
+	if r.unmount != nil {
+		r.unmount()
+	}
+}
+
+func (c *Cluster) startReplica(ctx context.Context, name string, port int, certDir, auditPath string) (*Replica, error) {
+	mport, err := freePort()
+	if err != nil {
+		return nil, err
 	}
 	hport, err := freePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c.Metrics = "127.0.0.1:" + strconv.Itoa(mport)
+	r := &Replica{Port: port, Metrics: "127.0.0.1:" + strconv.Itoa(mport), CertDir: certDir}
 	health := "127.0.0.1:" + strconv.Itoa(hport)
-	c.credgate, err = c.start("credgate", filepath.Join(c.Bin, "credgate"), "serve",
-		"--kubeconfig="+c.Kubeconfig, "--cert-dir="+c.CertDir, "--host=127.0.0.1", "--port="+strconv.Itoa(c.Port),
-		"--metrics-bind-address="+c.Metrics, "--health-probe-bind-address="+health,
-		"--audit-file="+c.AuditPath,
+	r.cmd, err = c.start(name, filepath.Join(c.Bin, "credgate"), "serve",
+		"--kubeconfig="+c.Kubeconfig, "--cert-dir="+certDir, "--host=127.0.0.1", "--port="+strconv.Itoa(port),
+		"--metrics-bind-address="+r.Metrics, "--health-probe-bind-address="+health,
+		"--audit-file="+auditPath,
 		// Self-managed certificates, renewed as Options say.
 		"--cert-management=self", "--cert-secret="+CertSecret.Namespace+"/"+CertSecret.Name,
 		"--cert-dns-name=localhost", "--cert-validity="+c.o.CertValidity.String(),
 		"--cert-renew-before="+c.o.RenewBefore.String(), "--cert-check-interval=2s")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -225,20 +270,21 @@ func (c *Cluster) StartCredgate(ctx context.Context) error {
 		if err == nil {
 			_ = res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return c.waitTLS(ctx)
+				return r, waitTLS(ctx, port)
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(filepath.Join(c.WorkDir, "credgate.log"))
-	return fmt.Errorf("credgate did not become ready in 60s:\n%s", log)
+	stop(r.cmd)
+	log, _ := os.ReadFile(filepath.Join(c.WorkDir, name+".log"))
+	return nil, fmt.Errorf("%s did not become ready in 60s:\n%s", name, log)
 }
 
-// waitTLS waits until the webhook port accepts TLS connections.
-func (c *Cluster) waitTLS(ctx context.Context) error {
+// waitTLS waits until port accepts TLS connections.
+func waitTLS(ctx context.Context, port int) error {
 	d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // only probes that the port serves TLS
 	for range 50 {
-		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)))
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
 			return conn.Close()
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/test/cluster"
@@ -71,5 +75,56 @@ func TestCertRotationUnderLoad(t *testing.T) {
 	t.Logf("%d admissions, %d failed, %d certificates in the Secret, %d served", created+failures, failures, len(stored), len(served))
 	if len(served) < 3 {
 		t.Errorf("%d serving certificates in 35s; want at least 3 (two rotations)", len(served))
+	}
+}
+
+// TestReplicasShareRotatedCertificate: with a second replica running, one holds the rotation
+// lease throughout, and both serve each renewed certificate, each verifying against the CA
+// bundle credgate keeps in its webhook configurations (as the API server verifies it).
+func TestReplicasShareRotatedCertificate(t *testing.T) {
+	r2, err := c.StartReplica(t.Context(), "credgate-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.StopReplica(r2)
+
+	holders := map[string]bool{}
+	seen := map[int]map[string]bool{c.Port: {}, r2.Port: {}}
+	failures := 0
+	for deadline := time.Now().Add(25 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		var lease coordinationv1.Lease
+		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: cluster.CertSecret.Namespace, Name: "credgate-cert-rotation"}, &lease); err == nil && lease.Spec.HolderIdentity != nil {
+			holders[*lease.Spec.HolderIdentity] = true
+		}
+		var mwc admissionregistrationv1.MutatingWebhookConfiguration
+		if err := c.Client.Get(t.Context(), client.ObjectKey{Name: "credgate"}, &mwc); err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(mwc.Webhooks[0].ClientConfig.CABundle) {
+			t.Fatal("the webhook configuration has no CA bundle")
+		}
+		for port := range seen {
+			d := &tls.Dialer{Config: &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}}
+			conn, err := d.DialContext(t.Context(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				failures++
+				t.Errorf("replica on port %d: %v", port, err)
+				continue
+			}
+			sum := sha256.Sum256(conn.(*tls.Conn).ConnectionState().PeerCertificates[0].Raw)
+			seen[port][hex.EncodeToString(sum[:])] = true
+			_ = conn.Close()
+		}
+	}
+	t.Logf("lease holders %v; certificates served: primary %d, second replica %d; %d failed handshakes",
+		holders, len(seen[c.Port]), len(seen[r2.Port]), failures)
+	if len(holders) != 1 {
+		t.Errorf("lease holders %v, want one throughout", holders)
+	}
+	for port, certs := range seen {
+		if len(certs) < 2 {
+			t.Errorf("replica on port %d served %d certificates in 25s; want it to reload the renewed ones", port, len(certs))
+		}
 	}
 }
