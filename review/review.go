@@ -74,6 +74,8 @@ type Decision struct {
 	PolicyRevision string
 	// DryRun is the request's dry-run flag: evaluated the same, flagged for the record.
 	DryRun bool
+	// Kind is the kind of the object reviewed, for messages.
+	Kind string
 }
 
 // Denied reports whether the decision refuses the object.
@@ -82,7 +84,11 @@ func (d *Decision) Denied() bool { return len(d.Violations) > 0 }
 // Message is the refusal users see: every violation at once, each with its rule id.
 func (d *Decision) Message() string {
 	var b strings.Builder
-	b.WriteString("credgate refused the pod: ")
+	kind := d.Kind
+	if kind == "" {
+		kind = "Pod"
+	}
+	b.WriteString("credgate refused the " + kind + ": ")
 	for i, v := range d.Violations {
 		if i > 0 {
 			b.WriteString("; ")
@@ -138,7 +144,7 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	}
 	workload.InheritLabels(req.Object, t)
 	names, problems := workload.Requested(t.Meta.Labels)
-	d := Decision{Credentials: names, DryRun: req.DryRun}
+	d := Decision{Credentials: names, DryRun: req.DryRun, Kind: req.GVK.Kind}
 	for _, p := range problems {
 		d.Violations = append(d.Violations, Violation{Rule: RuleCredentialLabel, Message: p})
 	}
