@@ -31,7 +31,7 @@ func TestAuditorRecord(t *testing.T) {
 	r := &audit.Record{Event: audit.EventDenied, Namespace: "ml", Violations: []audit.Violation{
 		{Rule: "user-policy", Message: "container sets TOKEN=sk-live-1234567890 and region eu-west"},
 	}}
-	r.Redact([]string{"sk-live-1234567890", "eu-west", "1"})
+	r.Redact(audit.Redactor([]string{"sk-live-1234567890", "eu-west", "1"}))
 	if err := a.Record(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}

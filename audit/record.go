@@ -65,12 +65,11 @@ type Violation struct {
 // region) are not secrets and would turn every message into asterisks.
 const minRedacted = 8
 
-// Redact replaces, in every violation message of r, each of values (the literal values the
-// submitted pod sets, which a user-written policy could quote) with "[redacted]". Built-in
-// messages quote names, never values; this keeps a careless policy from writing one into the
-// audit trail.
-func (r *Record) Redact(values []string) {
-	redact := Redactor(values)
+// Redact passes every violation message of r through redact (a Redactor of the literal
+// values the submitted pod sets, which a user-written policy could quote). Built-in messages
+// quote names, never values; this keeps a careless policy from writing one into the audit
+// trail.
+func (r *Record) Redact(redact func(string) string) {
 	for i := range r.Violations {
 		r.Violations[i].Message = redact(r.Violations[i].Message)
 	}

@@ -34,8 +34,9 @@ func auditEvent(d *review.Decision) audit.Event {
 	return audit.EventAllowed
 }
 
-// audit writes the record of d, if the auditor wants its event.
-func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision) error {
+// audit writes the record of d, if the auditor wants its event; redact hides the pod's
+// literal values in violation messages.
+func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision, redact func(string) string) error {
 	event := auditEvent(d)
 	if !m.Audit.Wants(event) || m.ValidateOnly && event != audit.EventDenied ||
 		event == audit.EventAllowed && len(d.Credentials) == 0 {
@@ -54,7 +55,12 @@ func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.
 		if r.Name == "" && acc.GetGenerateName() != "" {
 			r.Name = acc.GetGenerateName() + "*"
 		}
-		r.Owner = m.owner(ctx, req.Namespace, acc.GetOwnerReferences())
+		if ref := metav1.GetControllerOf(acc); ref != nil {
+			r.Owner = &audit.Owner{Kind: ref.Kind, Name: ref.Name}
+			if m.Owners != nil {
+				r.Owner.Owner = m.Owners.Owner(ctx, req.Namespace, ref.Kind, ref.Name)
+			}
+		}
 	}
 	for _, set := range []struct {
 		action string
@@ -65,31 +71,16 @@ func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.
 			r.Enforcement = set.action
 		}
 	}
-	r.Redact(literalValues(obj))
+	r.Redact(redact)
 	return m.Audit.Record(ctx, r)
 }
 
-// owner is the controller among refs, with the owner above it where Owners can tell.
-func (m *Mutator) owner(ctx context.Context, namespace string, refs []metav1.OwnerReference) *audit.Owner {
-	for _, ref := range refs {
-		if ref.Controller == nil || !*ref.Controller {
-			continue
-		}
-		o := &audit.Owner{Kind: ref.Kind, Name: ref.Name}
-		if m.Owners != nil {
-			o.Owner = m.Owners.Owner(ctx, namespace, ref.Kind, ref.Name)
-		}
-		return o
-	}
-	return nil
-}
-
-// literalValues are the literal environment values the object's pod sets: what a careless
-// policy message could quote, and the audit record must not.
-func literalValues(obj runtime.Object) []string {
+// redactor hides, in policy messages, the literal environment values the object's pod sets:
+// what a careless policy message could quote, and no audit record or Event may hold.
+func redactor(obj runtime.Object) func(string) string {
 	t, err := workload.PodTemplate(obj)
 	if err != nil {
-		return nil
+		return func(s string) string { return s }
 	}
 	var vals []string
 	for _, cs := range [][]corev1.Container{t.Spec.InitContainers, t.Spec.Containers} {
@@ -101,5 +92,5 @@ func literalValues(obj runtime.Object) []string {
 			}
 		}
 	}
-	return vals
+	return audit.Redactor(vals)
 }

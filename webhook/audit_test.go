@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,4 +182,38 @@ type staticOwners map[string]*audit.Owner
 
 func (s staticOwners) Owner(_ context.Context, _, kind, name string) *audit.Owner {
 	return s[kind+"/"+name]
+}
+
+// TestAuditRedactsQuotedValues: a user policy that quotes a literal value the pod sets does
+// not write it into the audit record or the Event; the client's own refusal still shows it.
+func TestAuditRedactsQuotedValues(t *testing.T) {
+	src, err := policies.Merge(policies.Builtin(), policies.Source{Modules: map[string]string{"user/quotes.rego": `package credgate.admission
+
+deny contains {"rule": "quotes-values", "message": sprintf("container %s sets %s=%s", [c.name, e.name, e.value])} if {
+	some c in input.pod.spec.containers
+	some e in c.env
+	e.name == "WANDB_PROJECT"
+}
+`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := policies.Compile(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMutator(t, "Pod", reviewerFor(rev, testStore()))
+	sink := &memorySink{}
+	var events eventLog
+	m.Audit, m.Events = &audit.Auditor{Sinks: []audit.Sink{sink}}, &events
+	resp, _ := serve(t, newWebhook(t, m, newLogger(&logBuffer{})), readFixture(t, "pod-training.json"))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "llm-sweeps") {
+		t.Fatalf("the user policy did not refuse with the value: %s", resp.Result.Message)
+	}
+	if b := sink.bytes(); bytes.Contains(b, []byte("llm-sweeps")) || !bytes.Contains(b, []byte("[redacted]")) {
+		t.Errorf("audit record not redacted: %s", b)
+	}
+	if len(events.events) != 1 || strings.Contains(events.events[0].Note, "llm-sweeps") {
+		t.Errorf("event not redacted: %+v", events.events)
+	}
 }

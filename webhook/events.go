@@ -3,10 +3,10 @@ package webhook
 import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/review"
 )
 
@@ -21,11 +21,11 @@ const maxNote = 1024
 // else on the namespace. The events.k8s.io recorder aggregates identical Events into a series,
 // so a controller retrying a refused pod in a loop updates one Event instead of creating
 // thousands. Dry-run requests leave none: they must not have side effects.
-func (m *Mutator) event(req admission.Request, obj runtime.Object, d *review.Decision) {
+func (m *Mutator) event(req admission.Request, obj runtime.Object, d *review.Decision, redact func(string) string) {
 	if m.Events == nil || !d.Denied() || d.DryRun {
 		return
 	}
-	note := audit.Redactor(literalValues(obj))(d.Message())
+	note := redact(d.Message())
 	if len(note) > maxNote {
 		note = note[:maxNote-3] + "..."
 	}
@@ -40,11 +40,9 @@ func (m *Mutator) regarding(req admission.Request, obj runtime.Object) *corev1.O
 			Namespace: req.Namespace, Name: acc.GetName(), UID: acc.GetUID()}
 	}
 	if err == nil {
-		for _, ref := range acc.GetOwnerReferences() {
-			if ref.Controller != nil && *ref.Controller {
-				return &corev1.ObjectReference{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: req.Namespace,
-					Name: ref.Name, UID: ref.UID}
-			}
+		if ref := metav1.GetControllerOf(acc); ref != nil {
+			return &corev1.ObjectReference{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: req.Namespace,
+				Name: ref.Name, UID: ref.UID}
 		}
 	}
 	// The namespace itself; its Namespace field set so that the Event is stored in it (an Event

@@ -114,13 +114,18 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		log.Error(err, "review failed")
 		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs")), &d
 	}
-	if err := m.audit(ctx, req, obj, &d); err != nil {
+	// Only violation messages are redacted: build the redactor when there are some.
+	redact := func(s string) string { return s }
+	if len(d.Violations)+len(d.Warned)+len(d.Audited) > 0 {
+		redact = redactor(obj)
+	}
+	if err := m.audit(ctx, req, obj, &d, redact); err != nil {
 		log.Error(err, "write audit record")
 		if !d.Denied() && m.Audit.FailClosed() {
 			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs")), &d
 		}
 	}
-	m.event(req, obj, &d)
+	m.event(req, obj, &d, redact)
 	switch {
 	case d.Denied():
 		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
