@@ -47,6 +47,9 @@ type Request struct {
 	Groups    []string
 	GVK       schema.GroupVersionKind
 	DryRun    bool
+	// DecideOnly is for callers that admit or refuse but never patch (a validating webhook):
+	// the object is still mutated, so that the decision is the same, but no patch is computed.
+	DecideOnly bool
 }
 
 // Decision is the outcome of a review that did not fail.
@@ -171,6 +174,10 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	for _, c := range mutate.Apply(t, resolved, targets) {
 		d.Warnings = append(d.Warnings, "credential "+c.Credential+": "+c.Message)
 	}
+	d.Mutated = true
+	if req.DecideOnly {
+		return d, nil
+	}
 	mutated, err := json.Marshal(req.Object)
 	if err != nil {
 		return Decision{}, fmt.Errorf("encode mutated object: %w", err)
@@ -178,7 +185,6 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if d.Patch, err = mutate.Patch(raw, mutated); err != nil {
 		return Decision{}, err
 	}
-	d.Mutated = true
 	return d, nil
 }
 

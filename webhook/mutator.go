@@ -105,7 +105,7 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		Namespace: req.Namespace, Object: obj, Raw: req.Object.Raw,
 		Operation: string(req.Operation), Name: req.Name,
 		User: req.UserInfo.Username, Groups: req.UserInfo.Groups,
-		GVK: m.Kind.GVK, DryRun: req.DryRun != nil && *req.DryRun,
+		GVK: m.Kind.GVK, DryRun: req.DryRun != nil && *req.DryRun, DecideOnly: m.ValidateOnly,
 	})
 	switch {
 	case errors.Is(err, workload.ErrMalformed), errors.Is(err, workload.ErrUnsupportedKind):
