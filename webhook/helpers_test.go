@@ -203,7 +203,7 @@ func kindNamed(t testing.TB, kind string) Kind {
 // newMutator returns the handler that serves kind, mutating, with r.
 func newMutator(t testing.TB, kind string, r *review.Reviewer) *Mutator {
 	t.Helper()
-	return &Mutator{Kind: kindNamed(t, kind), Reviewer: r}
+	return &Mutator{Kind: kindNamed(t, kind), Handlers: Handlers{Reviewer: r}}
 }
 
 // newWebhook returns m served as Register serves it, in an admission.Webhook, but with its own

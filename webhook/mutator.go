@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -16,11 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	kjson "sigs.k8s.io/json"
 
-	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/review"
 	"github.com/credgate/credgate/workload"
 )
@@ -52,21 +49,9 @@ var Kinds = []Kind{
 // webhook, credgate's included — so a conflict another webhook introduced is refused too. It
 // returns no warnings: the mutating handler already showed them once.
 type Mutator struct {
+	Handlers
 	Kind         Kind
-	Reviewer     *review.Reviewer
-	Log          logr.Logger
 	ValidateOnly bool
-	// Audit records the decisions (nil: none). The mutating handler records every event the
-	// auditor wants; the validating handler only refusals, since whatever it admits the
-	// mutating handler has recorded already.
-	Audit *audit.Auditor
-	// Owners resolves the owner above an object's owner (the CronJob of a Job) for the audit
-	// record; nil stops at the object's own owner reference.
-	Owners OwnerResolver
-	// Events receives a Warning Event for every refusal (nil: none).
-	Events events.EventRecorder
-	// Metrics counts and times the requests (nil: none).
-	Metrics *Metrics
 }
 
 var _ admission.Handler = (*Mutator)(nil)

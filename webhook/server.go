@@ -254,21 +254,27 @@ func newEventRecorder(mgr manager.Manager, cfg *rest.Config, scheme *runtime.Sch
 // Handlers are what every admission handler shares.
 type Handlers struct {
 	Reviewer *review.Reviewer
-	Audit    *audit.Auditor
-	Owners   OwnerResolver
-	Events   events.EventRecorder
-	Metrics  *Metrics
-	Log      logr.Logger
+	// Audit records the decisions (nil: none). The mutating handler records every event the
+	// auditor wants; the validating handler only refusals, since whatever it admits the
+	// mutating handler has recorded already.
+	Audit *audit.Auditor
+	// Owners resolves the owner above an object's owner (the CronJob of a Job) for the audit
+	// record; nil stops at the object's own owner reference.
+	Owners OwnerResolver
+	// Events receives a Warning Event for every refusal (nil: none).
+	Events events.EventRecorder
+	// Metrics counts and times the requests (nil: none).
+	Metrics *Metrics
+	Log     logr.Logger
 }
 
 // Register serves a mutating and a validating webhook for each of Kinds on srv.
 func (h Handlers) Register(srv crwebhook.Server) {
 	for _, k := range Kinds {
-		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Events: h.Events, Metrics: h.Metrics, Log: h.Log.WithValues(keyPath, k.Path)}})
-		srv.Register(k.ValidatePath, &admission.Webhook{Handler: &Mutator{
-			Kind: k, Reviewer: h.Reviewer, Audit: h.Audit, Owners: h.Owners, Events: h.Events, Metrics: h.Metrics, Log: h.Log.WithValues(keyPath, k.ValidatePath),
-			ValidateOnly: true}})
+		mh, vh := h, h
+		mh.Log, vh.Log = h.Log.WithValues(keyPath, k.Path), h.Log.WithValues(keyPath, k.ValidatePath)
+		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{Handlers: mh, Kind: k}})
+		srv.Register(k.ValidatePath, &admission.Webhook{Handler: &Mutator{Handlers: vh, Kind: k, ValidateOnly: true}})
 	}
 }
 
