@@ -41,12 +41,10 @@ func ServiceDNSNames(service, namespace string) []string {
 		service + "." + namespace, service}
 }
 
-// ServiceHosts returns the DNS names a webhook Service is reached by, plus localhost.
+// ServiceHosts returns the DNS names a webhook Service is reached by, plus localhost and the
+// loopback addresses, for a certificate used both in the cluster and locally.
 func ServiceHosts(service, namespace string) []string {
-	return []string{
-		service, service + "." + namespace, service + "." + namespace + ".svc",
-		service + "." + namespace + ".svc.cluster.local", "localhost", "127.0.0.1", "::1",
-	}
+	return append(ServiceDNSNames(service, namespace), "localhost", "127.0.0.1", "::1")
 }
 
 // Generate creates a CA and a serving certificate for o.Hosts signed by it.

@@ -64,9 +64,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 var DurationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5}
 
 // Serving records rev as the revision served, replacing old ("" for none).
-func (m *Metrics) Serving(old, rev string) { m.served(old, rev) }
-
-func (m *Metrics) served(old, rev string) {
+func (m *Metrics) Serving(old, rev string) {
 	if m == nil {
 		return
 	}
@@ -102,7 +100,7 @@ func (w *Watcher) NeedLeaderElection() bool { return false }
 
 // Start implements manager.Runnable: it reloads every Interval until ctx ends.
 func (w *Watcher) Start(ctx context.Context) error {
-	w.Metrics.served("", w.Engine.Current().ID())
+	w.Metrics.Serving("", w.Engine.Current().ID())
 	t := time.NewTicker(w.Interval)
 	defer t.Stop()
 	for {
@@ -139,7 +137,7 @@ func (w *Watcher) Reload(ctx context.Context) (bool, error) {
 	}
 	w.failed = ""
 	w.Engine.Swap(rev)
-	w.Metrics.served(old, id)
+	w.Metrics.Serving(old, id)
 	w.Log.Info("policies reloaded", "revision", id, "previous", old, "modules", rev.modules)
 	return true, nil
 }
