@@ -84,7 +84,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 			c.Stop()
 		}
 	}()
-	c.progress("starting etcd and kube-apiserver %s", "")
+	c.progress("starting etcd and kube-apiserver")
 	c.env = &envtest.Environment{
 		BinaryAssetsDirectory: bin,
 		CRDDirectoryPaths:     []string{filepath.Join(o.Root, "manifests", "crd")},
@@ -112,7 +112,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err := os.WriteFile(c.Kubeconfig, kc, 0o600); err != nil {
 		return nil, err
 	}
-	c.progress("starting kube-controller-manager (job and cronjob controllers)%s", "")
+	c.progress("starting kube-controller-manager (job and cronjob controllers)")
 	if c.kcm, err = c.start("kube-controller-manager", filepath.Join(bin, "kube-controller-manager"),
 		"--kubeconfig="+c.Kubeconfig, "--controllers=job,cronjob", "--leader-elect=false",
 		"--secure-port=0", "--use-service-account-credentials=false"); err != nil {
@@ -131,7 +131,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err := c.installWebhooks(ctx); err != nil {
 		return nil, err
 	}
-	c.progress("starting credgate serve on 127.0.0.1:%s", strconv.Itoa(c.Port))
+	c.progress("starting credgate serve on 127.0.0.1:" + strconv.Itoa(c.Port))
 	if err := c.StartCredgate(ctx); err != nil {
 		return nil, err
 	}
@@ -160,9 +160,9 @@ func (c *Cluster) StopCredgate() {
 	c.credgate = nil
 }
 
-func (c *Cluster) progress(format, arg string) {
+func (c *Cluster) progress(msg string) {
 	if c.o.Progress != nil {
-		fmt.Fprintf(c.o.Progress, "== "+format+"\n", arg)
+		fmt.Fprintln(c.o.Progress, "== "+msg)
 	}
 }
 

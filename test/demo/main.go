@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -54,11 +55,19 @@ func run(ctx context.Context, once bool) error {
 		c.RemoveWorkDir()
 	}()
 
-	step("applying examples/credentials.yaml")
-	if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ml-team"}}); err != nil {
+	// A client that prints the API server's warnings as kubectl does.
+	cfg := rest.CopyConfig(c.Config)
+	cfg.WarningHandler = rest.NewWarningWriter(os.Stdout, rest.WarningWriterOptions{})
+	cl, err := client.New(cfg, client.Options{Scheme: c.Client.Scheme()})
+	if err != nil {
 		return err
 	}
-	if err := apply(ctx, c.Client, filepath.Join(root, "examples", "credentials.yaml")); err != nil {
+
+	step("applying examples/credentials.yaml")
+	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ml-team"}}); err != nil {
+		return err
+	}
+	if err := apply(ctx, cl, filepath.Join(root, "examples", "credentials.yaml")); err != nil {
 		return err
 	}
 
@@ -67,11 +76,11 @@ func run(ctx context.Context, once bool) error {
 	if err := read(filepath.Join(root, "examples", "training-job.yaml"), job); err != nil {
 		return err
 	}
-	if err := c.Client.Create(ctx, job); err != nil {
+	if err := cl.Create(ctx, job); err != nil {
 		return fmt.Errorf("the training Job was not admitted: %w", err)
 	}
 	fmt.Printf("job.batch/%s created\n", job.Name)
-	pod, err := jobPod(ctx, c.Client, job)
+	pod, err := jobPod(ctx, cl, job)
 	if err != nil {
 		return err
 	}
@@ -89,7 +98,7 @@ func run(ctx context.Context, once bool) error {
 	if err := read(filepath.Join(root, "examples", "refused-job.yaml"), refused); err != nil {
 		return err
 	}
-	err = c.Client.Create(ctx, refused)
+	err = cl.Create(ctx, refused)
 	if err == nil {
 		return errors.New("the refused Job was admitted")
 	}
@@ -100,7 +109,7 @@ func run(ctx context.Context, once bool) error {
 		return err
 	}
 
-	step("the audit record: credgate audit " + c.AuditPath)
+	step("the audit records, " + c.AuditPath + " (credgate audit reads them as a table)")
 	data, err := os.ReadFile(c.AuditPath)
 	if err != nil {
 		return err
