@@ -37,7 +37,8 @@ func Validate(c *v1alpha1.Credential) []string {
 	if _, ok := presets[s.Type]; !ok && s.Type != "" { // the schema defaults "" to generic
 		add("spec.type %q is not one of %s", s.Type, joinTypes())
 	}
-	if s.SecretRef == nil && s.Type != v1alpha1.TypeGeneric && s.Type != "" {
+	mode := AWSMode(s)
+	if s.SecretRef == nil && s.Type != v1alpha1.TypeGeneric && s.Type != "" && mode == v1alpha1.AWSStatic {
 		add("spec.secretRef is required for type %s", s.Type)
 	}
 	if s.SecretRef != nil && s.SecretRef.Name == "" {
@@ -105,6 +106,7 @@ func Validate(c *v1alpha1.Credential) []string {
 		if a.Endpoint != "" && !endpointRE.MatchString(a.Endpoint) {
 			add("spec.aws.endpoint %q must be an http:// or https:// URL", a.Endpoint)
 		}
+		errs = append(errs, validateAWSMode(s)...)
 	}
 	if s.Type == v1alpha1.TypeDatabase && s.Database == nil {
 		add("type database needs spec.database.kind")
@@ -164,9 +166,14 @@ func Resolve(c *v1alpha1.Credential) (Resolved, error) {
 		r.ImagePullSecret = *s.ImagePullSecret
 	}
 	r.Files = resolveFiles(c, p)
+	base := p.env
+	if mode := AWSMode(s); mode != v1alpha1.AWSStatic {
+		// credgate, or the pod's SDK, provides the identity: no keys from a tenant Secret.
+		r.SecretName, r.Files, base = temporaryAWS(c, mode)
+	}
 
-	env := make([]Env, 0, len(p.env)+len(s.Env)+2)
-	env = append(env, p.env...)
+	env := make([]Env, 0, len(base)+len(s.Env)+3)
+	env = append(env, base...)
 	if p.derive != nil {
 		env = append(env, p.derive(s, r.Files)...)
 	}

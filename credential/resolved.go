@@ -45,13 +45,24 @@ type Env struct {
 // FromSecret reports whether the variable's value comes from the Secret.
 func (e Env) FromSecret() bool { return e.Key != "" }
 
-// Files is the credential's secret volume.
+// Files is the credential's volume: a secret volume, or, with Token set, a projected
+// service-account token.
 type Files struct {
 	MountPath  string
 	VolumeName string
 	// Items lists the keys to project; empty projects every key of the Secret.
 	Items       []FileItem
 	DefaultMode int32
+	// Token, when set, makes the volume a projected service-account token (mode
+	// webIdentity) instead of a secret volume: no Secret at all.
+	Token *Token
+}
+
+// Token is a projected service-account token, refreshed by the kubelet.
+type Token struct {
+	Path              string
+	Audience          string
+	ExpirationSeconds int64
 }
 
 // FileItem projects one Secret key to a file.
@@ -78,6 +89,9 @@ func hashResolved(r *Resolved) string {
 		w("files", f.MountPath, f.VolumeName, strconv.Itoa(int(f.DefaultMode)))
 		for _, it := range f.Items {
 			w("item", it.Key, it.Path, strconv.Itoa(int(it.Mode)))
+		}
+		if t := f.Token; t != nil {
+			w("token", t.Path, t.Audience, strconv.FormatInt(t.ExpirationSeconds, 10))
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))

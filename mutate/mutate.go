@@ -115,6 +115,11 @@ func appendEnv(ctr *corev1.Container, c *credential.Resolved, conflicts []Confli
 
 func volume(c *credential.Resolved) corev1.Volume {
 	f := c.Files
+	if t := f.Token; t != nil {
+		tok := &corev1.ServiceAccountTokenProjection{Audience: t.Audience, ExpirationSeconds: new(t.ExpirationSeconds), Path: t.Path}
+		return corev1.Volume{Name: f.VolumeName, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: tok}}, DefaultMode: new(f.DefaultMode)}}}
+	}
 	src := &corev1.SecretVolumeSource{SecretName: c.SecretName, DefaultMode: new(f.DefaultMode)}
 	for _, it := range f.Items {
 		src.Items = append(src.Items, corev1.KeyToPath{Key: it.Key, Path: it.Path, Mode: new(it.Mode)})

@@ -1,7 +1,7 @@
 # admin-scoped-credential refuses credentials that grant administrative access: declared
-# access.level admin, an IAM-style policy document that allows every action (or every action
-# of a service) on every resource, or any iam:* — unless a Deny takes it back — and
-# administrative role names of AWS, GCP, Azure and Kubernetes.
+# access.level admin, an IAM-style policy document or AWS session policy that allows every
+# action (or every action of a service) on every resource, or any iam:* — unless a Deny takes
+# it back — and administrative role names of AWS, GCP, Azure and Kubernetes.
 package credgate.admission
 
 import data.credgate.lib
@@ -20,6 +20,17 @@ deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {
 	count(scopes) > 0
 	words := sort([iam.describe(s) | some s in scopes])
 	msg := sprintf("credential %s: its access.policyDocument allows %s on every resource (or iam:*); scope its statements to the actions and resources the job needs", [cred.name, concat(", ", words)])
+}
+
+# A session policy narrows the role to what it allows: one that allows everything narrows
+# nothing, and hands the pod all of the role.
+deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {
+	some cred in input.credentials
+	doc := cred.aws.sessionPolicy
+	scopes := iam.admin_scopes(doc)
+	count(scopes) > 0
+	words := sort([iam.describe(s) | some s in scopes])
+	msg := sprintf("credential %s: its aws.sessionPolicy allows %s on every resource (or iam:*), so it does not narrow the role; scope it to the actions and resources the job needs", [cred.name, concat(", ", words)])
 }
 
 deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {

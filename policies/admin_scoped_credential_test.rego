@@ -80,3 +80,16 @@ test_message_says_what_and_how if {
 	contains(msg, "s3:*")
 	contains(msg, "scope its statements")
 }
+
+test_session_policy_allowing_everything if {
+	c := t.assume_role_cred("s3", {"sessionPolicy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}})
+	inp := t.input_for(t.trainer, [c])
+	["admin-scoped-credential", "s3"] in t.denied(inp)
+	some msg in t.messages(inp, "admin-scoped-credential")
+	contains(msg, "aws.sessionPolicy")
+}
+
+test_session_policy_scoped_to_a_prefix if {
+	c := t.assume_role_cred("s3", {"sessionPolicy": {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::data/*"}]}})
+	not ["admin-scoped-credential", "s3"] in t.denied(t.input_for(t.trainer, [c]))
+}

@@ -37,3 +37,12 @@ own_volume(v) if {
 	v.name == cred.volumeName
 	v.secret.secretName == cred.secretRef.name
 }
+
+# A webIdentity credential's volume is a projected service-account token.
+own_volume(v) if {
+	some cred in input.credentials
+	v.name == cred.volumeName
+	cred.token != null
+	[src] := v.projected.sources
+	src.serviceAccountToken.audience == cred.token.audience
+}

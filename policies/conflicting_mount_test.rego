@@ -54,3 +54,13 @@ test_container_mount_at_root if {
 	c := t.cred("ssh", {"mountPath": "/root/.ssh"})
 	["conflicting-mount", "ssh"] in t.denied(t.input_for(p, [c]))
 }
+
+test_web_identity_token_volume_is_credgates if {
+	c := t.cred("irsa", {"secretRef": null, "mountPath": "/var/run/secrets/credgate/irsa", "token": {"path": "/var/run/secrets/credgate/irsa/token", "audience": "sts.amazonaws.com", "expirationSeconds": 3600}})
+	vol := {"name": "credgate-irsa", "projected": {"sources": [{"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 3600, "path": "token"}}]}}
+	p := object.union(t.trainer, {"spec": {"containers": t.trainer.spec.containers, "volumes": [vol]}})
+	not ["conflicting-mount", ""] in t.denied(t.input_for(p, [c]))
+	other := object.union(vol, {"projected": {"sources": [{"serviceAccountToken": {"audience": "vault", "path": "token"}}]}})
+	p2 := object.union(t.trainer, {"spec": {"containers": t.trainer.spec.containers, "volumes": [other]}})
+	["conflicting-mount", ""] in t.denied(t.input_for(p2, [c]))
+}

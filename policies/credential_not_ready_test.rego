@@ -25,3 +25,15 @@ test_expired if {
 	["credential-not-ready", "aws"] in t.denied(inp) with time.now_ns as time.parse_rfc3339_ns("2026-11-22T10:00:01Z")
 	not ["credential-not-ready", "aws"] in t.denied(inp) with time.now_ns as time.parse_rfc3339_ns("2026-11-22T09:59:59Z")
 }
+
+test_assume_role_not_minted_yet if {
+	inp := t.input_for(t.trainer, [t.assume_role_cred("s3", {})])
+	["credential-not-ready", "s3"] in t.denied(inp)
+	some msg in t.messages(inp, "credential-not-ready")
+	contains(msg, "no temporary credentials yet")
+}
+
+test_assume_role_minted if {
+	c := json.patch(t.assume_role_cred("s3", {}), [{"op": "add", "path": "/status", "value": {"conditions": [{"type": "Ready", "status": "True"}], "expiresAt": "2100-01-01T00:00:00Z"}}])
+	count(t.denied(t.input_for(t.trainer, [c]))) == 0
+}

@@ -13,7 +13,7 @@ literal_env(name, value, overridable) := {"name": name, "fromSecret": false, "va
 cred(name, with_fields) := object.union(
 	{
 		"name": name, "type": "generic", "secretRef": {"name": concat("-", [name, "secret"])},
-		"env": [], "files": [], "mountPath": "", "volumeName": concat("", ["credgate-", name]),
+		"env": [], "files": [], "mountPath": "", "volumeName": concat("", ["credgate-", name]), "token": null,
 		"imagePullSecret": false, "access": {}, "aws": {}, "allowedServiceAccounts": [], "status": {},
 	},
 	with_fields,
@@ -23,6 +23,13 @@ aws_cred(name) := cred(name, {"type": "aws", "env": [
 	secret_env("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
 	secret_env("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
 ]})
+
+# assume_role_cred is an assumeRole credential as Resolve makes it: a config file, no keys.
+assume_role_cred(name, aws) := cred(name, {
+	"type": "aws", "secretRef": {"name": concat("-", ["credgate-aws", name])},
+	"env": [literal_env("AWS_CONFIG_FILE", concat("", ["/var/run/secrets/credgate/", name, "/config"]), false)],
+	"aws": object.union({"mode": "assumeRole", "region": "", "endpoint": "", "roleArn": "arn:aws:iam::1:role/train"}, aws),
+})
 
 # input_for builds the input document for pod p requesting creds; every container is a target.
 input_for(p, creds) := {

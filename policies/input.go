@@ -130,8 +130,13 @@ func credentialValue(r *credential.Resolved) (ast.Value, error) {
 	}
 	var files []*ast.Term
 	mountPath, volumeName := "", ""
+	var token ast.Value = ast.Null{}
 	if f := r.Files; f != nil {
 		mountPath, volumeName = f.MountPath, f.VolumeName
+		if t := f.Token; t != nil {
+			token = ast.NewObject(item("path", str(mountPath+"/"+t.Path)), item("audience", str(t.Audience)),
+				item("expirationSeconds", ast.Number(strconv.FormatInt(t.ExpirationSeconds, 10))))
+		}
 		for _, it := range f.Items {
 			files = append(files, ast.NewTerm(ast.NewObject(
 				item("key", str(it.Key)),
@@ -147,20 +152,25 @@ func credentialValue(r *credential.Resolved) (ast.Value, error) {
 	spec := &r.Source.Spec
 	access := ast.NewObject(item("level", str(string(spec.Access.Level))), item("roles", stringList(spec.Access.Roles)))
 	if pd := spec.Access.PolicyDocument; pd != nil && len(pd.Raw) > 0 {
-		var doc any
-		if err := util.UnmarshalJSON(pd.Raw, &doc); err != nil {
-			return nil, fmt.Errorf("credential %s: parse access.policyDocument: %w", r.Name, err)
-		}
-		v, err := ast.InterfaceToValue(doc)
+		v, err := jsonDocument(pd.Raw)
 		if err != nil {
-			return nil, fmt.Errorf("credential %s: convert access.policyDocument: %w", r.Name, err)
+			return nil, fmt.Errorf("credential %s: access.policyDocument: %w", r.Name, err)
 		}
 		access.Insert(ast.StringTerm("policyDocument"), ast.NewTerm(v))
 	}
 	aws := ast.NewObject()
 	if a := spec.AWS; a != nil {
+		aws.Insert(ast.StringTerm("mode"), ast.StringTerm(string(credential.AWSMode(spec))))
 		aws.Insert(ast.StringTerm("region"), ast.StringTerm(a.Region))
 		aws.Insert(ast.StringTerm("endpoint"), ast.StringTerm(a.Endpoint))
+		aws.Insert(ast.StringTerm("roleArn"), ast.StringTerm(a.RoleARN))
+		if sp := a.SessionPolicy; sp != nil && len(sp.Raw) > 0 {
+			v, err := jsonDocument(sp.Raw)
+			if err != nil {
+				return nil, fmt.Errorf("credential %s: aws.sessionPolicy: %w", r.Name, err)
+			}
+			aws.Insert(ast.StringTerm("sessionPolicy"), ast.NewTerm(v))
+		}
 	}
 	return ast.NewObject(
 		item("name", str(r.Name)),
@@ -170,6 +180,7 @@ func credentialValue(r *credential.Resolved) (ast.Value, error) {
 		item("files", ast.NewArray(files...)),
 		item("mountPath", str(mountPath)),
 		item("volumeName", str(volumeName)),
+		item("token", token),
 		item("imagePullSecret", ast.Boolean(r.ImagePullSecret)),
 		item("access", access),
 		item("aws", aws),
@@ -192,6 +203,19 @@ func statusValue(r *credential.Resolved) ast.Value {
 		o.Insert(ast.StringTerm("expiresAt"), ast.StringTerm(st.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")))
 	}
 	return o
+}
+
+// jsonDocument converts an embedded JSON document (an IAM policy) to a Rego value.
+func jsonDocument(raw []byte) (ast.Value, error) {
+	var doc any
+	if err := util.UnmarshalJSON(raw, &doc); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	v, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	return v, nil
 }
 
 func item(k string, v ast.Value) [2]*ast.Term { return ast.Item(ast.StringTerm(k), ast.NewTerm(v)) }

@@ -14,6 +14,8 @@ identity_variables := {
 	"AWS_CONTAINER_CREDENTIALS_FULL_URI": "AWS",
 	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "AWS",
 	"AWS_PROFILE": "AWS",
+	# credgate's assumeRole credentials: a config file whose credential_process reads them.
+	"AWS_CONFIG_FILE": "AWS",
 	"GOOGLE_APPLICATION_CREDENTIALS": "GCP",
 	"AZURE_CLIENT_SECRET": "Azure",
 	"AZURE_FEDERATED_TOKEN_FILE": "Azure",

@@ -32,3 +32,16 @@ test_own_injection_is_one_identity if {
 	p := t.pod([t.container("trainer", injected)])
 	count(t.denied(t.input_for(p, [t.aws_cred("aws")]))) == 0
 }
+
+test_static_keys_beside_assumed_role if {
+	minted := {"conditions": [{"type": "Ready", "status": "True"}]}
+	role := json.patch(t.assume_role_cred("role", {}), [{"op": "add", "path": "/status", "value": minted}])
+	d := t.denied(t.input_for(t.trainer, [t.aws_cred("keys"), role]))
+	["multiple-cloud-identities", "keys"] in d
+	["multiple-cloud-identities", "role"] in d
+}
+
+test_container_keys_beside_assumed_role if {
+	p := t.pod([t.container("trainer", [{"name": "AWS_ACCESS_KEY_ID", "value": "AKIA..."}])])
+	["multiple-cloud-identities", "role"] in t.denied(t.input_for(p, [t.assume_role_cred("role", {})]))
+}

@@ -72,7 +72,8 @@ type Credential struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.type != 's3-compatible' || (has(self.aws) && has(self.aws.endpoint))",message="type s3-compatible needs spec.aws.endpoint"
 // +kubebuilder:validation:XValidation:rule="self.type != 'database' || has(self.database)",message="type database needs spec.database.kind"
-// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef)",message="spec.secretRef is required for every type but generic"
+// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef) || (has(self.aws) && has(self.aws.mode) && self.aws.mode != 'static')",message="spec.secretRef is required for every type but generic (and aws modes assumeRole and webIdentity)"
+// +kubebuilder:validation:XValidation:rule="!has(self.aws) || !has(self.aws.mode) || self.aws.mode == 'static' || (!has(self.secretRef) && (self.type == 'aws' || self.type == 's3-compatible'))",message="aws modes assumeRole and webIdentity are for types aws and s3-compatible, and take no spec.secretRef: credgate provides the identity"
 // +kubebuilder:validation:XValidation:rule="has(self.secretRef) || ((!has(self.env) || self.env.all(e, !has(e.key))) && !has(self.files) && !(has(self.imagePullSecret) && self.imagePullSecret))",message="env keys, files and imagePullSecret read the Secret: set spec.secretRef"
 type CredentialSpec struct {
 	// Type selects a preset; "generic" injects only what env, files and imagePullSecret list.
@@ -212,17 +213,115 @@ type Access struct {
 	Roles []string `json:"roles,omitempty"`
 }
 
-// AWS holds options of the aws and s3-compatible types. Temporary credentials extend it.
+// AWSMode selects how a pod gets its AWS identity.
+// +kubebuilder:validation:Enum=static;assumeRole;webIdentity
+type AWSMode string
+
+// AWS modes (docs/aws.md).
+const (
+	// AWSStatic injects the keys of spec.secretRef as they are.
+	AWSStatic AWSMode = "static"
+	// AWSAssumeRole has credgate assume spec.aws.roleArn with the long-lived keys of
+	// spec.aws.sourceSecretRef (in credgate's namespace) and hand pods the temporary,
+	// session-policy-scoped credentials, refreshed before they expire.
+	AWSAssumeRole AWSMode = "assumeRole"
+	// AWSWebIdentity has the pod's SDK assume spec.aws.roleArn with a projected
+	// service-account token: no secret at all.
+	AWSWebIdentity AWSMode = "webIdentity"
+)
+
+// AWS holds options of the aws and s3-compatible types: where the service is, and how the
+// pod gets its identity (docs/aws.md).
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode == 'static' || has(self.roleArn)",message="modes assumeRole and webIdentity need spec.aws.roleArn"
+// +kubebuilder:validation:XValidation:rule="has(self.mode) && self.mode == 'assumeRole' ? has(self.sourceSecretRef) : !has(self.sourceSecretRef)",message="spec.aws.sourceSecretRef is required for mode assumeRole, and only used by it"
+// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'assumeRole') || (!has(self.externalID) && !has(self.durationSeconds) && !has(self.sessionPolicy) && !has(self.verify))",message="externalID, durationSeconds, sessionPolicy and verify apply to mode assumeRole only"
+// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'webIdentity') || !has(self.webIdentity)",message="spec.aws.webIdentity applies to mode webIdentity only"
 type AWS struct {
+	// Mode is static (the keys of spec.secretRef), assumeRole (temporary credentials that
+	// credgate mints and refreshes) or webIdentity (a projected service-account token).
+	// +optional
+	// +kubebuilder:default=static
+	Mode AWSMode `json:"mode,omitempty"`
+
 	// Region sets AWS_REGION and AWS_DEFAULT_REGION.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[a-z0-9-]+$`
 	Region string `json:"region,omitempty"`
 
-	// Endpoint sets AWS_ENDPOINT_URL_S3, for S3-compatible servers (Wasabi, MinIO, ...).
+	// Endpoint sets AWS_ENDPOINT_URL_S3, for S3-compatible servers (Wasabi, MinIO, ...); in
+	// mode assumeRole it is also the STS endpoint credgate calls.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^https?://`
 	Endpoint string `json:"endpoint,omitempty"`
+
+	// RoleARN is the role to assume (modes assumeRole and webIdentity).
+	// +optional
+	// +kubebuilder:validation:Pattern=`^arn:[-a-z0-9]+:iam::[^:]*:role/.+$`
+	// +kubebuilder:validation:MaxLength=2048
+	RoleARN string `json:"roleArn,omitempty"`
+
+	// ExternalID is passed to AssumeRole, for roles whose trust policy requires one.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[\w+=,.@:/-]+$`
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=1224
+	ExternalID string `json:"externalID,omitempty"`
+
+	// DurationSeconds is the lifetime of each session, 900 to 43200; default 3600. credgate
+	// refreshes the credentials at about two thirds of it.
+	// +optional
+	// +kubebuilder:validation:Minimum=900
+	// +kubebuilder:validation:Maximum=43200
+	DurationSeconds *int32 `json:"durationSeconds,omitempty"`
+
+	// SessionPolicy is an inline IAM policy that narrows the session to what the job needs
+	// (for example s3:GetObject on one bucket prefix). The session may do only what both
+	// the role and this policy allow. Policies inspect it like access.policyDocument.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	SessionPolicy *apiextensionsv1.JSON `json:"sessionPolicy,omitempty"`
+
+	// SourceSecretRef names the Secret with the long-lived keys (aws_access_key_id,
+	// aws_secret_access_key) that credgate assumes the role with. It lives in credgate's own
+	// namespace, never in the tenant's: pods never see these keys.
+	// +optional
+	SourceSecretRef *SecretReference `json:"sourceSecretRef,omitempty"`
+
+	// Verify configures the check behind the Verified condition: HeadBucket on Bucket with
+	// the minted credentials. Without it credgate calls STS GetCallerIdentity, where the
+	// server supports it (AWS; not most S3-compatible servers).
+	// +optional
+	Verify *AWSVerify `json:"verify,omitempty"`
+
+	// WebIdentity configures the projected service-account token of mode webIdentity.
+	// +optional
+	WebIdentity *WebIdentity `json:"webIdentity,omitempty"`
+}
+
+// AWSVerify is the probe behind the Verified condition of an assumeRole credential.
+type AWSVerify struct {
+	// Bucket to call HeadBucket on.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]$`
+	Bucket string `json:"bucket"`
+}
+
+// WebIdentity configures the projected service-account token that the pod's SDK exchanges
+// for role credentials (AssumeRoleWithWebIdentity).
+type WebIdentity struct {
+	// Audience of the token; default sts.amazonaws.com.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Audience string `json:"audience,omitempty"`
+
+	// ExpirationSeconds of the token, 600 to 86400; default 3600. The kubelet refreshes it
+	// at 80% of its lifetime.
+	// +optional
+	// +kubebuilder:validation:Minimum=600
+	// +kubebuilder:validation:Maximum=86400
+	ExpirationSeconds *int64 `json:"expirationSeconds,omitempty"`
 }
 
 // Database holds options of the database type.
@@ -242,6 +341,11 @@ type CredentialStatus struct {
 	// ExpiresAt is when the credential expires, for credentials that do.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// SecretName is the Secret credgate keeps the temporary credentials of mode assumeRole
+	// in, in the Credential's namespace.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
 }
 
 // CredentialList is a list of Credentials.

@@ -1,0 +1,144 @@
+package credential
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+
+	"github.com/credgate/credgate/api/v1alpha1"
+)
+
+// The keys of the Secret credgate keeps an assumeRole credential's temporary credentials in
+// (ManagedSecretName), mounted as files into the pods that request it.
+const (
+	// AWSConfigKey is an AWS config file whose default profile runs credential_process on
+	// AWSProcessKey: the SDKs re-read it whenever the credentials they hold expire.
+	AWSConfigKey = "config"
+	// AWSProcessKey holds the credentials in the credential_process output format (Version
+	// 1, with Expiration).
+	AWSProcessKey = "credentials.json"
+	// AWSTokenPath is the file name of the projected service-account token of mode
+	// webIdentity.
+	AWSTokenPath = "token"
+	// DefaultWebIdentityAudience is the audience AWS STS expects.
+	DefaultWebIdentityAudience = "sts.amazonaws.com"
+	// DefaultWebIdentityExpiration is the projected token's default lifetime, in seconds.
+	DefaultWebIdentityExpiration int64 = 3600
+)
+
+// AWSMode returns the AWS mode of spec: static unless spec.aws.mode says otherwise.
+func AWSMode(s *v1alpha1.CredentialSpec) v1alpha1.AWSMode {
+	if s.AWS == nil || s.AWS.Mode == "" {
+		return v1alpha1.AWSStatic
+	}
+	return s.AWS.Mode
+}
+
+// ManagedSecretName is the Secret, in the Credential's namespace, that credgate keeps the
+// temporary credentials of assumeRole Credential name in.
+func ManagedSecretName(name string) string { return "credgate-aws-" + name }
+
+var (
+	roleARNRE    = regexp.MustCompile(`^arn:[-a-z0-9]+:iam::[^:]*:role/.+$`)
+	externalIDRE = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+	bucketRE     = regexp.MustCompile(`^[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]$`)
+)
+
+// validateAWSMode checks spec.aws's mode and the fields that go with it, as the CRD's
+// schema does.
+func validateAWSMode(s *v1alpha1.CredentialSpec) []string {
+	var errs []string
+	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	a := s.AWS
+	mode := AWSMode(s)
+	switch mode {
+	case v1alpha1.AWSStatic:
+	case v1alpha1.AWSAssumeRole, v1alpha1.AWSWebIdentity:
+		if s.Type != v1alpha1.TypeAWS && s.Type != v1alpha1.TypeS3Compatible {
+			add("spec.aws.mode %s is for types aws and s3-compatible, not %s", mode, s.Type)
+		}
+		if s.SecretRef != nil {
+			add("spec.aws.mode %s takes no spec.secretRef: credgate provides the identity", mode)
+		}
+		if a.RoleARN == "" {
+			add("spec.aws.mode %s needs spec.aws.roleArn", mode)
+		}
+	default:
+		add("spec.aws.mode %q is not one of static, assumeRole, webIdentity", a.Mode)
+	}
+	if a.RoleARN != "" && (len(a.RoleARN) > 2048 || !roleARNRE.MatchString(a.RoleARN)) {
+		add("spec.aws.roleArn %q must be a role ARN such as arn:aws:iam::123456789012:role/train", a.RoleARN)
+	}
+	if (a.SourceSecretRef != nil) != (mode == v1alpha1.AWSAssumeRole) {
+		add("spec.aws.sourceSecretRef is required for mode assumeRole, and only used by it")
+	}
+	if a.SourceSecretRef != nil && a.SourceSecretRef.Name == "" {
+		add("spec.aws.sourceSecretRef.name must not be empty")
+	}
+	if mode != v1alpha1.AWSAssumeRole && (a.ExternalID != "" || a.DurationSeconds != nil || a.SessionPolicy != nil || a.Verify != nil) {
+		add("spec.aws: externalID, durationSeconds, sessionPolicy and verify apply to mode assumeRole only")
+	}
+	if a.ExternalID != "" && (len(a.ExternalID) < 2 || len(a.ExternalID) > 1224 || !externalIDRE.MatchString(a.ExternalID)) {
+		add("spec.aws.externalID must be 2 to 1224 of letters, digits and +=,.@:/-")
+	}
+	if d := a.DurationSeconds; d != nil && (*d < 900 || *d > 43200) {
+		add("spec.aws.durationSeconds %d is out of range (900 to 43200)", *d)
+	}
+	if v := a.Verify; v != nil && !bucketRE.MatchString(v.Bucket) {
+		add("spec.aws.verify.bucket %q is not a bucket name", v.Bucket)
+	}
+	if w := a.WebIdentity; w != nil {
+		if mode != v1alpha1.AWSWebIdentity {
+			add("spec.aws.webIdentity applies to mode webIdentity only")
+		}
+		if e := w.ExpirationSeconds; e != nil && (*e < 600 || *e > 86400) {
+			add("spec.aws.webIdentity.expirationSeconds %d is out of range (600 to 86400)", *e)
+		}
+	}
+	return errs
+}
+
+// temporaryAWS is what a credential of mode assumeRole or webIdentity mounts and sets in
+// place of the static keys: the Secret it mounts (none for webIdentity), its volume, and the
+// variables that point the SDKs at it.
+func temporaryAWS(c *v1alpha1.Credential, mode v1alpha1.AWSMode) (secretName string, f *Files, env []Env) {
+	f = &Files{
+		MountPath:   path.Join(DefaultMountRoot, c.Name),
+		VolumeName:  VolumeName(c.Name),
+		DefaultMode: DefaultFileMode,
+	}
+	if mode == v1alpha1.AWSWebIdentity {
+		t := &Token{Path: AWSTokenPath, Audience: DefaultWebIdentityAudience, ExpirationSeconds: DefaultWebIdentityExpiration}
+		if w := c.Spec.AWS.WebIdentity; w != nil {
+			if w.Audience != "" {
+				t.Audience = w.Audience
+			}
+			if w.ExpirationSeconds != nil {
+				t.ExpirationSeconds = *w.ExpirationSeconds
+			}
+		}
+		f.Token = t
+		return "", f, []Env{
+			literalEnv("AWS_ROLE_ARN", c.Spec.AWS.RoleARN),
+			literalEnv("AWS_WEB_IDENTITY_TOKEN_FILE", path.Join(f.MountPath, AWSTokenPath)),
+		}
+	}
+	f.Items = []FileItem{
+		{Key: AWSConfigKey, Path: AWSConfigKey, Mode: DefaultFileMode},
+		{Key: AWSProcessKey, Path: AWSProcessKey, Mode: DefaultFileMode},
+	}
+	return ManagedSecretName(c.Name), f, []Env{
+		literalEnv("AWS_CONFIG_FILE", path.Join(f.MountPath, AWSConfigKey)),
+		// The v1 Go SDK reads the config file only when asked to.
+		literalEnv("AWS_SDK_LOAD_CONFIG", "1"),
+	}
+}
+
+// AWSConfigFile is the AWS config file of assumeRole Credential namespace/name: its
+// default profile reads the credentials file with credential_process, which every AWS SDK
+// and the CLI support and re-run when the credentials they hold expire. The kubelet keeps
+// the mounted file current as credgate refreshes the Secret.
+func AWSConfigFile(namespace, name string) []byte {
+	return fmt.Appendf(nil, "# Written by credgate for Credential %s/%s: temporary credentials, refreshed before they expire.\n[default]\ncredential_process = /bin/cat %s\n",
+		namespace, name, path.Join(DefaultMountRoot, name, AWSProcessKey))
+}
