@@ -65,14 +65,9 @@ func AssumeRole(ctx context.Context, src Source, req Request) (Credentials, erro
 		region = "us-east-1"
 	}
 	client := sts.New(sts.Options{
-		Region:      region,
-		Credentials: credentials.NewStaticCredentialsProvider(src.AccessKeyID, src.SecretAccessKey, ""),
-		BaseEndpoint: func() *string {
-			if req.Endpoint == "" {
-				return nil
-			}
-			return aws.String(req.Endpoint)
-		}(),
+		Region:       region,
+		Credentials:  credentials.NewStaticCredentialsProvider(src.AccessKeyID, src.SecretAccessKey, ""),
+		BaseEndpoint: optional(req.Endpoint),
 	})
 	in := &sts.AssumeRoleInput{
 		RoleArn:         aws.String(req.RoleARN),

@@ -30,6 +30,7 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
+	"github.com/credgate/credgate/awscreds"
 	"github.com/credgate/credgate/certs"
 	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/policies"
@@ -58,6 +59,13 @@ type Options struct {
 	// (one replica, the elected leader, rotates it); nil reads whatever CertDir holds
 	// (cert-manager, credgate certs).
 	SelfManagedCerts *certs.SelfManaged
+	// Namespace is credgate's own namespace: the leader-election Lease, and the source
+	// Secrets of assumeRole Credentials.
+	Namespace string
+	// AWSRefresher runs the refresher of assumeRole Credentials (on the elected leader).
+	AWSRefresher bool
+	// AWSMaxSessionDuration, if set, caps every assumeRole session's lifetime.
+	AWSMaxSessionDuration time.Duration
 }
 
 // AuditOptions configure the audit records of refused, warned and audited admissions.
@@ -74,6 +82,9 @@ type AuditOptions struct {
 	// OnError is what an admission does when its record cannot be written.
 	OnError audit.OnError
 }
+
+// LeaderElectionID names the Lease of the replica that does the background work.
+const LeaderElectionID = "credgate-leader"
 
 // NewScheme returns a scheme with the built-in kinds and the credgate.dev API.
 func NewScheme() (*runtime.Scheme, error) {
@@ -109,10 +120,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 			},
 		},
 	}
-	if o.SelfManagedCerts != nil {
+	if o.SelfManagedCerts != nil || o.AWSRefresher {
+		// Background work (certificate rotation, credential refresh) runs on one replica.
 		mo.LeaderElection = true
-		mo.LeaderElectionID = "credgate-cert-rotation"
-		mo.LeaderElectionNamespace = o.SelfManagedCerts.Secret.Namespace
+		mo.LeaderElectionID = LeaderElectionID
+		mo.LeaderElectionNamespace = o.Namespace
 	}
 	mgr, err := manager.New(cfg, mo)
 	if err != nil {
@@ -121,6 +133,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if o.SelfManagedCerts != nil {
 		if err := o.SelfManagedCerts.Add(mgr); err != nil {
 			return nil, err
+		}
+	}
+	if o.AWSRefresher {
+		r := &awscreds.Refresher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: o.Namespace,
+			MaxDuration: o.AWSMaxSessionDuration, Log: log.WithName("aws-refresher")}
+		if err := r.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("add the AWS credential refresher: %w", err)
 		}
 	}
 	// The manager's own webhook server is never asked for: this one starts once its

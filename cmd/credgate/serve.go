@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -58,6 +59,13 @@ the webhook answers, in --audit-file (rotated at --audit-max-size MiB, keeping
 audit). If a record cannot be written, --audit-on-error=refuse (the default) fails the
 admission; admit lets it through and counts credgate_audit_write_errors_total.
 
+Temporary AWS credentials: for every Credential with spec.aws.mode assumeRole, the elected
+leader assumes the role with the long-lived keys of spec.aws.sourceSecretRef (a Secret in
+--namespace, credgate's own) and the Credential's session policy, writes the temporary
+credentials to the Secret credgate-aws-<credential> in the Credential's namespace, and mints
+them again at about two thirds of their lifetime (see docs/aws.md). --aws-refresher=false
+turns this off (assumeRole Credentials are then refused as not ready).
+
 Endpoints: /mutate-v1-pod, /mutate-batch-v1-job, /mutate-batch-v1-cronjob and the matching
 /validate-* paths on the webhook port; /healthz and /readyz on the health address; /metrics
 on the metrics address.`,
@@ -96,7 +104,19 @@ on the metrics address.`,
 	f.DurationVar(&o.selfCerts.CAValidity, "ca-validity", 10*365*24*time.Hour, "validity of the self-managed CA")
 	f.DurationVar(&o.selfCerts.RenewBefore, "cert-renew-before", 90*24*time.Hour, "renew self-managed certificates this long before they expire")
 	f.DurationVar(&o.selfCerts.CheckInterval, "cert-check-interval", 12*time.Hour, "how often the leader checks the self-managed certificates")
+	f.StringVar(&o.Namespace, "namespace", defaultNamespace(), "credgate's own namespace: the leader-election Lease and the source Secrets of assumeRole Credentials (default $POD_NAMESPACE, else credgate-system)")
+	f.BoolVar(&o.AWSRefresher, "aws-refresher", true, "mint and refresh the temporary credentials of assumeRole Credentials (on the elected leader)")
+	f.DurationVar(&o.AWSMaxSessionDuration, "aws-max-session-duration", 0, "cap every assumeRole session at this lifetime (0: as each Credential says, default 1h); under 15m only for servers that accept shorter sessions than STS")
 	return cmd
+}
+
+// defaultNamespace is the namespace the pod runs in (the downward API's POD_NAMESPACE), or
+// credgate-system.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "credgate-system"
 }
 
 func (o *serveOptions) run(cmd *cobra.Command) error {
@@ -128,6 +148,12 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		o.SelfManagedCerts = &o.selfCerts
 	default:
 		return fmt.Errorf("--cert-management %q: use external or self", o.certMode)
+	}
+	if o.Namespace == "" {
+		return fmt.Errorf("--namespace must not be empty")
+	}
+	if o.AWSMaxSessionDuration < 0 || (o.AWSMaxSessionDuration > 0 && o.AWSMaxSessionDuration < time.Second) {
+		return fmt.Errorf("--aws-max-session-duration %s: want 0 (no cap) or at least 1s", o.AWSMaxSessionDuration)
 	}
 	if o.auditStdout {
 		o.Audit.Stdout = cmd.OutOrStdout()

@@ -14,7 +14,11 @@ import (
 )
 
 // CertSecret is where credgate keeps its certificates in the cluster.
-var CertSecret = types.NamespacedName{Namespace: "credgate-system", Name: "credgate-serving-cert"}
+var CertSecret = types.NamespacedName{Namespace: Namespace, Name: "credgate-serving-cert"}
+
+// Namespace is credgate's own namespace (--namespace): its certificates, its Lease, the
+// source Secrets of assumeRole Credentials.
+const Namespace = "credgate-system"
 
 // prepareSelfManagedCerts creates credgate's namespace and the empty Secret the manifests
 // ship, which the elected replica fills.

@@ -54,6 +54,8 @@ type Options struct {
 	// CertValidity, RenewBefore: the self-managed certificate's lifetime and how long before
 	// its end it is renewed; short ones make it rotate during the run (zero: a day, an hour).
 	CertValidity, RenewBefore time.Duration
+	// CredgateArgs are more flags of every credgate serve started.
+	CredgateArgs []string
 }
 
 // Binaries are what Start needs in bin/.
@@ -253,14 +255,15 @@ func (c *Cluster) startReplica(ctx context.Context, name string, port int, certD
 	}
 	r := &Replica{Port: port, Metrics: "127.0.0.1:" + strconv.Itoa(mport), CertDir: certDir}
 	health := "127.0.0.1:" + strconv.Itoa(hport)
-	r.cmd, err = c.start(name, filepath.Join(c.Bin, "credgate"), "serve",
-		"--kubeconfig="+c.Kubeconfig, "--cert-dir="+certDir, "--host=127.0.0.1", "--port="+strconv.Itoa(port),
-		"--metrics-bind-address="+r.Metrics, "--health-probe-bind-address="+health,
-		"--audit-file="+auditPath,
+	args := append([]string{"serve",
+		"--kubeconfig=" + c.Kubeconfig, "--cert-dir=" + certDir, "--host=127.0.0.1", "--port=" + strconv.Itoa(port),
+		"--metrics-bind-address=" + r.Metrics, "--health-probe-bind-address=" + health,
+		"--audit-file=" + auditPath, "--namespace=" + Namespace,
 		// Self-managed certificates, renewed as Options say.
-		"--cert-management=self", "--cert-secret="+CertSecret.Namespace+"/"+CertSecret.Name,
-		"--cert-dns-name=localhost", "--cert-validity="+c.o.CertValidity.String(),
-		"--cert-renew-before="+c.o.RenewBefore.String(), "--cert-check-interval=2s")
+		"--cert-management=self", "--cert-secret=" + CertSecret.Namespace + "/" + CertSecret.Name,
+		"--cert-dns-name=localhost", "--cert-validity=" + c.o.CertValidity.String(),
+		"--cert-renew-before=" + c.o.RenewBefore.String(), "--cert-check-interval=2s"}, c.o.CredgateArgs...)
+	r.cmd, err = c.start(name, filepath.Join(c.Bin, "credgate"), args...)
 	if err != nil {
 		return nil, err
 	}

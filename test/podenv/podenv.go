@@ -1,6 +1,7 @@
 package podenv
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -16,7 +17,9 @@ import (
 // Container is a container as its process sees it, materialised under Root.
 type Container struct {
 	// Env is the container's environment. A value that is a path inside one of the container's
-	// Secret volume mounts is rewritten to where that path was written under Root.
+	// Secret volume mounts is rewritten to where that path was written under Root; so is such
+	// a path inside a mounted file (an AWS config file's credential_process), as a process
+	// in the container's mount namespace would find it.
 	Env map[string]string
 	// Files lists every file written, as paths under Root, sorted.
 	Files []string
@@ -49,7 +52,8 @@ func (c *Container) HostPath(p string) string {
 //
 // Not modelled: $(VAR) expansion, env sources other than secretKeyRef (an error), subPath (an
 // error), volumes other than Secret volumes (skipped), fsGroup ownership and the ..data symlinks
-// of the kubelet's atomic writer.
+// of the kubelet's atomic writer. Materialising again into the same Root updates the files,
+// each replaced atomically, as the kubelet does when a Secret changes.
 func Materialise(spec *corev1.PodSpec, name string, secrets []*corev1.Secret, root string) (*Container, error) {
 	ctr := findContainer(spec, name)
 	if ctr == nil {
@@ -71,6 +75,9 @@ func Materialise(spec *corev1.PodSpec, name string, secrets []*corev1.Secret, ro
 		if err := c.mount(spec, m, data); err != nil {
 			return nil, fmt.Errorf("container %s: mount %s: %w", name, m.MountPath, err)
 		}
+	}
+	if err := c.rebaseFiles(); err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
 	for _, from := range ctr.EnvFrom {
 		if from.SecretRef == nil {
@@ -186,15 +193,46 @@ func (c *Container) mount(spec *corev1.PodSpec, m corev1.VolumeMount, data map[s
 	return nil
 }
 
-// writeFile writes b to p with exactly perm (os.WriteFile alone is subject to the umask).
+// rebaseFiles rewrites, in every file written, the container paths of the mounts to where
+// they were written under Root.
+func (c *Container) rebaseFiles() error {
+	for _, f := range c.Files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		out := b
+		for _, m := range c.mounts {
+			out = bytes.ReplaceAll(out, []byte(m+"/"), []byte(filepath.Join(c.Root, filepath.FromSlash(m))+"/"))
+		}
+		if !bytes.Equal(out, b) {
+			st, err := os.Stat(f)
+			if err != nil {
+				return err
+			}
+			if err := writeFile(f, out, st.Mode().Perm()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeFile writes b to p with exactly perm (os.WriteFile alone is subject to the umask),
+// replacing p atomically: a reader sees the old file or the new one, never a mix.
 func writeFile(p string, b []byte, perm fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(p, b, perm); err != nil {
+	tmp := p + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
-	return os.Chmod(p, perm)
+	if err := os.Chmod(tmp, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }

@@ -1,0 +1,310 @@
+package awscreds
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/credential"
+)
+
+// The keys of a source Secret: the long-lived keys credgate assumes roles with.
+const (
+	SourceAccessKeyID     = "aws_access_key_id"
+	SourceSecretAccessKey = "aws_secret_access_key"
+)
+
+// FieldOwner is the server-side-apply field manager of the Secrets the refresher writes.
+const FieldOwner = "credgate"
+
+// DefaultDuration is a session's lifetime when a Credential does not say.
+const DefaultDuration = time.Hour
+
+// Reasons of the Ready and Verified conditions the refresher sets.
+const (
+	ReasonMinted               = "Minted"
+	ReasonRefreshRetrying      = "RefreshRetrying"
+	ReasonSourceSecretNotFound = "SourceSecretNotFound"
+	ReasonSourceSecretInvalid  = "SourceSecretInvalid"
+	ReasonAssumeRoleFailed     = "AssumeRoleFailed"
+	ReasonSecretWriteFailed    = "SecretWriteFailed"
+	ReasonProbeSucceeded       = "ProbeSucceeded"
+	ReasonProbeFailed          = "ProbeFailed"
+	ReasonNoProbe              = "NoProbe"
+)
+
+// Refresher keeps the temporary credentials of every assumeRole Credential: one AssumeRole
+// per Credential (not per pod) with its session policy, written to a credgate-owned Secret
+// in the Credential's namespace, and minted again at about two thirds of the session's
+// lifetime. It runs on the elected leader only. Failures become the Ready condition, which
+// the credential-not-ready rule turns into audited refusals.
+type Refresher struct {
+	// Client reads Credentials (from the cache), writes their status and applies Secrets.
+	Client client.Client
+	// Reader reads source Secrets from the API server (credgate caches no Secret).
+	Reader client.Reader
+	// Namespace is credgate's own namespace, where source Secrets live.
+	Namespace string
+	// MaxDuration, if set, caps every session's lifetime. Below STS's 15-minute minimum it
+	// works only with servers that accept shorter sessions (the tests' MinIO).
+	MaxDuration time.Duration
+	Log         logr.Logger
+
+	// now and assume are replaced by unit tests.
+	now    func() time.Time
+	assume func(context.Context, Source, Request) (Credentials, error)
+	verify func(context.Context, *v1alpha1.AWS, Credentials) (reason, message string, ok bool)
+}
+
+// SetupWithManager registers the refresher as a controller of mgr. Status updates do not
+// wake it: it wakes on spec changes and when the next refresh is due.
+func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
+	assumeRole := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		c, ok := o.(*v1alpha1.Credential)
+		return ok && credential.AWSMode(&c.Spec) == v1alpha1.AWSAssumeRole
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("aws-refresher").
+		For(&v1alpha1.Credential{}, builder.WithPredicates(assumeRole, predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: 2,
+			// Back off from a failing STS: 2s, 4s, ... up to 5 minutes.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](2*time.Second, 5*time.Minute),
+		}).
+		Complete(r)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var cached v1alpha1.Credential
+	if err := r.Client.Get(ctx, req.NamespacedName, &cached); err != nil {
+		// A deleted Credential's Secret goes with it (owner reference).
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if credential.AWSMode(&cached.Spec) != v1alpha1.AWSAssumeRole {
+		return reconcile.Result{}, nil
+	}
+	c := cached.DeepCopy() // the cache shares its objects
+	now := r.clock()
+	d := r.sessionDuration(c)
+	if at := r.refreshAt(c, d); now.Before(at) {
+		return reconcile.Result{RequeueAfter: at.Sub(now)}, nil
+	}
+
+	creds, reason, err := r.mint(ctx, c, d)
+	if err == nil {
+		if err = r.writeSecret(ctx, c, creds); err != nil {
+			reason = ReasonSecretWriteFailed
+		}
+	}
+	if err != nil {
+		r.failed(c, reason, err, now)
+		if uerr := r.Client.Status().Update(ctx, c); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("update status: %w", uerr))
+		}
+		r.Log.Error(err, "refreshing temporary credentials failed", "credential", req.NamespacedName, "reason", reason)
+		return reconcile.Result{}, err
+	}
+
+	expires := creds.Expiration
+	if expires.IsZero() {
+		expires = now.Add(d)
+	}
+	c.Status.ExpiresAt = &metav1.Time{Time: expires.UTC().Truncate(time.Second)}
+	c.Status.SecretName = credential.ManagedSecretName(c.Name)
+	meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonMinted, ObservedGeneration: c.Generation,
+		Message: fmt.Sprintf("assumed %s as %s; temporary credentials in Secret %s expire at %s",
+			c.Spec.AWS.RoleARN, SessionName(c.Namespace, c.Name), c.Status.SecretName, c.Status.ExpiresAt.UTC().Format(time.RFC3339)),
+	})
+	vReason, vMessage, ok := r.probe(ctx, c.Spec.AWS, creds)
+	verified := metav1.Condition{Type: v1alpha1.ConditionVerified, Status: metav1.ConditionFalse, Reason: vReason,
+		Message: vMessage, ObservedGeneration: c.Generation}
+	switch {
+	case ok:
+		verified.Status = metav1.ConditionTrue
+	case vReason == ReasonNoProbe:
+		verified.Status = metav1.ConditionUnknown
+	}
+	meta.SetStatusCondition(&c.Status.Conditions, verified)
+	if err := r.Client.Status().Update(ctx, c); err != nil {
+		return reconcile.Result{}, fmt.Errorf("update status of credential %s: %w", req.NamespacedName, err)
+	}
+	r.Log.Info("minted temporary credentials", "credential", req.NamespacedName, "expiresAt", c.Status.ExpiresAt.Time)
+	return reconcile.Result{RequeueAfter: r.refreshAt(c, d).Sub(now)}, nil
+}
+
+// refreshAt is when c's credentials are next due: now if it has none for its current spec,
+// else two thirds into the session, less a per-Credential jitter of up to a tenth of it so
+// that Credentials minted together are not refreshed together.
+func (r *Refresher) refreshAt(c *v1alpha1.Credential, d time.Duration) time.Time {
+	ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != c.Generation ||
+		c.Status.ExpiresAt == nil || c.Status.SecretName != credential.ManagedSecretName(c.Name) {
+		return time.Time{}
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(c.UID))
+	jitter := time.Duration(float64(d/10) * float64(h.Sum32()) / float64(1<<32))
+	return c.Status.ExpiresAt.Add(-d/3 - jitter)
+}
+
+// sessionDuration is c's session lifetime: spec.aws.durationSeconds or DefaultDuration,
+// capped by MaxDuration.
+func (r *Refresher) sessionDuration(c *v1alpha1.Credential) time.Duration {
+	d := DefaultDuration
+	if s := c.Spec.AWS.DurationSeconds; s != nil {
+		d = time.Duration(*s) * time.Second
+	}
+	if r.MaxDuration > 0 && d > r.MaxDuration {
+		d = r.MaxDuration
+	}
+	return d
+}
+
+// mint assumes c's role with the source keys; on failure it returns the condition reason.
+func (r *Refresher) mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration) (Credentials, string, error) {
+	a := c.Spec.AWS
+	var src corev1.Secret
+	key := client.ObjectKey{Namespace: r.Namespace, Name: a.SourceSecretRef.Name}
+	if err := r.Reader.Get(ctx, key, &src); err != nil {
+		if apierrors.IsNotFound(err) {
+			return Credentials{}, ReasonSourceSecretNotFound, fmt.Errorf("source Secret %s not found (it must be in credgate's namespace, %s)", key, r.Namespace)
+		}
+		return Credentials{}, ReasonSourceSecretNotFound, fmt.Errorf("read source Secret %s: %w", key, err)
+	}
+	source := Source{AccessKeyID: string(src.Data[SourceAccessKeyID]), SecretAccessKey: string(src.Data[SourceSecretAccessKey])}
+	if source.AccessKeyID == "" || source.SecretAccessKey == "" {
+		return Credentials{}, ReasonSourceSecretInvalid, fmt.Errorf("source Secret %s needs keys %s and %s", key, SourceAccessKeyID, SourceSecretAccessKey)
+	}
+	req := Request{
+		RoleARN:     a.RoleARN,
+		ExternalID:  a.ExternalID,
+		SessionName: SessionName(c.Namespace, c.Name),
+		Duration:    d,
+		AllowShort:  r.MaxDuration > 0 && r.MaxDuration < MinDuration,
+		Region:      a.Region,
+		Endpoint:    a.Endpoint,
+	}
+	if p := a.SessionPolicy; p != nil && len(p.Raw) > 0 {
+		req.SessionPolicy = string(p.Raw)
+	}
+	assume := r.assume
+	if assume == nil {
+		assume = AssumeRole
+	}
+	creds, err := assume(ctx, source, req)
+	if err != nil {
+		return Credentials{}, ReasonAssumeRoleFailed, redact(err, source)
+	}
+	return creds, "", nil
+}
+
+// redact keeps the source keys out of an error that reaches a condition or a log line,
+// whatever the server put in its message.
+func redact(err error, s Source) error {
+	msg := err.Error()
+	clean := msg
+	for _, v := range []string{s.SecretAccessKey, s.AccessKeyID} {
+		if v != "" {
+			clean = strings.ReplaceAll(clean, v, "[redacted]")
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	return errors.New(clean)
+}
+
+// processOutput is the credential_process output format the AWS SDKs read.
+type processOutput struct {
+	Version         int    `json:"Version"`
+	AccessKeyID     string `json:"AccessKeyId"`
+	SecretAccessKey string `json:"SecretAccessKey"`
+	SessionToken    string `json:"SessionToken"`
+	Expiration      string `json:"Expiration,omitempty"`
+}
+
+// ProcessOutput renders creds in the credential_process output format.
+func ProcessOutput(creds Credentials) ([]byte, error) {
+	out := processOutput{Version: 1, AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
+	if !creds.Expiration.IsZero() {
+		out.Expiration = creds.Expiration.UTC().Format(time.RFC3339)
+	}
+	return json.Marshal(out)
+}
+
+// writeSecret applies the managed Secret of c (server-side apply: credgate needs neither to
+// read nor to list Secrets in tenant namespaces). The Credential owns it.
+func (r *Refresher) writeSecret(ctx context.Context, c *v1alpha1.Credential, creds Credentials) error {
+	body, err := ProcessOutput(creds)
+	if err != nil {
+		return fmt.Errorf("render credentials: %w", err)
+	}
+	name := credential.ManagedSecretName(c.Name)
+	s := corev1ac.Secret(name, c.Namespace).
+		WithLabels(map[string]string{"app.kubernetes.io/managed-by": "credgate", "credgate.dev/credential": c.Name}).
+		WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(v1alpha1.GroupVersion.String()).WithKind("Credential").
+			WithName(c.Name).WithUID(c.UID).WithController(true).WithBlockOwnerDeletion(false)).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{
+			credential.AWSConfigKey:  credential.AWSConfigFile(c.Namespace, c.Name),
+			credential.AWSProcessKey: body,
+		})
+	if err := r.Client.Apply(ctx, s, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply Secret %s/%s: %w", c.Namespace, name, err)
+	}
+	return nil
+}
+
+// failed records a failed refresh. While the credentials already minted for the current
+// spec are still valid for a minute, pods keep getting them (Ready stays True, saying that
+// refreshes fail); otherwise Ready turns False with the reason, and admission refuses.
+func (r *Refresher) failed(c *v1alpha1.Credential, reason string, err error, now time.Time) {
+	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
+		Message: err.Error(), ObservedGeneration: c.Generation}
+	ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
+	if ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == c.Generation &&
+		c.Status.ExpiresAt != nil && c.Status.ExpiresAt.After(now.Add(time.Minute)) {
+		cond.Status = metav1.ConditionTrue
+		cond.Reason = ReasonRefreshRetrying
+		cond.Message = fmt.Sprintf("refresh failed (%s: %v); retrying; the current credentials expire at %s",
+			reason, err, c.Status.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	meta.SetStatusCondition(&c.Status.Conditions, cond)
+}
+
+func (r *Refresher) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
+}
+
+func (r *Refresher) probe(ctx context.Context, a *v1alpha1.AWS, creds Credentials) (string, string, bool) {
+	if r.verify != nil {
+		return r.verify(ctx, a, creds)
+	}
+	return Verify(ctx, a, creds)
+}
