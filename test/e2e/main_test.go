@@ -15,9 +15,13 @@ import (
 	"time"
 
 	"github.com/credgate/credgate/test/cluster"
+	"github.com/credgate/credgate/test/minio"
 )
 
-var c *cluster.Cluster
+var (
+	c     *cluster.Cluster
+	s3srv *minio.Server
+)
 
 func TestMain(m *testing.M) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
@@ -27,13 +31,21 @@ func TestMain(m *testing.M) {
 	}
 	// Certificates renewed every few seconds, so that every test runs while they rotate
 	// (TestCertRotationUnderLoad counts the rotations).
-	c, err = cluster.Start(context.Background(), cluster.Options{Root: root, CertValidity: 30 * time.Second, RenewBefore: 22 * time.Second})
+	// MinIO on 127.0.0.1 for the S3/STS tests.
+	if s3srv, err = minio.Start(context.Background(), root); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		os.Exit(1)
+	}
+	c, err = cluster.Start(context.Background(), cluster.Options{Root: root, CertValidity: 30 * time.Second, RenewBefore: 22 * time.Second,
+		CredgateArgs: []string{"--aws-max-session-duration=" + awsSession.String()}})
 	if err != nil {
+		s3srv.Stop()
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	c.Stop()
+	s3srv.Stop()
 	if code == 0 {
 		c.RemoveWorkDir()
 	} else {
