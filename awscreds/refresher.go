@@ -122,8 +122,8 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		if uerr := r.Client.Status().Update(ctx, c); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("update status: %w", uerr))
 		}
-		r.Log.Error(err, "refreshing temporary credentials failed", "credential", req.NamespacedName, "reason", reason)
-		return reconcile.Result{}, err
+		// controller-runtime logs err (redacted) and requeues with backoff.
+		return reconcile.Result{}, fmt.Errorf("%s: %w", reason, err)
 	}
 
 	expires := creds.Expiration

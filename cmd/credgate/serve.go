@@ -64,7 +64,7 @@ leader assumes the role with the long-lived keys of spec.aws.sourceSecretRef (a 
 --namespace, credgate's own) and the Credential's session policy, writes the temporary
 credentials to the Secret credgate-aws-<credential> in the Credential's namespace, and mints
 them again at about two thirds of their lifetime (see docs/aws.md). --aws-refresher=false
-turns this off (assumeRole Credentials are then refused as not ready).
+turns this off (pods then get no new credentials: they are refused once the last ones expire).
 
 Endpoints: /mutate-v1-pod, /mutate-batch-v1-job, /mutate-batch-v1-cronjob and the matching
 /validate-* paths on the webhook port; /healthz and /readyz on the health address; /metrics
@@ -104,7 +104,7 @@ on the metrics address.`,
 	f.DurationVar(&o.selfCerts.CAValidity, "ca-validity", 10*365*24*time.Hour, "validity of the self-managed CA")
 	f.DurationVar(&o.selfCerts.RenewBefore, "cert-renew-before", 90*24*time.Hour, "renew self-managed certificates this long before they expire")
 	f.DurationVar(&o.selfCerts.CheckInterval, "cert-check-interval", 12*time.Hour, "how often the leader checks the self-managed certificates")
-	f.StringVar(&o.Namespace, "namespace", defaultNamespace(), "credgate's own namespace: the leader-election Lease and the source Secrets of assumeRole Credentials (default $POD_NAMESPACE, else credgate-system)")
+	f.StringVar(&o.Namespace, "namespace", defaultNamespace(), "credgate's own namespace, $POD_NAMESPACE when set: the leader-election Lease and the source Secrets of assumeRole Credentials")
 	f.BoolVar(&o.AWSRefresher, "aws-refresher", true, "mint and refresh the temporary credentials of assumeRole Credentials (on the elected leader)")
 	f.DurationVar(&o.AWSMaxSessionDuration, "aws-max-session-duration", 0, "cap every assumeRole session at this lifetime (0: as each Credential says, default 1h); under 15m only for servers that accept shorter sessions than STS")
 	return cmd

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -163,18 +164,7 @@ func TestTemporaryAWSCredentials(t *testing.T) {
 	if err := c.Client.Create(t.Context(), job(ns, "train", []string{"s3"})); err != nil {
 		t.Fatalf("create Job: %v", err)
 	}
-	var pod corev1.Pod
-	eventually(t, 60*time.Second, func() (bool, string) {
-		var pods corev1.PodList
-		if err := c.Client.List(t.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": "train"}); err != nil {
-			return false, err.Error()
-		}
-		if len(pods.Items) == 0 {
-			return false, "the Job controller created no pod"
-		}
-		pod = pods.Items[0]
-		return true, ""
-	})
+	pod := jobPod(t, ns, "train")
 	spec, err := json.Marshal(pod.Spec)
 	if err != nil {
 		t.Fatal(err)
@@ -265,6 +255,23 @@ func TestTemporaryAWSCredentials(t *testing.T) {
 	if _, status, err := read(t, old, "data", "x"); err == nil || status != 403 {
 		t.Errorf("read data/x with the expired first credentials: status %d, err %v; want 403", status, err)
 	}
+	notInLogs(t, minio.RootPassword, first.SecretAccessKey, first.SessionToken)
+}
+
+// notInLogs fails t if credgate's log or audit file holds any of values.
+func notInLogs(t *testing.T, values ...string) {
+	t.Helper()
+	for _, f := range []string{filepath.Join(c.WorkDir, "credgate.log"), c.AuditPath} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range values {
+			if strings.Contains(string(b), v) {
+				t.Errorf("%s holds a secret value", f)
+			}
+		}
+	}
 }
 
 // TestAssumeRoleWrongSourceKey: a wrong long-lived key makes the Credential Ready=False with
@@ -302,6 +309,7 @@ func TestAssumeRoleWrongSourceKey(t *testing.T) {
 		}
 		return false, "no audit record of the refusal"
 	})
+	notInLogs(t, wrong)
 }
 
 // TestWebIdentityPods: a webIdentity Credential gives pods a role ARN and a projected

@@ -77,6 +77,24 @@ func job(ns, name string, creds []string, env ...corev1.EnvVar) *batchv1.Job {
 	}
 }
 
+// jobPod waits for the Job controller to create a pod of Job ns/name, and returns it.
+func jobPod(t *testing.T, ns, name string) corev1.Pod {
+	t.Helper()
+	var pod corev1.Pod
+	eventually(t, 60*time.Second, func() (bool, string) {
+		var pods corev1.PodList
+		if err := c.Client.List(t.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": name}); err != nil {
+			return false, err.Error()
+		}
+		if len(pods.Items) == 0 {
+			return false, "the Job controller created no pod of Job " + name
+		}
+		pod = pods.Items[0]
+		return true, ""
+	})
+	return pod
+}
+
 // eventually polls cond every 100ms for up to d, and fails with the last message.
 func eventually(t *testing.T, d time.Duration, cond func() (bool, string)) {
 	t.Helper()
@@ -111,18 +129,7 @@ func TestJobPodsGetCredentials(t *testing.T) {
 	if err := c.Client.Create(t.Context(), j); err != nil {
 		t.Fatalf("create Job: %v", err)
 	}
-	var pod corev1.Pod
-	eventually(t, 60*time.Second, func() (bool, string) {
-		var pods corev1.PodList
-		if err := c.Client.List(t.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": "train"}); err != nil {
-			return false, err.Error()
-		}
-		if len(pods.Items) == 0 {
-			return false, "the Job controller created no pod"
-		}
-		pod = pods.Items[0]
-		return true, ""
-	})
+	pod := jobPod(t, ns, "train")
 	if ref := metav1.GetControllerOf(&pod); ref == nil || ref.Kind != "Job" || ref.Name != "train" {
 		t.Errorf("pod %s is not controlled by Job train: %v", pod.Name, ref)
 	}
