@@ -69,6 +69,8 @@ type Refresher struct {
 	// works only with servers that accept shorter sessions (the tests' MinIO).
 	MaxDuration time.Duration
 	Log         logr.Logger
+	// Metrics, if set, counts refreshes and exports expiry times.
+	Metrics *Metrics
 
 	// now and assume are replaced by unit tests.
 	now    func() time.Time
@@ -98,10 +100,14 @@ func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
 func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var cached v1alpha1.Credential
 	if err := r.Client.Get(ctx, req.NamespacedName, &cached); err != nil {
-		// A deleted Credential's Secret goes with it (owner reference).
+		if apierrors.IsNotFound(err) {
+			// A deleted Credential's Secret goes with it (owner reference).
+			r.Metrics.forget(req.Namespace, req.Name)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if credential.AWSMode(&cached.Spec) != v1alpha1.AWSAssumeRole {
+		r.Metrics.forget(req.Namespace, req.Name)
 		return reconcile.Result{}, nil
 	}
 	c := cached.DeepCopy() // the cache shares its objects
@@ -118,6 +124,7 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		}
 	}
 	if err != nil {
+		r.Metrics.refreshed(reason)
 		r.failed(c, reason, err, now)
 		if uerr := r.Client.Status().Update(ctx, c); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("update status: %w", uerr))
@@ -126,10 +133,12 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		return reconcile.Result{}, fmt.Errorf("%s: %w", reason, err)
 	}
 
+	r.Metrics.refreshed(ReasonMinted)
 	expires := creds.Expiration
 	if expires.IsZero() {
 		expires = now.Add(d)
 	}
+	r.Metrics.expires(c.Namespace, c.Name, float64(expires.Unix()))
 	c.Status.ExpiresAt = &metav1.Time{Time: expires.UTC().Truncate(time.Second)}
 	c.Status.SecretName = credential.ManagedSecretName(c.Name)
 	meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -70,7 +72,11 @@ func newHarness(t *testing.T, aws v1alpha1.AWS) *harness {
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cred, src).WithStatusSubresource(cred).Build()
 	h := &harness{t: t, client: c, now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), key: client.ObjectKeyFromObject(cred)}
 	h.sts = &fakeSTS{now: func() time.Time { return h.now }}
-	h.r = &Refresher{Client: c, Reader: c, Namespace: "credgate-system", Log: logr.Discard(),
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.r = &Refresher{Client: c, Reader: c, Namespace: "credgate-system", Log: logr.Discard(), Metrics: m,
 		now: func() time.Time { return h.now }, assume: h.sts.assume,
 		verify: func(context.Context, *v1alpha1.AWS, Credentials) (string, string, bool) {
 			return ReasonProbeSucceeded, "probed", true
@@ -152,6 +158,13 @@ func TestRefresherMintsAndRefreshesAtTwoThirds(t *testing.T) {
 	if len(h.sts.calls) != 2 || h.minted() != "ASIA2" {
 		t.Errorf("at the refresh point: %d calls, Secret holds %s", len(h.sts.calls), h.minted())
 	}
+	if n := testutil.ToFloat64(h.r.Metrics.assumeRole.WithLabelValues(ReasonMinted)); n != 2 {
+		t.Errorf("credgate_aws_refreshes_total{result=Minted} = %v, want 2", n)
+	}
+	want := float64(h.credential().Status.ExpiresAt.Unix())
+	if got := testutil.ToFloat64(h.r.Metrics.expiry.WithLabelValues("ml", "s3")); got != want {
+		t.Errorf("expiry gauge = %v, want %v", got, want)
+	}
 }
 
 func TestRefresherSpecChangeMintsAgain(t *testing.T) {
@@ -201,6 +214,9 @@ func TestRefresherFailures(t *testing.T) {
 		}
 		if strings.Contains(ready.Message, sourceSecret) || !strings.Contains(ready.Message, "[redacted]") {
 			t.Errorf("message: %s", ready.Message)
+		}
+		if n := testutil.ToFloat64(h.r.Metrics.assumeRole.WithLabelValues(ReasonAssumeRoleFailed)); n != 1 {
+			t.Errorf("credgate_aws_refreshes_total{result=AssumeRoleFailed} = %v, want 1", n)
 		}
 	})
 	t.Run("missing source Secret", func(t *testing.T) {

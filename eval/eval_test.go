@@ -48,7 +48,7 @@ func TestRun(t *testing.T) {
 		{name: "examples-refused-job", workloads: []string{examples + "refused-job.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitRefused,
 			wantStderr: []string{"refused Job ml-team/train-refused", "[invalid-credential-label]",
-				`[unknown-credential] credential "openai" does not exist in namespace "ml-team" (it has: aws-data, azure-blob,`}},
+				`[unknown-credential] credential "openai" does not exist in namespace "ml-team" (it has: aws-data, aws-irsa, azure-blob,`}},
 		{name: "mixed-kinds", workloads: []string{"testdata/workloads-mixed.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
 			wantStderr: []string{"admitted Deployment ml-team/notebook: injected hf", "skipped Service",

@@ -136,8 +136,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 		}
 	}
 	if o.AWSRefresher {
+		m, err := awscreds.NewMetrics(crmetrics.Registry)
+		if err != nil {
+			return nil, err
+		}
 		r := &awscreds.Refresher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: o.Namespace,
-			MaxDuration: o.AWSMaxSessionDuration, Log: log.WithName("aws-refresher")}
+			MaxDuration: o.AWSMaxSessionDuration, Log: log.WithName("aws-refresher"), Metrics: m}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("add the AWS credential refresher: %w", err)
 		}

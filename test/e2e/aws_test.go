@@ -161,10 +161,18 @@ func TestTemporaryAWSCredentials(t *testing.T) {
 		t.Fatal("the managed Secret holds the source keys")
 	}
 
-	if err := c.Client.Create(t.Context(), job(ns, "train", []string{"s3"})); err != nil {
-		t.Fatalf("create Job: %v", err)
+	// One AssumeRole per Credential, not per pod.
+	minted := metricSum(t, `credgate_aws_refreshes_total{result="Minted"}`)
+	for _, name := range []string{"train", "train-2"} {
+		if err := c.Client.Create(t.Context(), job(ns, name, []string{"s3"})); err != nil {
+			t.Fatalf("create Job: %v", err)
+		}
 	}
 	pod := jobPod(t, ns, "train")
+	jobPod(t, ns, "train-2")
+	if now := metricSum(t, `credgate_aws_refreshes_total{result="Minted"}`); now != minted || minted < 1 {
+		t.Errorf("credgate_aws_refreshes_total{result=\"Minted\"} went from %v to %v for two pods; want no STS call per pod", minted, now)
+	}
 	spec, err := json.Marshal(pod.Spec)
 	if err != nil {
 		t.Fatal(err)

@@ -279,6 +279,13 @@ func auditRecords() ([]audit.Record, error) {
 // endpoint.
 func requestsServed(t *testing.T) float64 {
 	t.Helper()
+	return metricSum(t, "credgate_admission_requests_total{")
+}
+
+// metricSum is the sum of the samples on credgate's metrics endpoint whose line starts with
+// series (a metric name and "{", or a name with labels).
+func metricSum(t *testing.T, series string) float64 {
+	t.Helper()
 	res, err := http.Get("http://" + c.Metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +295,7 @@ func requestsServed(t *testing.T) float64 {
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "credgate_admission_requests_total{") {
+		if !strings.HasPrefix(line, series) {
 			continue
 		}
 		f := strings.Fields(line)
