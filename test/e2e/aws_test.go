@@ -360,3 +360,36 @@ func TestWebIdentityPods(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSModesValidated: the API server refuses, with the CRD's messages, AWS modes without
+// what they need, and keys handed to a temporary mode.
+func TestAWSModesValidated(t *testing.T) {
+	ns := namespace(t)
+	for _, tt := range []struct {
+		name string
+		aws  v1alpha1.AWS
+		ref  *v1alpha1.SecretReference
+		want string
+	}{
+		{"no-role", v1alpha1.AWS{Mode: v1alpha1.AWSAssumeRole, SourceSecretRef: &v1alpha1.SecretReference{Name: "k"}},
+			nil, "modes assumeRole and webIdentity need spec.aws.roleArn"},
+		{"no-source", v1alpha1.AWS{Mode: v1alpha1.AWSAssumeRole, RoleARN: "arn:aws:iam::1:role/r"},
+			nil, "spec.aws.sourceSecretRef is required for mode assumeRole"},
+		{"tenant-keys", v1alpha1.AWS{Mode: v1alpha1.AWSWebIdentity, RoleARN: "arn:aws:iam::1:role/r"},
+			&v1alpha1.SecretReference{Name: "keys"}, "take no spec.secretRef"},
+		{"short", v1alpha1.AWS{Mode: v1alpha1.AWSAssumeRole, RoleARN: "arn:aws:iam::1:role/r",
+			SourceSecretRef: &v1alpha1.SecretReference{Name: "k"}, DurationSeconds: new(int32(60))}, nil, "spec.aws.durationSeconds"},
+		{"policy-on-webidentity", v1alpha1.AWS{Mode: v1alpha1.AWSWebIdentity, RoleARN: "arn:aws:iam::1:role/r",
+			SessionPolicy: &apiextensionsv1.JSON{Raw: []byte(`{"Statement":[]}`)}}, nil, "apply to mode assumeRole only"},
+	} {
+		cred := &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: ns},
+			Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeAWS, SecretRef: tt.ref, AWS: &tt.aws}}
+		err := c.Client.Create(t.Context(), cred)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: create = %v, want a refusal saying %q", tt.name, err, tt.want)
+		}
+		if errs := credpkg.Validate(cred); len(errs) == 0 {
+			t.Errorf("%s: the API server refuses it but credential.Validate (credgate eval) does not", tt.name)
+		}
+	}
+}

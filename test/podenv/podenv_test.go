@@ -230,3 +230,37 @@ func TestHostPath(t *testing.T) {
 		})
 	}
 }
+
+// TestMaterialiseRebasesPathsInFiles: a mounted file naming a path inside a mount (an AWS
+// config file's credential_process) names where that path was written; materialising again
+// replaces read-only files, as the kubelet does when the Secret changes.
+func TestMaterialiseRebasesPathsInFiles(t *testing.T) {
+	spec := &corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "aws", MountPath: "/var/run/aws"}}}},
+		Volumes:    []corev1.Volume{secretVolume("aws", "aws", new(int32(0o400)))},
+	}
+	secret := func(token string) []*corev1.Secret {
+		return []*corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "aws"}, Data: map[string][]byte{
+			"config":           []byte("credential_process = /bin/cat /var/run/aws/credentials.json\n"),
+			"credentials.json": []byte(token),
+		}}}
+	}
+	root := t.TempDir()
+	if _, err := podenv.Materialise(spec, "c", secret("one"), root); err != nil {
+		t.Fatal(err)
+	}
+	config, err := os.ReadFile(filepath.Join(root, "var/run/aws/config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "credential_process = /bin/cat " + filepath.Join(root, "var/run/aws/credentials.json") + "\n"
+	if string(config) != want {
+		t.Errorf("config = %q, want %q", config, want)
+	}
+	if _, err := podenv.Materialise(spec, "c", secret("two"), root); err != nil {
+		t.Fatalf("materialise again: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "var/run/aws/credentials.json")); err != nil || string(b) != "two" {
+		t.Errorf("after the Secret changed: %q, %v", b, err)
+	}
+}
