@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -81,10 +82,17 @@ type Refresher struct {
 // SetupWithManager registers the refresher as a controller of mgr. Status updates do not
 // wake it: it wakes on spec changes and when the next refresh is due.
 func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
-	assumeRole := predicate.NewPredicateFuncs(func(o client.Object) bool {
+	is := func(o client.Object) bool {
 		c, ok := o.(*v1alpha1.Credential)
 		return ok && credential.AWSMode(&c.Spec) == v1alpha1.AWSAssumeRole
-	})
+	}
+	// Updates from assumeRole to another mode too: the refresher clears its status.
+	assumeRole := predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return is(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return is(e.ObjectOld) || is(e.ObjectNew) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return is(e.Object) },
+		GenericFunc: func(e event.GenericEvent) bool { return is(e.Object) },
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("aws-refresher").
 		For(&v1alpha1.Credential{}, builder.WithPredicates(assumeRole, predicate.GenerationChangedPredicate{})).
@@ -108,7 +116,15 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	if credential.AWSMode(&cached.Spec) != v1alpha1.AWSAssumeRole {
 		r.Metrics.forget(req.Namespace, req.Name)
-		return reconcile.Result{}, nil
+		if cached.Status.SecretName == "" {
+			return reconcile.Result{}, nil
+		}
+		// No longer assumeRole: what the refresher recorded (its conditions, expiry) does not
+		// describe the credential any more. The managed Secret stays until the Credential
+		// is deleted (credgate may not delete Secrets).
+		c := cached.DeepCopy()
+		c.Status = v1alpha1.CredentialStatus{}
+		return reconcile.Result{}, r.Client.Status().Update(ctx, c)
 	}
 	c := cached.DeepCopy() // the cache shares its objects
 	now := r.clock()

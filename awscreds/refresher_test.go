@@ -186,6 +186,25 @@ func TestRefresherSpecChangeMintsAgain(t *testing.T) {
 	}
 }
 
+func TestRefresherClearsStatusWhenNoLongerAssumeRole(t *testing.T) {
+	h := newHarness(t, assumeRole())
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	c := h.credential()
+	c.Spec.AWS = &v1alpha1.AWS{Region: "eu-west-1"}
+	c.Spec.SecretRef = &v1alpha1.SecretReference{Name: "static-keys"}
+	if err := h.client.Update(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.credential().Status; st.ExpiresAt != nil || len(st.Conditions) > 0 || st.SecretName != "" {
+		t.Errorf("status of a credential that is no longer assumeRole: %+v", st)
+	}
+}
+
 func TestRefresherMaxDuration(t *testing.T) {
 	h := newHarness(t, assumeRole())
 	h.r.MaxDuration = 30 * time.Second
