@@ -84,9 +84,9 @@ type Refresher struct {
 func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
 	is := func(o client.Object) bool {
 		c, ok := o.(*v1alpha1.Credential)
-		return ok && credential.AWSMode(&c.Spec) == v1alpha1.AWSAssumeRole
+		return ok && (credential.AWSMode(&c.Spec) == v1alpha1.AWSAssumeRole || hasRefresherStatus(c))
 	}
-	// Updates from assumeRole to another mode too: the refresher clears its status.
+	// Credentials that were assumeRole too: the refresher clears its status.
 	assumeRole := predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return is(e.Object) },
 		UpdateFunc:  func(e event.UpdateEvent) bool { return is(e.ObjectOld) || is(e.ObjectNew) },
@@ -116,7 +116,7 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	if credential.AWSMode(&cached.Spec) != v1alpha1.AWSAssumeRole {
 		r.Metrics.forget(req.Namespace, req.Name)
-		if cached.Status.SecretName == "" {
+		if !hasRefresherStatus(&cached) {
 			return reconcile.Result{}, nil
 		}
 		// No longer assumeRole: what the refresher recorded (its conditions, expiry) does not
@@ -177,6 +177,24 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	r.Log.Info("minted temporary credentials", "credential", req.NamespacedName, "expiresAt", c.Status.ExpiresAt.Time)
 	return reconcile.Result{RequeueAfter: r.refreshAt(c, d).Sub(now)}, nil
+}
+
+// hasRefresherStatus reports whether c's status was written by the refresher: a managed
+// Secret, or a Ready condition with one of its reasons.
+func hasRefresherStatus(c *v1alpha1.Credential) bool {
+	if c.Status.SecretName != "" {
+		return true
+	}
+	ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil {
+		return false
+	}
+	switch ready.Reason {
+	case ReasonMinted, ReasonRefreshRetrying, ReasonSourceSecretNotFound, ReasonSourceSecretInvalid,
+		ReasonAssumeRoleFailed, ReasonSecretWriteFailed:
+		return true
+	}
+	return false
 }
 
 // refreshAt is when c's credentials are next due: now if it has none for its current spec,

@@ -205,6 +205,27 @@ func TestRefresherClearsStatusWhenNoLongerAssumeRole(t *testing.T) {
 	}
 }
 
+func TestRefresherClearsFailureWhenNoLongerAssumeRole(t *testing.T) {
+	h := newHarness(t, assumeRole())
+	h.sts.err = errors.New("AccessDenied")
+	_, _ = h.reconcile()
+	c := h.credential()
+	if !hasRefresherStatus(c) {
+		t.Fatalf("no failure recorded: %+v", c.Status)
+	}
+	c.Spec.AWS = &v1alpha1.AWS{}
+	c.Spec.SecretRef = &v1alpha1.SecretReference{Name: "static-keys"}
+	if err := h.client.Update(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.credential().Status; len(st.Conditions) > 0 {
+		t.Errorf("a static credential kept the refresher's Ready=False: %+v", st)
+	}
+}
+
 func TestRefresherMaxDuration(t *testing.T) {
 	h := newHarness(t, assumeRole())
 	h.r.MaxDuration = 30 * time.Second
