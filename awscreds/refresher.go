@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -72,6 +73,9 @@ type Refresher struct {
 	Log         logr.Logger
 	// Metrics, if set, counts refreshes and exports expiry times.
 	Metrics *Metrics
+	// Events, if set, records failed refreshes as Warning Events on the Credential (reason:
+	// the Ready reason), for kubectl describe credential.
+	Events events.EventRecorder
 
 	// now and assume are replaced by unit tests.
 	now    func() time.Time
@@ -141,6 +145,9 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	if err != nil {
 		r.Metrics.refreshed(reason)
+		if r.Events != nil {
+			r.Events.Eventf(c, nil, corev1.EventTypeWarning, reason, "Refresh", "%v", err)
+		}
 		r.failed(c, reason, err, now)
 		if uerr := r.Client.Status().Update(ctx, c); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("update status: %w", uerr))

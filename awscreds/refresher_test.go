@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -47,8 +48,17 @@ func (f *fakeSTS) assume(_ context.Context, src Source, req Request) (Credential
 		Expiration: f.now().Add(req.Duration)}, nil
 }
 
+// eventLog records Events.
+type eventLog struct{ reasons, notes []string }
+
+func (l *eventLog) Eventf(_, _ runtime.Object, _, reason, _, note string, args ...any) {
+	l.reasons = append(l.reasons, reason)
+	l.notes = append(l.notes, fmt.Sprintf(note, args...))
+}
+
 type harness struct {
 	t      *testing.T
+	events *eventLog
 	client client.Client
 	sts    *fakeSTS
 	now    time.Time
@@ -70,13 +80,14 @@ func newHarness(t *testing.T, aws v1alpha1.AWS) *harness {
 	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "credgate-system"},
 		Data: map[string][]byte{SourceAccessKeyID: []byte("AKIALONGLIVED"), SourceSecretAccessKey: []byte(sourceSecret)}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cred, src).WithStatusSubresource(cred).Build()
-	h := &harness{t: t, client: c, now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), key: client.ObjectKeyFromObject(cred)}
+	h := &harness{t: t, client: c, now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), key: client.ObjectKeyFromObject(cred),
+		events: &eventLog{}}
 	h.sts = &fakeSTS{now: func() time.Time { return h.now }}
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.r = &Refresher{Client: c, Reader: c, Namespace: "credgate-system", Log: logr.Discard(), Metrics: m,
+	h.r = &Refresher{Client: c, Reader: c, Namespace: "credgate-system", Log: logr.Discard(), Metrics: m, Events: h.events,
 		now: func() time.Time { return h.now }, assume: h.sts.assume,
 		verify: func(context.Context, *v1alpha1.AWS, Credentials) (string, string, bool) {
 			return ReasonProbeSucceeded, "probed", true
@@ -254,6 +265,9 @@ func TestRefresherFailures(t *testing.T) {
 		}
 		if strings.Contains(ready.Message, sourceSecret) || !strings.Contains(ready.Message, "[redacted]") {
 			t.Errorf("message: %s", ready.Message)
+		}
+		if len(h.events.notes) != 1 || h.events.reasons[0] != ReasonAssumeRoleFailed || strings.Contains(h.events.notes[0], sourceSecret) {
+			t.Errorf("Events: %q %q", h.events.reasons, h.events.notes)
 		}
 		if n := testutil.ToFloat64(h.r.Metrics.assumeRole.WithLabelValues(ReasonAssumeRoleFailed)); n != 1 {
 			t.Errorf("credgate_aws_refreshes_total{result=AssumeRoleFailed} = %v, want 1", n)

@@ -135,17 +135,6 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 			return nil, err
 		}
 	}
-	if o.AWSRefresher {
-		m, err := awscreds.NewMetrics(crmetrics.Registry)
-		if err != nil {
-			return nil, err
-		}
-		r := &awscreds.Refresher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: o.Namespace,
-			MaxDuration: o.AWSMaxSessionDuration, Log: log.WithName("aws-refresher"), Metrics: m}
-		if err := r.SetupWithManager(mgr); err != nil {
-			return nil, fmt.Errorf("add the AWS credential refresher: %w", err)
-		}
-	}
 	// The manager's own webhook server is never asked for: this one starts once its
 	// certificate files exist.
 	srv := crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir})
@@ -181,6 +170,17 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	metrics, err := NewMetrics(crmetrics.Registry)
 	if err != nil {
 		return nil, err
+	}
+	if o.AWSRefresher {
+		m, err := awscreds.NewMetrics(crmetrics.Registry)
+		if err != nil {
+			return nil, err
+		}
+		r := &awscreds.Refresher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: o.Namespace,
+			MaxDuration: o.AWSMaxSessionDuration, Log: log.WithName("aws-refresher"), Metrics: m, Events: recorder}
+		if err := r.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("add the AWS credential refresher: %w", err)
+		}
 	}
 	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Events: recorder,
 		Metrics: metrics, Log: log}.Register(srv)

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -316,6 +317,21 @@ func TestAssumeRoleWrongSourceKey(t *testing.T) {
 			}
 		}
 		return false, "no audit record of the refusal"
+	})
+	eventually(t, 10*time.Second, func() (bool, string) {
+		var evs eventsv1.EventList
+		if err := c.Client.List(t.Context(), &evs, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Kind == "Credential" && e.Regarding.Name == "s3-wrong" && e.Reason == awscreds.ReasonAssumeRoleFailed {
+				if strings.Contains(e.Note, wrong) {
+					t.Errorf("the Event quotes the source secret key: %s", e.Note)
+				}
+				return true, ""
+			}
+		}
+		return false, "no AssumeRoleFailed Event on the Credential"
 	})
 	notInLogs(t, wrong)
 }
