@@ -124,7 +124,7 @@ $(BIN)/kube-controller-manager: test/tools/go.mod test/tools/go.sum
 	cd test/tools && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
 
 .PHONY: minio
-minio: $(BIN)/minio ## Build the MinIO S3/STS server of the AWS tests from source into bin/ (once).
+minio: $(BIN)/minio ## Build the MinIO S3/STS server of the AWS tests from source into bin/ (once; it accepts sessions from 1s).
 
 # One constant differs from the pinned source: MinIO refuses sessions under STS's 15 minutes;
 # the tests' MinIO accepts them from 1s, so that rotation and expiry are proven in seconds
