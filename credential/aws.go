@@ -39,7 +39,7 @@ func AWSMode(s *v1alpha1.CredentialSpec) v1alpha1.AWSMode {
 func ManagedSecretName(name string) string { return "credgate-aws-" + name }
 
 var (
-	roleARNRE    = regexp.MustCompile(`^arn:[-a-z0-9]+:iam::[^:]*:role/.+$`)
+	roleARNRE    = regexp.MustCompile(`^arn:[-a-z0-9]+:iam:[-a-z0-9]*:[^:]*:role/.+$`)
 	externalIDRE = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	bucketRE     = regexp.MustCompile(`^[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]$`)
 )
@@ -118,10 +118,15 @@ func temporaryAWS(c *v1alpha1.Credential, mode v1alpha1.AWSMode) (secretName str
 			}
 		}
 		f.Token = t
-		return "", f, []Env{
+		env = []Env{
 			literalEnv("AWS_ROLE_ARN", c.Spec.AWS.RoleARN),
 			literalEnv("AWS_WEB_IDENTITY_TOKEN_FILE", path.Join(f.MountPath, AWSTokenPath)),
 		}
+		if c.Spec.Type == v1alpha1.TypeS3Compatible && c.Spec.AWS.Endpoint != "" {
+			// The pod's SDK exchanges the token itself: at the S3-compatible server's STS.
+			env = append(env, literalEnv("AWS_ENDPOINT_URL_STS", c.Spec.AWS.Endpoint))
+		}
+		return "", f, env
 	}
 	f.Items = []FileItem{
 		{Key: AWSConfigKey, Path: AWSConfigKey, Mode: DefaultFileMode},

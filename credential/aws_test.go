@@ -56,6 +56,21 @@ func TestResolveTemporaryAWS(t *testing.T) {
 			},
 		},
 		{
+			name: "webIdentity on an S3-compatible server: its STS too",
+			cred: awsCredential("minio", v1alpha1.TypeS3Compatible, v1alpha1.AWS{Mode: v1alpha1.AWSWebIdentity,
+				RoleARN: "arn:minio:iam:::role/abc", Endpoint: "http://minio:9000"}),
+			want: injection{
+				Files: &credential.Files{MountPath: "/var/run/secrets/credgate/minio", VolumeName: "credgate-minio", DefaultMode: 0o400,
+					Token: &credential.Token{Path: "token", Audience: "sts.amazonaws.com", ExpirationSeconds: 3600}},
+				Env: []credential.Env{
+					literal("AWS_ROLE_ARN", "arn:minio:iam:::role/abc"),
+					literal("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/credgate/minio/token"),
+					literal("AWS_ENDPOINT_URL_STS", "http://minio:9000"),
+					literal("AWS_ENDPOINT_URL_S3", "http://minio:9000"),
+				},
+			},
+		},
+		{
 			name: "webIdentity defaults: the STS audience, an hour",
 			cred: awsCredential("irsa", v1alpha1.TypeAWS, v1alpha1.AWS{Mode: v1alpha1.AWSWebIdentity, RoleARN: roleARN}),
 			want: injection{

@@ -249,15 +249,17 @@ type AWS struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9-]+$`
 	Region string `json:"region,omitempty"`
 
-	// Endpoint sets AWS_ENDPOINT_URL_S3, for S3-compatible servers (Wasabi, MinIO, ...); in
-	// mode assumeRole it is also the STS endpoint credgate calls.
+	// Endpoint sets AWS_ENDPOINT_URL_S3, for S3-compatible servers (Wasabi, MinIO, ...); it
+	// is also their STS endpoint: the one credgate calls in mode assumeRole, and
+	// AWS_ENDPOINT_URL_STS in mode webIdentity.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^https?://`
 	Endpoint string `json:"endpoint,omitempty"`
 
-	// RoleARN is the role to assume (modes assumeRole and webIdentity).
+	// RoleARN is the role to assume (modes assumeRole and webIdentity): an IAM role ARN, or an
+	// S3-compatible server's (MinIO's arn:minio:iam:::role/...).
 	// +optional
-	// +kubebuilder:validation:Pattern=`^arn:[-a-z0-9]+:iam::[^:]*:role/.+$`
+	// +kubebuilder:validation:Pattern=`^arn:[-a-z0-9]+:iam:[-a-z0-9]*:[^:]*:role/.+$`
 	// +kubebuilder:validation:MaxLength=2048
 	RoleARN string `json:"roleArn,omitempty"`
 
