@@ -92,6 +92,9 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		CRDDirectoryPaths:     []string{filepath.Join(o.Root, "manifests", "crd")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// The API server advertises itself, and its service-account issuer's keys
+	// (/openid/v1/jwks, for web identities), on the loopback address it serves.
+	c.env.ControlPlane.GetAPIServer().Configure().Set("advertise-address", "127.0.0.1")
 	if c.Config, err = c.env.Start(); err != nil {
 		return nil, fmt.Errorf("start etcd and kube-apiserver: %w", err)
 	}

@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"crypto/sha1" //nolint:gosec // MinIO derives role ARNs with it
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -105,6 +108,44 @@ func processCredentials(t *testing.T, s *corev1.Secret) (id string, expires time
 	return out.AccessKeyId, exp
 }
 
+// seedBuckets creates buckets data and other, each with object x ("data bytes", "other bytes").
+func seedBuckets(t *testing.T) {
+	t.Helper()
+	root := s3srv.Root()
+	for _, b := range []string{"data", "other"} {
+		if _, err := root.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil &&
+			!strings.Contains(err.Error(), "BucketAlreadyOwnedByYou") {
+			t.Fatal(err)
+		}
+		if _, err := root.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(b), Key: aws.String("x"),
+			Body: strings.NewReader(b + " bytes")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sdkFromEnv builds an aws-sdk-go-v2 configuration and S3 client the way a program in the
+// container would, from env and nothing else: every other AWS_ variable is unset, and HOME
+// is empty (no ~/.aws).
+func sdkFromEnv(t *testing.T, env map[string]string) (aws.Config, *s3.Client) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	t.Setenv("HOME", t.TempDir())
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cfg, err := config.LoadDefaultConfig(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, s3.NewFromConfig(cfg)
+}
+
 // read gets bucket/key through c, returning the body or the HTTP status of the failure.
 func read(t *testing.T, c *s3.Client, bucket, key string) (string, int, error) {
 	t.Helper()
@@ -128,16 +169,7 @@ func read(t *testing.T, c *s3.Client, bucket, key string) (string, int, error) {
 // rotates the credentials, the same client goes on working after the first ones expire, and
 // those no longer work at all.
 func TestTemporaryAWSCredentials(t *testing.T) {
-	root := s3srv.Root()
-	for _, b := range []string{"data", "other"} {
-		if _, err := root.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := root.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(b), Key: aws.String("x"),
-			Body: strings.NewReader(b + " bytes")}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	seedBuckets(t)
 	ns := namespace(t)
 	sourceSecret(t, "minio-trainer-keys", minio.RootUser, minio.RootPassword)
 	assumeRoleCredential(t, ns, "s3", "minio-trainer-keys")
@@ -207,22 +239,7 @@ func TestTemporaryAWSCredentials(t *testing.T) {
 			t.Errorf("the container's environment sets %s: temporary credentials come through AWS_CONFIG_FILE", k)
 		}
 	}
-	// The SDK is configured by the container's environment and nothing else.
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-	t.Setenv("HOME", t.TempDir()) // no ~/.aws
-	for k, v := range ctr.Env {
-		t.Setenv(k, v)
-	}
-	cfg, err := config.LoadDefaultConfig(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	trainer := s3.NewFromConfig(cfg)
+	cfg, trainer := sdkFromEnv(t, ctr.Env)
 	if body, _, err := read(t, trainer, "data", "x"); err != nil || body != "data bytes" {
 		t.Fatalf("read data/x as the pod: %q, %v", body, err)
 	}
@@ -407,5 +424,81 @@ func TestAWSModesValidated(t *testing.T) {
 		if errs := credpkg.Validate(cred); len(errs) == 0 {
 			t.Errorf("%s: the API server refuses it but credential.Validate (credgate eval) does not", tt.name)
 		}
+	}
+}
+
+// webIdentityAudience is the audience MinIO's OpenID provider (the test cluster's
+// service-account issuer) accepts: MinIO's client ID.
+const webIdentityAudience = "minio-e2e"
+
+// minioRoleARN is the role MinIO derives for an OpenID provider with a role policy.
+func minioRoleARN(clientID string) string {
+	sum := sha1.Sum([]byte(clientID)) //nolint:gosec // MinIO's own derivation, not a security use
+	return "arn:minio:iam:::role/" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// TestWebIdentityAgainstMinIO: a webIdentity Credential, no secret anywhere. The pod's
+// projected service-account token (issued by the API server's TokenRequest, as the kubelet
+// would) is exchanged by a real aws-sdk-go-v2, configured only by the pod's environment, at
+// MinIO's STS (AssumeRoleWithWebIdentity; MinIO trusts the cluster's issuer, role policy
+// readonly): it reads data/x and may not write.
+func TestWebIdentityAgainstMinIO(t *testing.T) {
+	seedBuckets(t)
+	ns := namespace(t)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "trainer", Namespace: ns}}
+	if err := c.Client.Create(t.Context(), sa); err != nil {
+		t.Fatal(err)
+	}
+	cred := &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: "minio-wi", Namespace: ns},
+		Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeS3Compatible, AWS: &v1alpha1.AWS{
+			Mode: v1alpha1.AWSWebIdentity, RoleARN: minioRoleARN(webIdentityAudience),
+			Region: minio.Region, Endpoint: s3srv.Endpoint,
+			WebIdentity: &v1alpha1.WebIdentity{Audience: webIdentityAudience, ExpirationSeconds: new(int64(600))},
+		}}}
+	if err := c.Client.Create(t.Context(), cred); err != nil {
+		t.Fatal(err)
+	}
+	p := pod(ns, "train", map[string]string{"credentials.credgate.dev/minio-wi": "true"})
+	p.Spec.ServiceAccountName = sa.Name
+	p.Spec.Containers[0].Name = "trainer"
+	if err := c.Client.Create(t.Context(), p); err != nil {
+		t.Fatalf("create pod: %v", err)
+	}
+	issued := 0
+	ctr, err := podenv.MaterialiseWith(&p.Spec, "trainer", podenv.Sources{
+		Tokens: func(account, audience string, exp int64) ([]byte, error) {
+			tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+				Audiences: []string{audience}, ExpirationSeconds: &exp}}
+			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: account, Namespace: ns}}
+			if err := c.Client.SubResource("token").Create(t.Context(), sa, tr); err != nil {
+				return nil, err
+			}
+			issued++
+			return []byte(tr.Status.Token), nil
+		},
+	}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if issued != 1 {
+		t.Fatalf("%d tokens issued for the pod, want its one projected token", issued)
+	}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_CONFIG_FILE"} {
+		if _, ok := ctr.Env[k]; ok {
+			t.Errorf("a webIdentity pod has %s", k)
+		}
+	}
+	cfg, trainer := sdkFromEnv(t, ctr.Env)
+	if body, _, err := read(t, trainer, "data", "x"); err != nil || body != "data bytes" {
+		t.Fatalf("read data/x with the exchanged web identity: %q, %v\nMinIO's log:\n%s", body, err, s3srv.Log())
+	}
+	got, err := cfg.Credentials.Retrieve(t.Context())
+	if err != nil || got.SessionToken == "" || got.Source != "WebIdentityCredentials" {
+		t.Errorf("credentials from %q (session token %t, %v): want STS web-identity session credentials", got.Source, got.SessionToken != "", err)
+	}
+	_, err = trainer.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("data"), Key: aws.String("y"), Body: strings.NewReader("no")})
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &re) || re.HTTPStatusCode() != 403 {
+		t.Errorf("write data/y with the readonly role: %v, want 403", err)
 	}
 }

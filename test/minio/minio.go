@@ -30,8 +30,21 @@ type Server struct {
 	dir      string
 }
 
+// Options configure StartWith.
+type Options struct {
+	// Env adds to MinIO's environment (MINIO_IDENTITY_OPENID_*, ...).
+	Env []string
+	// CAs are PEM certificates MinIO trusts when it calls out (an OpenID provider).
+	CAs [][]byte
+}
+
 // Start runs bin/minio under root with a fresh data directory and waits until it is live.
 func Start(ctx context.Context, root string) (*Server, error) {
+	return StartWith(ctx, root, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, root string, o Options) (*Server, error) {
 	bin := filepath.Join(root, "bin", "minio")
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("bin/minio is missing: run make minio")
@@ -53,10 +66,19 @@ func Start(ctx context.Context, root string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "server", filepath.Join(dir, "data"),
+	certs := filepath.Join(dir, "certs")
+	if err := os.MkdirAll(filepath.Join(certs, "CAs"), 0o700); err != nil {
+		return nil, err
+	}
+	for i, ca := range o.CAs {
+		if err := os.WriteFile(filepath.Join(certs, "CAs", fmt.Sprintf("ca-%d.crt", i)), ca, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	s.cmd = exec.Command(bin, "server", filepath.Join(dir, "data"), "--certs-dir", certs,
 		"--address", "127.0.0.1:"+strconv.Itoa(port), "--console-address", "127.0.0.1:"+strconv.Itoa(console), "--quiet")
-	s.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+RootUser, "MINIO_ROOT_PASSWORD="+RootPassword,
-		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	s.cmd.Env = append(append(os.Environ(), "MINIO_ROOT_USER="+RootUser, "MINIO_ROOT_PASSWORD="+RootPassword,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off"), o.Env...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start minio: %w", err)
@@ -73,6 +95,12 @@ func Start(ctx context.Context, root string) (*Server, error) {
 	s.Stop()
 	out, _ := os.ReadFile(filepath.Join(dir, "minio.log"))
 	return nil, fmt.Errorf("minio did not come up in 60s:\n%s", out)
+}
+
+// Log returns what the server has logged so far, for a failing test to show.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "minio.log"))
+	return string(b)
 }
 
 // Stop stops the server and removes its data.

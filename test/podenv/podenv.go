@@ -27,6 +27,7 @@ type Container struct {
 	Root string
 	// mounts are the container paths of the materialised Secret volume mounts.
 	mounts []string
+	tokens func(serviceAccount, audience string, expirationSeconds int64) ([]byte, error)
 }
 
 // HostPath returns where container path p was materialised: under Root when p lies inside one of
@@ -51,10 +52,27 @@ func (c *Container) HostPath(p string) string {
 // variable unset when an optional one is missing.
 //
 // Not modelled: $(VAR) expansion, env sources other than secretKeyRef (an error), subPath (an
-// error), volumes other than Secret volumes (skipped), fsGroup ownership and the ..data symlinks
+// error), volumes other than Secret volumes (skipped; MaterialiseWith writes projected
+// service-account tokens), fsGroup ownership and the ..data symlinks
 // of the kubelet's atomic writer. Materialising again into the same Root updates the files,
 // each replaced atomically, as the kubelet does when a Secret changes.
 func Materialise(spec *corev1.PodSpec, name string, secrets []*corev1.Secret, root string) (*Container, error) {
+	return MaterialiseWith(spec, name, Sources{Secrets: secrets}, root)
+}
+
+// Sources are what the kubelet would read a container's environment and volumes from.
+type Sources struct {
+	// Secrets are the pod namespace's Secrets, by name.
+	Secrets []*corev1.Secret
+	// Tokens, if set, issues the service-account tokens of projected volumes (the kubelet
+	// asks the API server's TokenRequest); nil skips projected volumes.
+	Tokens func(serviceAccount, audience string, expirationSeconds int64) ([]byte, error)
+}
+
+// MaterialiseWith is Materialise with more sources: projected service-account tokens are
+// written too.
+func MaterialiseWith(spec *corev1.PodSpec, name string, src Sources, root string) (*Container, error) {
+	secrets := src.Secrets
 	ctr := findContainer(spec, name)
 	if ctr == nil {
 		return nil, fmt.Errorf("pod has no container %q", name)
@@ -70,7 +88,7 @@ func Materialise(spec *corev1.PodSpec, name string, secrets []*corev1.Secret, ro
 		}
 		data[s.Name] = d
 	}
-	c := &Container{Env: map[string]string{}, Root: root}
+	c := &Container{Env: map[string]string{}, Root: root, tokens: src.Tokens}
 	for _, m := range ctr.VolumeMounts {
 		if err := c.mount(spec, m, data); err != nil {
 			return nil, fmt.Errorf("container %s: mount %s: %w", name, m.MountPath, err)
@@ -140,15 +158,18 @@ func (c *Container) mount(spec *corev1.PodSpec, m corev1.VolumeMount, data map[s
 	if i < 0 {
 		return fmt.Errorf("pod has no volume %q", m.Name)
 	}
-	src := spec.Volumes[i].Secret
-	if src == nil {
-		return nil
-	}
 	if m.SubPath != "" || m.SubPathExpr != "" {
 		return fmt.Errorf("subPath is not supported")
 	}
 	if !path.IsAbs(m.MountPath) {
 		return fmt.Errorf("mountPath must be absolute")
+	}
+	if p := spec.Volumes[i].Projected; p != nil && c.tokens != nil {
+		return c.mountTokens(spec, m, p)
+	}
+	src := spec.Volumes[i].Secret
+	if src == nil {
+		return nil
 	}
 	sec, ok := data[src.SecretName]
 	if !ok && !isTrue(src.Optional) {
@@ -189,6 +210,41 @@ func (c *Container) mount(spec *corev1.PodSpec, m corev1.VolumeMount, data map[s
 			return err
 		}
 		c.Files = append(c.Files, filepath.Join(dir, filepath.FromSlash(it.Path)))
+	}
+	return nil
+}
+
+// mountTokens writes the service-account tokens of projected volume p under Root; its
+// other sources are skipped.
+func (c *Container) mountTokens(spec *corev1.PodSpec, m corev1.VolumeMount, p *corev1.ProjectedVolumeSource) error {
+	mountPath := path.Clean(m.MountPath)
+	dir := filepath.Join(c.Root, filepath.FromSlash(mountPath))
+	c.mounts = append(c.mounts, mountPath)
+	mode := corev1.ProjectedVolumeSourceDefaultMode
+	if p.DefaultMode != nil {
+		mode = *p.DefaultMode
+	}
+	for _, src := range p.Sources {
+		t := src.ServiceAccountToken
+		if t == nil {
+			continue
+		}
+		if !filepath.IsLocal(t.Path) {
+			return fmt.Errorf("token path %q must be relative and may not contain '..'", t.Path)
+		}
+		exp := int64(3600)
+		if t.ExpirationSeconds != nil {
+			exp = *t.ExpirationSeconds
+		}
+		tok, err := c.tokens(spec.ServiceAccountName, t.Audience, exp)
+		if err != nil {
+			return fmt.Errorf("service-account token for audience %q: %w", t.Audience, err)
+		}
+		f := filepath.Join(dir, filepath.FromSlash(t.Path))
+		if err := writeFile(f, tok, fs.FileMode(mode)); err != nil {
+			return err
+		}
+		c.Files = append(c.Files, f)
 	}
 	return nil
 }
