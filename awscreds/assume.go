@@ -60,12 +60,8 @@ func AssumeRole(ctx context.Context, src Source, req Request) (Credentials, erro
 	if !validSessionName.MatchString(req.SessionName) {
 		return Credentials{}, fmt.Errorf("%w: session name %q: 2 to 64 of A-Z a-z 0-9 and +=,.@-", ErrInvalid, req.SessionName)
 	}
-	region := req.Region
-	if region == "" {
-		region = "us-east-1"
-	}
 	client := sts.New(sts.Options{
-		Region:       region,
+		Region:       regionOrDefault(req.Region),
 		Credentials:  credentials.NewStaticCredentialsProvider(src.AccessKeyID, src.SecretAccessKey, ""),
 		BaseEndpoint: optional(req.Endpoint),
 	})

@@ -77,7 +77,7 @@ type Refresher struct {
 	// the Ready reason), for kubectl describe credential.
 	Events events.EventRecorder
 
-	// now and assume are replaced by unit tests.
+	// now, assume and verify are replaced by unit tests.
 	now    func() time.Time
 	assume func(context.Context, Source, Request) (Credentials, error)
 	verify func(context.Context, *v1alpha1.AWS, Credentials) (reason, message string, ok bool)

@@ -24,10 +24,7 @@ func Verify(ctx context.Context, a *v1alpha1.AWS, creds Credentials) (reason, me
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	provider := credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken)
-	region := a.Region
-	if region == "" {
-		region = "us-east-1"
-	}
+	region := regionOrDefault(a.Region)
 	switch {
 	case a.Verify != nil:
 		client := s3.New(s3.Options{Region: region, Credentials: provider, UsePathStyle: a.Endpoint != "",
@@ -45,6 +42,15 @@ func Verify(ctx context.Context, a *v1alpha1.AWS, creds Credentials) (reason, me
 		return ReasonProbeSucceeded, fmt.Sprintf("STS GetCallerIdentity: %s", aws.ToString(out.Arn)), true
 	}
 	return ReasonNoProbe, "S3-compatible endpoint without spec.aws.verify.bucket: nothing to probe", false
+}
+
+// regionOrDefault is region, or us-east-1 (where AWS's global STS and S3 endpoints live;
+// S3-compatible servers take any region).
+func regionOrDefault(region string) string {
+	if region == "" {
+		return "us-east-1"
+	}
+	return region
 }
 
 func optional(s string) *string {

@@ -103,7 +103,7 @@ func validateAWSMode(s *v1alpha1.CredentialSpec) []string {
 // variables that point the SDKs at it.
 func temporaryAWS(c *v1alpha1.Credential, mode v1alpha1.AWSMode) (secretName string, f *Files, env []Env) {
 	f = &Files{
-		MountPath:   path.Join(DefaultMountRoot, c.Name),
+		MountPath:   defaultMountPath(c.Name),
 		VolumeName:  VolumeName(c.Name),
 		DefaultMode: DefaultFileMode,
 	}
@@ -145,5 +145,5 @@ func temporaryAWS(c *v1alpha1.Credential, mode v1alpha1.AWSMode) (secretName str
 // the mounted file current as credgate refreshes the Secret.
 func AWSConfigFile(namespace, name string) []byte {
 	return fmt.Appendf(nil, "# Written by credgate for Credential %s/%s: temporary credentials, refreshed before they expire.\n[default]\ncredential_process = /bin/cat %s\n",
-		namespace, name, path.Join(DefaultMountRoot, name, AWSProcessKey))
+		namespace, name, path.Join(defaultMountPath(name), AWSProcessKey))
 }

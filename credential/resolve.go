@@ -228,7 +228,7 @@ func resolveFiles(c *v1alpha1.Credential, p preset) *Files {
 		return nil
 	}
 	out := &Files{
-		MountPath:   path.Join(DefaultMountRoot, c.Name),
+		MountPath:   defaultMountPath(c.Name),
 		VolumeName:  VolumeName(c.Name),
 		DefaultMode: DefaultFileMode,
 		Items:       p.files,
@@ -250,6 +250,10 @@ func resolveFiles(c *v1alpha1.Credential, p preset) *Files {
 	}
 	return out
 }
+
+// defaultMountPath is where the files of the credential called name appear unless it says
+// otherwise.
+func defaultMountPath(name string) string { return path.Join(DefaultMountRoot, name) }
 
 // VolumePrefix starts the name of every volume credgate adds.
 const VolumePrefix = "credgate-"
