@@ -27,7 +27,7 @@ type Container struct {
 	Root string
 	// mounts are the container paths of the materialised Secret volume mounts.
 	mounts []string
-	tokens func(serviceAccount, audience string, expirationSeconds int64) ([]byte, error)
+	tokens TokenSource
 }
 
 // HostPath returns where container path p was materialised: under Root when p lies inside one of
@@ -60,13 +60,17 @@ func Materialise(spec *corev1.PodSpec, name string, secrets []*corev1.Secret, ro
 	return MaterialiseWith(spec, name, Sources{Secrets: secrets}, root)
 }
 
+// TokenSource issues a service-account token, as the kubelet does through the API server's
+// TokenRequest.
+type TokenSource func(serviceAccount, audience string, expirationSeconds int64) ([]byte, error)
+
 // Sources are what the kubelet would read a container's environment and volumes from.
 type Sources struct {
 	// Secrets are the pod namespace's Secrets, by name.
 	Secrets []*corev1.Secret
-	// Tokens, if set, issues the service-account tokens of projected volumes (the kubelet
-	// asks the API server's TokenRequest); nil skips projected volumes.
-	Tokens func(serviceAccount, audience string, expirationSeconds int64) ([]byte, error)
+	// Tokens, if set, issues the tokens of projected service-account token volumes; nil
+	// skips projected volumes.
+	Tokens TokenSource
 }
 
 // MaterialiseWith is Materialise with more sources: projected service-account tokens are
@@ -158,18 +162,21 @@ func (c *Container) mount(spec *corev1.PodSpec, m corev1.VolumeMount, data map[s
 	if i < 0 {
 		return fmt.Errorf("pod has no volume %q", m.Name)
 	}
+	src, projected := spec.Volumes[i].Secret, spec.Volumes[i].Projected
+	if projected == nil || c.tokens == nil {
+		projected = nil
+	}
+	if src == nil && projected == nil {
+		return nil // not materialised
+	}
 	if m.SubPath != "" || m.SubPathExpr != "" {
 		return fmt.Errorf("subPath is not supported")
 	}
 	if !path.IsAbs(m.MountPath) {
 		return fmt.Errorf("mountPath must be absolute")
 	}
-	if p := spec.Volumes[i].Projected; p != nil && c.tokens != nil {
-		return c.mountTokens(spec, m, p)
-	}
-	src := spec.Volumes[i].Secret
-	if src == nil {
-		return nil
+	if projected != nil {
+		return c.mountTokens(spec, m, projected)
 	}
 	sec, ok := data[src.SecretName]
 	if !ok && !isTrue(src.Optional) {
