@@ -27,9 +27,21 @@ type FileSink struct {
 	kick chan struct{} // wakes the flusher; buffered, so a kick is never lost
 	done chan struct{} // closed when the flusher has exited
 
+	openFile func(path string) (File, error)
+
 	// Owned by the flusher.
-	f    *os.File
+	f    File
 	size int64
+}
+
+// File is what a FileSink writes through: an *os.File unless FileOptions.Open supplies
+// another. Write appends; Sync returns once everything written is on stable storage; Stat
+// gives the size of a file opened for appending.
+type File interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Close() error
+	Stat() (os.FileInfo, error)
 }
 
 type batch struct {
@@ -47,6 +59,14 @@ type FileOptions struct {
 	MaxBytes int64
 	// MaxBackups is how many rotated files are kept; 0 means 10.
 	MaxBackups int
+	// Open opens path for appending, creating it if needed; nil means os.OpenFile with
+	// O_WRONLY|O_APPEND|O_CREATE and mode 0640. Tests supply one to watch what is written and
+	// synced. Rotation still renames and removes the files at path itself.
+	Open func(path string) (File, error)
+}
+
+func openOSFile(path string) (File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 }
 
 // ErrClosed is returned by Write on a closed sink.
@@ -61,10 +81,13 @@ func OpenFile(path string, o FileOptions) (*FileSink, error) {
 	if o.MaxBackups <= 0 {
 		o.MaxBackups = 10
 	}
+	if o.Open == nil {
+		o.Open = openOSFile
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create audit directory: %w", err)
 	}
-	s := &FileSink{path: path, maxBytes: o.MaxBytes, maxBackups: o.MaxBackups,
+	s := &FileSink{path: path, maxBytes: o.MaxBytes, maxBackups: o.MaxBackups, openFile: o.Open,
 		cur: newBatch(), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := s.open(); err != nil {
 		return nil, err
@@ -159,7 +182,7 @@ func (s *FileSink) commit(buf []byte) error {
 }
 
 func (s *FileSink) open() error {
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := s.openFile(s.path)
 	if err != nil {
 		return fmt.Errorf("open audit file: %w", err)
 	}

@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// maxLine bounds one audit line; a longer one is reported and skipped.
-const maxLine = 4 << 20
+// MaxLine bounds one audit line, without its newline; Read reports a longer one and skips
+// it.
+const MaxLine = 4 << 20
 
 // Filter selects records; a zero field selects everything.
 type Filter struct {
@@ -54,7 +55,7 @@ func (o *Owner) has(kind string) bool {
 	return false
 }
 
-// Problem is a line Read could not take as a record.
+// Problem is a line Read could not take as a record, and skipped.
 type Problem struct {
 	Source string
 	Line   int
@@ -63,51 +64,115 @@ type Problem struct {
 
 func (p Problem) Error() string { return fmt.Sprintf("%s:%d: %v", p.Source, p.Line, p.Err) }
 
-// Read reads the records of one JSON-lines stream, calling fn for each. A line that is JSON
-// but no audit record (credgate's own log lines share stdout with the records) is skipped
-// silently; a line that is not JSON, or a record of a newer schema, is reported to problem
-// and skipped. Only an error reading r, or one fn returns, ends Read early.
+// Handlers receive what Scan finds in a stream.
+type Handlers struct {
+	// Record is called for each record; an error it returns ends Scan with that error.
+	Record func(*Record) error
+	// Problem, if set, is called for each line skipped as broken: not JSON, longer than
+	// MaxLine, a malformed record, or a record of a newer schema.
+	Problem func(Problem)
+	// NotRecord, if set, is called with the number of each line that is JSON but no audit
+	// record (credgate's own log lines share stdout with the records), skipped silently.
+	NotRecord func(line int)
+}
+
+// Read reads the records of one JSON-lines stream, calling fn for each, and problem for each
+// line skipped as broken. It is Scan without NotRecord.
 func Read(r io.Reader, source string, fn func(*Record) error, problem func(Problem)) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
+	return Scan(r, source, Handlers{Record: fn, Problem: problem})
+}
+
+// Scan reads the records of one JSON-lines stream. A line that is a JSON object whose "event"
+// starts with "admission_" is a record (one without "v" is of version 1); any other JSON line
+// is no record and skipped. A line that is not JSON, is longer than MaxLine (it is discarded
+// as it is read, never held whole), is a malformed record or one of a newer schema is
+// reported to h.Problem and skipped. Only an error reading r, or one h.Record returns, ends
+// Scan early.
+func Scan(r io.Reader, source string, h Handlers) error {
+	if h.Problem == nil {
+		h.Problem = func(Problem) {}
+	}
+	if h.NotRecord == nil {
+		h.NotRecord = func(int) {}
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	for line := 1; ; line++ {
+		var n int // length of the line, newline included
+		var err error
+		buf = buf[:0]
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			n += len(chunk)
+			if n <= MaxLine+2 { // room for "\r\n"; a longer line is dropped below
+				buf = append(buf, chunk...)
+			}
+			if err != bufio.ErrBufferFull {
+				break
+			}
 		}
-		var probe struct {
-			V     *int   `json:"v"`
-			Event string `json:"event"`
+		if n == 0 && err == io.EOF {
+			return nil
 		}
-		if err := json.Unmarshal(b, &probe); err != nil {
-			problem(Problem{Source: source, Line: line, Err: fmt.Errorf("not JSON: %w", err)})
-			continue
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read %s: %w", source, err)
 		}
-		if probe.V == nil || !strings.HasPrefix(probe.Event, "admission_") {
-			continue // a log line, not a record
+		b := bytes.TrimSuffix(bytes.TrimSuffix(buf, []byte("\n")), []byte("\r"))
+		if len(buf) < n || len(b) > MaxLine {
+			h.Problem(Problem{Source: source, Line: line, Err: fmt.Errorf("line longer than %d bytes", MaxLine)})
+		} else if rerr := readLine(b, source, line, h); rerr != nil {
+			return rerr
 		}
-		if *probe.V > SchemaVersion {
-			problem(Problem{Source: source, Line: line, Err: fmt.Errorf("record of schema version %d; this credgate reads up to %d", *probe.V, SchemaVersion)})
-			continue
-		}
-		rec := &Record{}
-		if err := json.Unmarshal(b, rec); err != nil {
-			problem(Problem{Source: source, Line: line, Err: fmt.Errorf("malformed record: %w", err)})
-			continue
-		}
-		if err := fn(rec); err != nil {
-			return err
+		if err == io.EOF {
+			return nil
 		}
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return fmt.Errorf("%s:%d: a line longer than %d bytes", source, line+1, maxLine)
-		}
-		return fmt.Errorf("read %s: %w", source, err)
+}
+
+// readLine passes one line to h.
+func readLine(b []byte, source string, line int, h Handlers) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
 	}
-	return nil
+	problem := func(err error) { h.Problem(Problem{Source: source, Line: line, Err: err}) }
+	var probe struct {
+		V     json.RawMessage `json:"v"`
+		Event json.RawMessage `json:"event"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) { // JSON, but no object
+			h.NotRecord(line)
+			return nil
+		}
+		problem(fmt.Errorf("not JSON: %w", err))
+		return nil
+	}
+	var event string
+	if json.Unmarshal(probe.Event, &event) != nil || !strings.HasPrefix(event, "admission_") {
+		h.NotRecord(line) // a log line, not a record
+		return nil
+	}
+	version := 1 // records written before "v" was added
+	if len(probe.V) > 0 && string(probe.V) != "null" {
+		if err := json.Unmarshal(probe.V, &version); err != nil {
+			problem(fmt.Errorf("malformed record: v is %s, not a schema version", probe.V))
+			return nil
+		}
+	}
+	if version > SchemaVersion {
+		problem(fmt.Errorf("record of schema version %d; this credgate reads up to %d", version, SchemaVersion))
+		return nil
+	}
+	rec := &Record{}
+	if err := json.Unmarshal(b, rec); err != nil {
+		problem(fmt.Errorf("malformed record: %w", err))
+		return nil
+	}
+	rec.Version = version
+	return h.Record(rec)
 }
 
 // Files returns path and its rotated files that exist, oldest first, so that records come

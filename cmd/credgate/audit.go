@@ -78,8 +78,12 @@ func newAuditCommand() *cobra.Command {
 		Long: `Audit reads the records credgate serve writes (--audit-file, --audit-stdout) and lists those
 that pass the filters. A file is read with its rotated files (file.N … file.1, oldest first);
 "-" or no argument reads standard input, so the stdout sink reads back with kubectl logs.
-Lines that are not records (credgate's own log lines) are skipped; malformed ones are reported
-on stderr with their line number and skipped.`,
+JSON lines that are not records (credgate's own log lines) are skipped and counted on stderr;
+broken lines (not JSON, a malformed record, a record of a newer schema, a line longer than
+4 MiB) are reported on stderr with their file and line number and skipped, and reading goes on.
+
+Exit status: 0 when every source was read, even with lines skipped; 2 on an error (a file that
+cannot be read, a bad flag).`,
 		Example: `  # Refusals of the last day in namespace ml-team
   credgate audit /var/log/credgate/audit.log --since 24h -n ml-team --event denied
 
@@ -131,25 +135,29 @@ func newAuditSummaryCommand() *cobra.Command {
 }
 
 // readRecords reads every source named (standard input for none or "-"), passing the records
-// that match filter to fn, and reports malformed lines on stderr.
+// that match filter to fn. It reports broken lines on stderr, and counts the JSON lines that
+// are no records (log lines).
 func readRecords(cmd *cobra.Command, args []string, filter *audit.Filter, fn func(*audit.Record)) error {
 	if len(args) == 0 {
 		args = []string{"-"}
 	}
-	problems := 0
-	report := func(p audit.Problem) {
-		problems++
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: skipped %v\n", p)
-	}
-	keep := func(r *audit.Record) error {
-		if filter.Match(r) {
-			fn(r)
-		}
-		return nil
+	problems, notRecords := 0, 0
+	h := audit.Handlers{
+		Record: func(r *audit.Record) error {
+			if filter.Match(r) {
+				fn(r)
+			}
+			return nil
+		},
+		Problem: func(p audit.Problem) {
+			problems++
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v, skipped\n", p)
+		},
+		NotRecord: func(int) { notRecords++ },
 	}
 	for _, arg := range args {
 		if arg == "-" {
-			if err := audit.Read(cmd.InOrStdin(), "stdin", keep, report); err != nil {
+			if err := audit.Scan(cmd.InOrStdin(), "stdin", h); err != nil {
 				return err
 			}
 			continue
@@ -158,24 +166,27 @@ func readRecords(cmd *cobra.Command, args []string, filter *audit.Filter, fn fun
 			return fmt.Errorf("read audit file: %w", err)
 		}
 		for _, path := range audit.Files(arg) {
-			if err := readFile(path, keep, report); err != nil {
+			if err := readFile(path, h); err != nil {
 				return err
 			}
 		}
 	}
 	if problems > 0 {
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d malformed line(s) skipped\n", problems)
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d broken line(s) skipped\n", problems)
+	}
+	if notRecords > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%d JSON line(s) skipped as not audit records (log lines)\n", notRecords)
 	}
 	return nil
 }
 
-func readFile(path string, fn func(*audit.Record) error, problem func(audit.Problem)) error {
+func readFile(path string, h audit.Handlers) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read audit file: %w", err)
 	}
 	defer f.Close()
-	return audit.Read(f, path, fn, problem)
+	return audit.Scan(f, path, h)
 }
 
 func printRecords(w io.Writer, format string, recs []*audit.Record) error {
