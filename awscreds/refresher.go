@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -48,6 +49,8 @@ const (
 	ReasonRefreshRetrying      = "RefreshRetrying"
 	ReasonSourceSecretNotFound = "SourceSecretNotFound"
 	ReasonSourceSecretInvalid  = "SourceSecretInvalid"
+	ReasonSourceNotGranted     = "SourceNotGranted"
+	ReasonNamespaceNotEnabled  = "NamespaceNotEnabled"
 	ReasonAssumeRoleFailed     = "AssumeRoleFailed"
 	ReasonSecretWriteFailed    = "SecretWriteFailed"
 	ReasonProbeSucceeded       = "ProbeSucceeded"
@@ -63,9 +66,10 @@ const (
 type Refresher struct {
 	// Client reads Credentials (from the cache), writes their status and applies Secrets.
 	Client client.Client
-	// Reader reads source Secrets from the API server (credgate caches no Secret).
+	// Reader reads source Secrets (a cache of the source namespace only) and namespace labels.
 	Reader client.Reader
-	// Namespace is credgate's own namespace, where source Secrets live.
+	// Namespace is where source Secrets live: the refresher's own namespace, which neither
+	// tenants nor the admission server can read.
 	Namespace string
 	// MaxDuration, if set, caps every session's lifetime. Below STS's 15-minute minimum it
 	// works only with servers that accept shorter sessions (the tests' MinIO).
@@ -97,15 +101,65 @@ func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
 		DeleteFunc:  func(e event.DeleteEvent) bool { return is(e.Object) },
 		GenericFunc: func(e event.GenericEvent) bool { return is(e.Object) },
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Credential{}, sourceIndex, sourceName); err != nil {
+		return fmt.Errorf("index credentials by source: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("aws-refresher").
 		For(&v1alpha1.Credential{}, builder.WithPredicates(assumeRole, predicate.GenerationChangedPredicate{})).
+		// A source Secret whose keys or grant change, and a namespace whose labels change (a
+		// grant may select it), wake the Credentials that depend on them.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSource),
+			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetNamespace() == r.Namespace }))).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.usersInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: 2,
 			// Back off from a failing STS: 2s, 4s, ... up to 5 minutes.
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](2*time.Second, 5*time.Minute),
 		}).
 		Complete(r)
+}
+
+// sourceIndex indexes Credentials by the source Secret they name.
+const sourceIndex = "spec.aws.sourceSecretRef.name"
+
+func sourceName(o client.Object) []string {
+	c, ok := o.(*v1alpha1.Credential)
+	if !ok || c.Spec.AWS == nil || c.Spec.AWS.SourceSecretRef == nil {
+		return nil
+	}
+	return []string{c.Spec.AWS.SourceSecretRef.Name}
+}
+
+// usersOfSource maps a source Secret to the Credentials that name it.
+func (r *Refresher) usersOfSource(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.CredentialList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{sourceIndex: o.GetName()}); err != nil {
+		r.Log.Error(err, "list credentials of a source", "source", o.GetName())
+		return nil
+	}
+	return requests(list.Items)
+}
+
+// usersInNamespace maps a namespace to its assumeRole Credentials.
+func (r *Refresher) usersInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.CredentialList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		r.Log.Error(err, "list credentials of a namespace", "namespace", o.GetName())
+		return nil
+	}
+	return requests(list.Items)
+}
+
+func requests(cs []v1alpha1.Credential) []reconcile.Request {
+	var out []reconcile.Request
+	for i := range cs {
+		if credential.AWSMode(&cs[i].Spec) == v1alpha1.AWSAssumeRole {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&cs[i])})
+		}
+	}
+	return out
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -133,14 +187,25 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	c := cached.DeepCopy() // the cache shares its objects
 	now := r.clock()
 	d := r.sessionDuration(c)
-	if at := r.refreshAt(c, d); now.Before(at) {
-		return reconcile.Result{RequeueAfter: at.Sub(now)}, nil
+	// The grant is checked on every reconcile, due or not: a source Secret or namespace
+	// that changes wakes the refresher, and a revoked grant refuses new pods at once.
+	source, endpoint, reason, err := r.source(ctx, c)
+	if err == nil {
+		if at := r.refreshAt(c, d); now.Before(at) {
+			return reconcile.Result{RequeueAfter: at.Sub(now)}, nil
+		}
 	}
-
-	creds, reason, err := r.mint(ctx, c, d)
+	var creds Credentials
+	if err == nil {
+		creds, reason, err = r.mint(ctx, c, d, source, endpoint)
+	}
 	if err == nil {
 		if err = r.writeSecret(ctx, c, creds); err != nil {
 			reason = ReasonSecretWriteFailed
+			if apierrors.IsForbidden(err) {
+				reason = ReasonNamespaceNotEnabled
+				err = fmt.Errorf("the refresher may not write Secrets in namespace %s: the platform team enables a namespace with a RoleBinding to the ClusterRole credgate-refresher-secrets (docs/aws.md): %w", c.Namespace, err)
+			}
 		}
 	}
 	if err != nil {
@@ -198,7 +263,7 @@ func hasRefresherStatus(c *v1alpha1.Credential) bool {
 	}
 	switch ready.Reason {
 	case ReasonMinted, ReasonRefreshRetrying, ReasonSourceSecretNotFound, ReasonSourceSecretInvalid,
-		ReasonAssumeRoleFailed, ReasonSecretWriteFailed:
+		ReasonSourceNotGranted, ReasonAssumeRoleFailed, ReasonSecretWriteFailed, ReasonNamespaceNotEnabled:
 		return true
 	}
 	return false
@@ -232,21 +297,32 @@ func (r *Refresher) sessionDuration(c *v1alpha1.Credential) time.Duration {
 	return d
 }
 
-// mint assumes c's role with the source keys; on failure it returns the condition reason.
-func (r *Refresher) mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration) (Credentials, string, error) {
-	a := c.Spec.AWS
+// source reads the source Secret of c and checks that it grants c; it returns the keys and
+// the STS endpoint to call, or the condition reason.
+func (r *Refresher) source(ctx context.Context, c *v1alpha1.Credential) (Source, string, string, error) {
 	var src corev1.Secret
-	key := client.ObjectKey{Namespace: r.Namespace, Name: a.SourceSecretRef.Name}
+	key := client.ObjectKey{Namespace: r.Namespace, Name: c.Spec.AWS.SourceSecretRef.Name}
 	if err := r.Reader.Get(ctx, key, &src); err != nil {
 		if apierrors.IsNotFound(err) {
-			return Credentials{}, ReasonSourceSecretNotFound, fmt.Errorf("source Secret %s not found (it must be in credgate's namespace, %s)", key, r.Namespace)
+			return Source{}, "", ReasonSourceSecretNotFound, fmt.Errorf("source Secret %s not found (source Secrets live in the refresher's namespace, %s)", key, r.Namespace)
 		}
-		return Credentials{}, ReasonSourceSecretNotFound, fmt.Errorf("read source Secret %s: %w", key, err)
+		return Source{}, "", ReasonSourceSecretNotFound, fmt.Errorf("read source Secret %s: %w", key, err)
+	}
+	endpoint, err := r.granted(ctx, c, &src)
+	if err != nil {
+		return Source{}, "", ReasonSourceNotGranted, err
 	}
 	source := Source{AccessKeyID: string(src.Data[SourceAccessKeyID]), SecretAccessKey: string(src.Data[SourceSecretAccessKey])}
 	if source.AccessKeyID == "" || source.SecretAccessKey == "" {
-		return Credentials{}, ReasonSourceSecretInvalid, fmt.Errorf("source Secret %s needs keys %s and %s", key, SourceAccessKeyID, SourceSecretAccessKey)
+		return Source{}, "", ReasonSourceSecretInvalid, fmt.Errorf("source Secret %s needs keys %s and %s", key, SourceAccessKeyID, SourceSecretAccessKey)
 	}
+	return source, endpoint, "", nil
+}
+
+// mint assumes c's role with source at the granted endpoint; on failure it returns the
+// condition reason.
+func (r *Refresher) mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration, source Source, endpoint string) (Credentials, string, error) {
+	a := c.Spec.AWS
 	req := Request{
 		RoleARN:     a.RoleARN,
 		ExternalID:  a.ExternalID,
@@ -254,7 +330,7 @@ func (r *Refresher) mint(ctx context.Context, c *v1alpha1.Credential, d time.Dur
 		Duration:    d,
 		AllowShort:  r.MaxDuration > 0 && r.MaxDuration < MinDuration,
 		Region:      a.Region,
-		Endpoint:    a.Endpoint,
+		Endpoint:    endpoint,
 	}
 	if p := a.SessionPolicy; p != nil && len(p.Raw) > 0 {
 		req.SessionPolicy = string(p.Raw)
@@ -268,6 +344,26 @@ func (r *Refresher) mint(ctx context.Context, c *v1alpha1.Credential, d time.Dur
 		return Credentials{}, ReasonAssumeRoleFailed, redact(err, source)
 	}
 	return creds, "", nil
+}
+
+// granted checks that src grants c's namespace, role and endpoint, and returns the STS
+// endpoint to call: the grant's, never one a tenant wrote.
+func (r *Refresher) granted(ctx context.Context, c *v1alpha1.Credential, src *corev1.Secret) (string, error) {
+	g, err := ParseGrant(src)
+	if err != nil {
+		return "", fmt.Errorf("%w: source Secret %s/%s has a malformed grant (%v); ask your platform team", ErrNotGranted, src.Namespace, src.Name, err)
+	}
+	var ns corev1.Namespace
+	if g.Selector != nil {
+		if err := r.Reader.Get(ctx, client.ObjectKey{Name: c.Namespace}, &ns); err != nil {
+			return "", fmt.Errorf("read namespace %s: %w", c.Namespace, err)
+		}
+	}
+	if err := g.Check(c.Namespace, ns.Labels, c.Spec.AWS.RoleARN, c.Spec.AWS.Endpoint); err != nil {
+		return "", fmt.Errorf("source Secret %s/%s may not be used: %w (grants are the source Secret's %s, %s, %s and %s annotations, set by the platform team)",
+			src.Namespace, src.Name, err, GrantNamespaces, GrantNamespaceSelector, GrantRoleARNs, GrantSTSEndpoint)
+	}
+	return g.Endpoint, nil
 }
 
 // redact keeps the source keys out of an error that reaches a condition or a log line,
@@ -335,7 +431,8 @@ func (r *Refresher) failed(c *v1alpha1.Credential, reason string, err error, now
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
 		Message: err.Error(), ObservedGeneration: c.Generation}
 	ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
-	if ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == c.Generation &&
+	// A revoked grant stops new pods at once; the sessions already minted run out.
+	if reason != ReasonSourceNotGranted && ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == c.Generation &&
 		c.Status.ExpiresAt != nil && c.Status.ExpiresAt.After(now.Add(time.Minute)) {
 		cond.Status = metav1.ConditionTrue
 		cond.Reason = ReasonRefreshRetrying

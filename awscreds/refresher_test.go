@@ -77,9 +77,11 @@ func newHarness(t *testing.T, aws v1alpha1.AWS) *harness {
 	}
 	cred := &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: "ml", UID: "uid-1", Generation: 1},
 		Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeAWS, AWS: &aws}}
-	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "credgate-system"},
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "credgate-refresher",
+		Annotations: map[string]string{GrantNamespaces: "ml", GrantRoleARNs: "arn:aws:iam::1:role/*"}},
 		Data: map[string][]byte{SourceAccessKeyID: []byte("AKIALONGLIVED"), SourceSecretAccessKey: []byte(sourceSecret)}}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cred, src).WithStatusSubresource(cred).Build()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ml", Labels: map[string]string{"team": "ml"}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cred, src, ns).WithStatusSubresource(cred).Build()
 	h := &harness{t: t, client: c, now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), key: client.ObjectKeyFromObject(cred),
 		events: &eventLog{}}
 	h.sts = &fakeSTS{now: func() time.Time { return h.now }}
@@ -87,7 +89,7 @@ func newHarness(t *testing.T, aws v1alpha1.AWS) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.r = &Refresher{Client: c, Reader: c, Namespace: "credgate-system", Log: logr.Discard(), Metrics: m, Events: h.events,
+	h.r = &Refresher{Client: c, Reader: c, Namespace: "credgate-refresher", Log: logr.Discard(), Metrics: m, Events: h.events,
 		now: func() time.Time { return h.now }, assume: h.sts.assume,
 		verify: func(context.Context, *v1alpha1.AWS, Credentials) (string, string, bool) {
 			return ReasonProbeSucceeded, "probed", true
@@ -279,7 +281,7 @@ func TestRefresherFailures(t *testing.T) {
 		h := newHarness(t, a)
 		_, _ = h.reconcile()
 		ready := meta.FindStatusCondition(h.credential().Status.Conditions, v1alpha1.ConditionReady)
-		if ready == nil || ready.Reason != ReasonSourceSecretNotFound || !strings.Contains(ready.Message, "credgate's namespace, credgate-system") {
+		if ready == nil || ready.Reason != ReasonSourceSecretNotFound || !strings.Contains(ready.Message, "the refresher's namespace, credgate-refresher") {
 			t.Errorf("Ready: %+v", ready)
 		}
 		if len(h.sts.calls) != 0 {

@@ -30,7 +30,6 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
-	"github.com/credgate/credgate/awscreds"
 	"github.com/credgate/credgate/certs"
 	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/policies"
@@ -59,13 +58,9 @@ type Options struct {
 	// (one replica, the elected leader, rotates it); nil reads whatever CertDir holds
 	// (cert-manager, credgate certs).
 	SelfManagedCerts *certs.SelfManaged
-	// Namespace is credgate's own namespace: the leader-election Lease, and the source
-	// Secrets of assumeRole Credentials.
+	// Namespace is credgate's own namespace: the leader-election Lease of certificate
+	// rotation.
 	Namespace string
-	// AWSRefresher runs the refresher of assumeRole Credentials (on the elected leader).
-	AWSRefresher bool
-	// AWSMaxSessionDuration, if set, caps every assumeRole session's lifetime.
-	AWSMaxSessionDuration time.Duration
 }
 
 // AuditOptions configure the audit records of refused, warned and audited admissions.
@@ -120,8 +115,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 			},
 		},
 	}
-	if o.SelfManagedCerts != nil || o.AWSRefresher {
-		// Background work (certificate rotation, credential refresh) runs on one replica.
+	if o.SelfManagedCerts != nil {
+		// Certificate rotation runs on one replica.
 		mo.LeaderElection = true
 		mo.LeaderElectionID = LeaderElectionID
 		mo.LeaderElectionNamespace = o.Namespace
@@ -163,24 +158,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err != nil {
 		return nil, err
 	}
-	recorder, err := newEventRecorder(mgr, cfg, scheme)
+	recorder, err := NewEventRecorder(mgr, cfg, scheme)
 	if err != nil {
 		return nil, err
 	}
 	metrics, err := NewMetrics(crmetrics.Registry)
 	if err != nil {
 		return nil, err
-	}
-	if o.AWSRefresher {
-		m, err := awscreds.NewMetrics(crmetrics.Registry)
-		if err != nil {
-			return nil, err
-		}
-		r := &awscreds.Refresher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: o.Namespace,
-			MaxDuration: o.AWSMaxSessionDuration, Log: log.WithName("aws-refresher"), Metrics: m, Events: recorder}
-		if err := r.SetupWithManager(mgr); err != nil {
-			return nil, fmt.Errorf("add the AWS credential refresher: %w", err)
-		}
 	}
 	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Events: recorder,
 		Metrics: metrics, Log: log}.Register(srv)
@@ -251,10 +235,10 @@ func newAuditor(mgr manager.Manager, o AuditOptions) (*audit.Auditor, error) {
 	return a, nil
 }
 
-// newEventRecorder returns an events.k8s.io recorder whose broadcaster runs with mgr: it
+// NewEventRecorder returns an events.k8s.io recorder whose broadcaster runs with mgr: it
 // aggregates identical Events into a series (one create, then one patch, however many times a
 // refusal repeats).
-func newEventRecorder(mgr manager.Manager, cfg *rest.Config, scheme *runtime.Scheme) (events.EventRecorder, error) {
+func NewEventRecorder(mgr manager.Manager, cfg *rest.Config, scheme *runtime.Scheme) (events.EventRecorder, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create events client: %w", err)

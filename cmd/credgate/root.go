@@ -30,7 +30,7 @@ of its pods, after refusing credentials that must not be used.`,
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCommand(), newEvalCommand(), newPolicyCommand(), newAuditCommand(), newCertsCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newRefresherCommand(), newEvalCommand(), newPolicyCommand(), newAuditCommand(), newCertsCommand(), newVersionCommand())
 
 	err := root.ExecuteContext(ctx)
 	var ee exitError

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -59,12 +60,8 @@ the webhook answers, in --audit-file (rotated at --audit-max-size MiB, keeping
 audit). If a record cannot be written, --audit-on-error=refuse (the default) fails the
 admission; admit lets it through and counts credgate_audit_write_errors_total.
 
-Temporary AWS credentials: for every Credential with spec.aws.mode assumeRole, the elected
-leader assumes the role with the long-lived keys of spec.aws.sourceSecretRef (a Secret in
---namespace, credgate's own) and the Credential's session policy, writes the temporary
-credentials to the Secret credgate-aws-<credential> in the Credential's namespace, and mints
-them again at about two thirds of their lifetime (see docs/aws.md). --aws-refresher=false
-turns this off (pods then get no new credentials: they are refused once the last ones expire).
+Temporary AWS credentials are minted by another process, credgate refresher, which runs
+with its own service account: the server that faces the API server writes no Secret.
 
 Endpoints: /mutate-v1-pod, /mutate-batch-v1-job, /mutate-batch-v1-cronjob and the matching
 /validate-* paths on the webhook port; /healthz and /readyz on the health address; /metrics
@@ -104,29 +101,25 @@ on the metrics address.`,
 	f.DurationVar(&o.selfCerts.CAValidity, "ca-validity", 10*365*24*time.Hour, "validity of the self-managed CA")
 	f.DurationVar(&o.selfCerts.RenewBefore, "cert-renew-before", 90*24*time.Hour, "renew self-managed certificates this long before they expire")
 	f.DurationVar(&o.selfCerts.CheckInterval, "cert-check-interval", 12*time.Hour, "how often the leader checks the self-managed certificates")
-	f.StringVar(&o.Namespace, "namespace", defaultNamespace(), "credgate's own namespace, $POD_NAMESPACE when set: the leader-election Lease and the source Secrets of assumeRole Credentials")
-	f.BoolVar(&o.AWSRefresher, "aws-refresher", true, "mint and refresh the temporary credentials of assumeRole Credentials (on the elected leader)")
-	f.DurationVar(&o.AWSMaxSessionDuration, "aws-max-session-duration", 0, "cap every assumeRole session at this lifetime (0: as each Credential says, default 1h); under 15m only for servers that accept shorter sessions than STS")
+	f.StringVar(&o.Namespace, "namespace", defaultNamespace("credgate-system"), "credgate's own namespace, $POD_NAMESPACE when set: the leader-election Lease of certificate rotation")
 	return cmd
 }
 
 // defaultNamespace is the namespace the pod runs in (the downward API's POD_NAMESPACE), or
-// credgate-system.
-func defaultNamespace() string {
+// fallback.
+func defaultNamespace(fallback string) string {
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 		return ns
 	}
-	return "credgate-system"
+	return fallback
 }
 
 func (o *serveOptions) run(cmd *cobra.Command) error {
-	zl, err := newZap(o.verbosity)
+	log, sync, err := newLogger(o.verbosity)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = zl.Sync() }()
-	log := zapr.NewLogger(zl)
-	ctrl.SetLogger(log)
+	defer sync()
 
 	o.PolicyDir = o.policy.dir
 	if o.Audit.OnError, err = audit.ParseOnError(o.auditOnError); err != nil {
@@ -152,9 +145,6 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if o.Namespace == "" {
 		return fmt.Errorf("--namespace must not be empty")
 	}
-	if o.AWSMaxSessionDuration < 0 || (o.AWSMaxSessionDuration > 0 && o.AWSMaxSessionDuration < time.Second) {
-		return fmt.Errorf("--aws-max-session-duration %s: want 0 (no cap) or at least 1s", o.AWSMaxSessionDuration)
-	}
 	if o.auditStdout {
 		o.Audit.Stdout = cmd.OutOrStdout()
 	}
@@ -173,15 +163,19 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	return mgr.Start(cmd.Context())
 }
 
-func newZap(verbosity int) (*zap.Logger, error) {
+// newLogger builds the JSON logger of credgate's servers (zap behind logr) and makes it
+// controller-runtime's; sync flushes it.
+func newLogger(verbosity int) (log logr.Logger, sync func(), err error) {
 	c := zap.NewProductionConfig()
 	c.Level = zap.NewAtomicLevelAt(zapcore.Level(-verbosity))
 	c.Sampling = nil
-	l, err := c.Build()
+	zl, err := c.Build()
 	if err != nil {
-		return nil, fmt.Errorf("build logger: %w", err)
+		return logr.Logger{}, nil, fmt.Errorf("build logger: %w", err)
 	}
-	return l, nil
+	log = zapr.NewLogger(zl)
+	ctrl.SetLogger(log)
+	return log, func() { _ = zl.Sync() }, nil
 }
 
 // loadConfig reads the kubeconfig file named, or else the in-cluster config, then $KUBECONFIG

@@ -16,8 +16,7 @@ import (
 // CertSecret is where credgate keeps its certificates in the cluster.
 var CertSecret = types.NamespacedName{Namespace: Namespace, Name: "credgate-serving-cert"}
 
-// Namespace is credgate's own namespace (--namespace): its certificates, its Lease, the
-// source Secrets of assumeRole Credentials.
+// Namespace is credgate serve's own namespace (--namespace): its certificates and its Lease.
 const Namespace = "credgate-system"
 
 // prepareSelfManagedCerts creates credgate's namespace and the empty Secret the manifests

@@ -33,15 +33,23 @@ type Cluster struct {
 	Kubeconfig string // an admin kubeconfig file
 	CertDir    string
 	AuditPath  string
+	// PolicyDir is every credgate serve's --policy-dir, empty at start: a test writes a
+	// .rego file into it and waits for the reload (WaitPolicyRevision).
+	PolicyDir string
 	Port       int    // credgate's webhook port
 	Metrics    string // credgate's metrics address
+	// RefresherMetrics is credgate refresher's metrics address.
+	RefresherMetrics string
 	WorkDir    string // logs of every process, certificates, the audit file
 
 	o         Options
 	env       *envtest.Environment
 	kcm       *exec.Cmd
 	credgate  *exec.Cmd
+	refresher *exec.Cmd
 	stopMount func()
+	// Kubeconfigs of the service accounts credgate serve and credgate refresher run as.
+	servingKubeconfig, refresherKubeconfig string
 }
 
 // Options configure Start.
@@ -56,15 +64,18 @@ type Options struct {
 	CertValidity, RenewBefore time.Duration
 	// CredgateArgs are more flags of every credgate serve started.
 	CredgateArgs []string
+	// RefresherArgs are more flags of credgate refresher.
+	RefresherArgs []string
 }
 
 // Binaries are what Start needs in bin/.
 var Binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "credgate"}
 
 // Start starts etcd and kube-apiserver (envtest) with credgate's CRD, kube-controller-manager
-// with the Job and CronJob controllers, and credgate serve over TLS with self-managed
-// certificates, registered with the webhook configurations of manifests/webhook. Stop stops
-// them all.
+// with the Job and CronJob controllers, credgate serve over TLS with self-managed
+// certificates, registered with the webhook configurations of manifests/webhook, and credgate
+// refresher. credgate serve and credgate refresher run as their service accounts, with the
+// RBAC of manifests/. Stop stops them all.
 func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	bin := filepath.Join(o.Root, "bin")
 	for _, b := range Binaries {
@@ -80,12 +91,16 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c := &Cluster{Root: o.Root, Bin: bin, WorkDir: work, CertDir: filepath.Join(work, "certs"),
-		AuditPath: filepath.Join(work, "audit", "audit.log"), o: o}
+		AuditPath: filepath.Join(work, "audit", "audit.log"),
+		PolicyDir: filepath.Join(work, "policies"), o: o}
 	defer func() {
 		if err != nil {
 			c.Stop()
 		}
 	}()
+	if err := os.MkdirAll(c.PolicyDir, 0o750); err != nil {
+		return nil, err
+	}
 	c.progress("starting etcd and kube-apiserver")
 	c.env = &envtest.Environment{
 		BinaryAssetsDirectory: bin,
@@ -132,6 +147,15 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err := c.prepareSelfManagedCerts(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.installRBAC(ctx); err != nil {
+		return nil, err
+	}
+	if c.servingKubeconfig, err = c.kubeconfigFor(ServingAccount); err != nil {
+		return nil, err
+	}
+	if c.refresherKubeconfig, err = c.kubeconfigFor(RefresherAccount); err != nil {
+		return nil, err
+	}
 	c.stopMount = c.mountSecret(ctx)
 	if err := c.installWebhooks(ctx); err != nil {
 		return nil, err
@@ -140,12 +164,48 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err := c.StartCredgate(ctx); err != nil {
 		return nil, err
 	}
+	c.progress("starting credgate refresher")
+	if err := c.StartRefresher(ctx); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// StartRefresher runs credgate refresher and waits until it is ready.
+func (c *Cluster) StartRefresher(ctx context.Context) error {
+	mport, err := freePort()
+	if err != nil {
+		return err
+	}
+	hport, err := freePort()
+	if err != nil {
+		return err
+	}
+	metrics, health := "127.0.0.1:"+strconv.Itoa(mport), "127.0.0.1:"+strconv.Itoa(hport)
+	args := append([]string{"refresher", "--kubeconfig=" + c.refresherKubeconfig, "--namespace=" + RefresherNamespace,
+		"--metrics-bind-address=" + metrics, "--health-probe-bind-address=" + health}, c.o.RefresherArgs...)
+	cmd, err := c.start("credgate-refresher", filepath.Join(c.Bin, "credgate"), args...)
+	if err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, "credgate-refresher", health); err != nil {
+		stop(cmd)
+		return err
+	}
+	c.refresher, c.RefresherMetrics = cmd, metrics
+	return nil
+}
+
+// StopRefresher stops credgate refresher.
+func (c *Cluster) StopRefresher() {
+	stop(c.refresher)
+	c.refresher = nil
 }
 
 // Stop stops credgate, kube-controller-manager, kube-apiserver and etcd. The work directory
 // stays (its logs tell what happened); RemoveWorkDir removes it.
 func (c *Cluster) Stop() {
+	c.StopRefresher()
 	c.StopCredgate()
 	stop(c.kcm)
 	if c.stopMount != nil {
@@ -259,9 +319,10 @@ func (c *Cluster) startReplica(ctx context.Context, name string, port int, certD
 	r := &Replica{Port: port, Metrics: "127.0.0.1:" + strconv.Itoa(mport), CertDir: certDir}
 	health := "127.0.0.1:" + strconv.Itoa(hport)
 	args := append([]string{"serve",
-		"--kubeconfig=" + c.Kubeconfig, "--cert-dir=" + certDir, "--host=127.0.0.1", "--port=" + strconv.Itoa(port),
+		"--kubeconfig=" + c.servingKubeconfig, "--cert-dir=" + certDir, "--host=127.0.0.1", "--port=" + strconv.Itoa(port),
 		"--metrics-bind-address=" + r.Metrics, "--health-probe-bind-address=" + health,
 		"--audit-file=" + auditPath, "--namespace=" + Namespace,
+		"--policy-dir=" + c.PolicyDir, "--policy-reload-interval=500ms",
 		// Self-managed certificates, renewed as Options say.
 		"--cert-management=self", "--cert-secret=" + CertSecret.Namespace + "/" + CertSecret.Name,
 		"--cert-dns-name=localhost", "--cert-validity=" + c.o.CertValidity.String(),
@@ -270,20 +331,28 @@ func (c *Cluster) startReplica(ctx context.Context, name string, port int, certD
 	if err != nil {
 		return nil, err
 	}
+	if err := c.waitReady(ctx, name, health); err != nil {
+		stop(r.cmd)
+		return nil, err
+	}
+	return r, waitTLS(ctx, port)
+}
+
+// waitReady waits until the process name answers /readyz at health.
+func (c *Cluster) waitReady(ctx context.Context, name, health string) error {
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
 		res, err := http.Get("http://" + health + "/readyz")
 		if err == nil {
 			_ = res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return r, waitTLS(ctx, port)
+				return nil
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	stop(r.cmd)
 	log, _ := os.ReadFile(filepath.Join(c.WorkDir, name+".log"))
-	return nil, fmt.Errorf("%s did not become ready in 60s:\n%s", name, log)
+	return fmt.Errorf("%s did not become ready in 60s:\n%s", name, log)
 }
 
 // waitTLS waits until port accepts TLS connections.

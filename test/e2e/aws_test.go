@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha1" //nolint:gosec // MinIO derives role ARNs with it
 	"encoding/base64"
 	"encoding/json"
@@ -23,6 +24,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,15 +50,39 @@ const dataOnly = `{"Version":"2012-10-17","Statement":[` +
 	`{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::data/*"]},` +
 	`{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::data"]}]}`
 
-// sourceSecret creates, in credgate's namespace, a Secret of long-lived keys.
-func sourceSecret(t *testing.T, name, id, secret string) {
+// trainerRoles is the role pattern the tests' sources grant.
+const trainerRoles = "arn:aws:iam::000000000000:role/*"
+
+// sourceSecret creates, in the refresher's namespace, a Secret of long-lived keys granted to
+// the namespaces given, for the tests' roles, at MinIO's STS.
+func sourceSecret(t *testing.T, name, id, secret string, namespaces ...string) {
 	t.Helper()
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cluster.Namespace},
+	grantedSource(t, name, id, secret, map[string]string{awscreds.GrantNamespaces: strings.Join(namespaces, ","),
+		awscreds.GrantRoleARNs: trainerRoles, awscreds.GrantSTSEndpoint: s3srv.Endpoint})
+}
+
+// grantedSource creates a source Secret with the grant annotations given.
+func grantedSource(t *testing.T, name, id, secret string, grant map[string]string) {
+	t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cluster.RefresherNamespace, Annotations: grant},
 		StringData: map[string]string{awscreds.SourceAccessKeyID: id, awscreds.SourceSecretAccessKey: secret}}
 	if err := c.Client.Create(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Client.Delete(t.Context(), s) })
+	t.Cleanup(func() { _ = c.Client.Delete(context.Background(), s) })
+}
+
+// enableRefresher lets the refresher write Secrets in ns, as manifests/refresher/
+// tenant-rolebinding.yaml does for a namespace the platform enables.
+func enableRefresher(t *testing.T, ns string) {
+	t.Helper()
+	b := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "credgate-refresher", Namespace: ns},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "credgate-refresher-secrets"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: cluster.RefresherAccount.Name,
+			Namespace: cluster.RefresherAccount.Namespace}}}
+	if err := c.Client.Create(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // assumeRoleCredential creates an s3-compatible Credential of mode assumeRole against MinIO.
@@ -171,7 +197,8 @@ func read(t *testing.T, c *s3.Client, bucket, key string) (string, int, error) {
 func TestTemporaryAWSCredentials(t *testing.T) {
 	seedBuckets(t)
 	ns := namespace(t)
-	sourceSecret(t, "minio-trainer-keys", minio.RootUser, minio.RootPassword)
+	enableRefresher(t, ns)
+	sourceSecret(t, "minio-trainer-keys", minio.RootUser, minio.RootPassword, ns)
 	assumeRoleCredential(t, ns, "s3", "minio-trainer-keys")
 
 	cred, ready := condition(t, ns, "s3", v1alpha1.ConditionReady, metav1.ConditionTrue)
@@ -195,7 +222,7 @@ func TestTemporaryAWSCredentials(t *testing.T) {
 	}
 
 	// One AssumeRole per Credential, not per pod.
-	minted := metricSum(t, `credgate_aws_refreshes_total{result="Minted"}`)
+	minted := metricSumAt(t, c.RefresherMetrics, `credgate_aws_refreshes_total{result="Minted"}`)
 	for _, name := range []string{"train", "train-2"} {
 		if err := c.Client.Create(t.Context(), job(ns, name, []string{"s3"})); err != nil {
 			t.Fatalf("create Job: %v", err)
@@ -203,7 +230,7 @@ func TestTemporaryAWSCredentials(t *testing.T) {
 	}
 	pod := jobPod(t, ns, "train")
 	jobPod(t, ns, "train-2")
-	if now := metricSum(t, `credgate_aws_refreshes_total{result="Minted"}`); now != minted || minted < 1 {
+	if now := metricSumAt(t, c.RefresherMetrics, `credgate_aws_refreshes_total{result="Minted"}`); now != minted || minted < 1 {
 		t.Errorf("credgate_aws_refreshes_total{result=\"Minted\"} went from %v to %v for two pods; want no STS call per pod", minted, now)
 	}
 	spec, err := json.Marshal(pod.Spec)
@@ -284,10 +311,11 @@ func TestTemporaryAWSCredentials(t *testing.T) {
 	notInLogs(t, minio.RootPassword, first.SecretAccessKey, first.SessionToken)
 }
 
-// notInLogs fails t if credgate's log or audit file holds any of values.
+// notInLogs fails t if credgate's or the refresher's log or the audit file holds any of
+// values.
 func notInLogs(t *testing.T, values ...string) {
 	t.Helper()
-	for _, f := range []string{filepath.Join(c.WorkDir, "credgate.log"), c.AuditPath} {
+	for _, f := range []string{filepath.Join(c.WorkDir, "credgate.log"), filepath.Join(c.WorkDir, "credgate-refresher.log"), c.AuditPath} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -305,7 +333,8 @@ func notInLogs(t *testing.T, values ...string) {
 func TestAssumeRoleWrongSourceKey(t *testing.T) {
 	ns := namespace(t)
 	const wrong = "not-the-minio-secret-key"
-	sourceSecret(t, "minio-wrong-keys", minio.RootUser, wrong)
+	enableRefresher(t, ns)
+	sourceSecret(t, "minio-wrong-keys", minio.RootUser, wrong, ns)
 	assumeRoleCredential(t, ns, "s3-wrong", "minio-wrong-keys")
 	cred, ready := condition(t, ns, "s3-wrong", v1alpha1.ConditionReady, metav1.ConditionFalse)
 	if ready.Reason != awscreds.ReasonAssumeRoleFailed || !strings.Contains(ready.Message, "assume role") {

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	// Certificates renewed every few seconds, so that every test runs while they rotate
 	// (TestCertRotationUnderLoad counts the rotations).
 	c, err = cluster.Start(context.Background(), cluster.Options{Root: root, CertValidity: 30 * time.Second, RenewBefore: 22 * time.Second,
-		CredgateArgs: []string{"--aws-max-session-duration=" + awsSession.String()}})
+		RefresherArgs: []string{"--aws-max-session-duration=" + awsSession.String()}})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		os.Exit(1)

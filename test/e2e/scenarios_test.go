@@ -286,7 +286,13 @@ func requestsServed(t *testing.T) float64 {
 // series (a metric name and "{", or a name with labels).
 func metricSum(t *testing.T, series string) float64 {
 	t.Helper()
-	res, err := http.Get("http://" + c.Metrics + "/metrics")
+	return metricSumAt(t, c.Metrics, series)
+}
+
+// metricSumAt is metricSum of the metrics endpoint at addr.
+func metricSumAt(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
