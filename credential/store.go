@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,13 +23,26 @@ type Store interface {
 }
 
 // ClientStore reads Credentials from an informer cache. On a cache miss it makes one direct
-// GET, so a Credential created a moment ago is not refused while the informer catches up.
+// GET, so a Credential created a moment ago is not refused while the informer catches up; a
+// name the API server confirmed missing is not asked for again for MissTTL, so that a flood
+// of requests naming credentials that do not exist costs the API server nothing.
 type ClientStore struct {
 	// Cache is the informer-backed reader (manager.GetCache()).
 	Cache client.Reader
 	// Live reads from the API server (manager.GetAPIReader()); used on a cache miss only.
 	Live client.Reader
+	// Now is the clock of the miss memory (nil: time.Now).
+	Now func() time.Time
+
+	mu     sync.Mutex
+	misses map[client.ObjectKey]time.Time // confirmed misses, until when they are trusted
 }
+
+// Bounds of the memory of confirmed misses.
+const (
+	MissTTL   = 5 * time.Second
+	maxMisses = 4096
+)
 
 var _ Store = (*ClientStore)(nil)
 
@@ -36,13 +51,56 @@ func (s *ClientStore) Get(ctx context.Context, namespace, name string) (*v1alpha
 	c := &v1alpha1.Credential{}
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	err := s.Cache.Get(ctx, key, c)
-	if apierrors.IsNotFound(err) && s.Live != nil {
-		err = s.Live.Get(ctx, key, c)
+	if !apierrors.IsNotFound(err) || s.Live == nil {
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
-	if err != nil {
+	if s.missedRecently(key) {
+		return nil, err
+	}
+	if err = s.Live.Get(ctx, key, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			s.rememberMiss(key)
+		}
 		return nil, err
 	}
 	return c, nil
+}
+
+func (s *ClientStore) clock() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *ClientStore) missedRecently(key client.ObjectKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.misses[key]
+	return ok && s.clock().Before(until)
+}
+
+func (s *ClientStore) rememberMiss(key client.ObjectKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock()
+	if len(s.misses) >= maxMisses {
+		for k, until := range s.misses {
+			if !now.Before(until) {
+				delete(s.misses, k)
+			}
+		}
+		if len(s.misses) >= maxMisses {
+			clear(s.misses) // still full of fresh misses: forget them all, bounded either way
+		}
+	}
+	if s.misses == nil {
+		s.misses = make(map[client.ObjectKey]time.Time)
+	}
+	s.misses[key] = now.Add(MissTTL)
 }
 
 // Names implements Store. It lists from the cache, never from the API server.

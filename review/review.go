@@ -135,6 +135,9 @@ type Reviewer struct {
 // refusals are Violations. The order is fixed: find the pod, read what it requests, resolve,
 // decide (policy), mutate.
 func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
+	if len(req.Raw) > MaxObjectBytes {
+		return Decision{}, fmt.Errorf("%w: the object is %d bytes; credgate reviews objects of at most %d", workload.ErrMalformed, len(req.Raw), MaxObjectBytes)
+	}
 	t, err := workload.PodTemplate(req.Object)
 	if err != nil {
 		return Decision{}, err
@@ -146,6 +149,9 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 		}
 	}
 	workload.InheritLabels(req.Object, t)
+	if v := overLimits(t); v != nil {
+		return Decision{DryRun: req.DryRun, Kind: req.GVK.Kind, Violations: []Violation{*v}}, nil
+	}
 	names, problems := workload.Requested(t.Meta.Labels)
 	d := Decision{Credentials: names, DryRun: req.DryRun, Kind: req.GVK.Kind}
 	for _, p := range problems {
@@ -168,15 +174,23 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if err := r.decide(ctx, req, raw, t, targets, missing, &d); err != nil {
 		return Decision{}, err
 	}
+	bound(&d)
 	if d.Denied() {
 		return d, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Decision{}, fmt.Errorf("review: %w", err)
 	}
 	for _, c := range mutate.Apply(t, resolved, targets) {
 		d.Warnings = append(d.Warnings, "credential "+c.Credential+": "+c.Message)
 	}
+	d.Warnings = boundWarnings(d.Warnings)
 	d.Mutated = true
 	if req.DecideOnly {
 		return d, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Decision{}, fmt.Errorf("review: %w", err)
 	}
 	mutated, err := json.Marshal(req.Object)
 	if err != nil {

@@ -1,0 +1,114 @@
+package review
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/policies"
+)
+
+// countingStore finds no Credential and counts the lookups.
+type countingStore struct{ gets int }
+
+func (s *countingStore) Get(_ context.Context, _, name string) (*v1alpha1.Credential, error) {
+	s.gets++
+	return nil, apierrors.NewNotFound(schema.GroupResource{Group: "credgate.dev", Resource: "credentials"}, name)
+}
+
+func (s *countingStore) Names(context.Context, string) ([]string, error) { return nil, nil }
+
+// loudPolicy denies with n violations of long messages.
+type loudPolicy struct{ n, size int }
+
+func (p loudPolicy) Evaluate(context.Context, ast.Value) (policies.Result, error) {
+	var r policies.Result
+	for i := range p.n {
+		r.Deny = append(r.Deny, policies.Violation{Rule: "user-rule", Message: fmt.Sprintf("%d %s", i, strings.Repeat("é", p.size))})
+	}
+	return r, nil
+}
+
+func labelledPod(labels, containers int) *corev1.Pod {
+	p := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{}}}
+	for i := range labels {
+		p.Labels[fmt.Sprintf("credentials.credgate.dev/missing-%d", i)] = "true"
+	}
+	for i := range containers {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%d", i), Image: "x"})
+	}
+	return p
+}
+
+func TestLimitsRefuseBeforeAnyLookup(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		labels, ctrs      int
+		wantLimit         bool
+		wantLookupsAtMost int
+	}{
+		{name: "20,000 credential labels", labels: 20000, ctrs: 1, wantLimit: true},
+		{name: "at the label limit", labels: MaxCredentialLabels, ctrs: 1, wantLookupsAtMost: MaxCredentialLabels},
+		{name: "16,000 containers", labels: 1, ctrs: 16000, wantLimit: true},
+		{name: "many containers, no credentials", labels: 0, ctrs: 16000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &countingStore{}
+			r := &Reviewer{Store: store, Policy: loudPolicy{}}
+			d, err := r.Review(t.Context(), Request{Namespace: "ns", Object: labelledPod(tc.labels, tc.ctrs), GVK: corev1.SchemeGroupVersion.WithKind("Pod")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			limited := len(d.Violations) == 1 && d.Violations[0].Rule == RuleLimit
+			if limited != tc.wantLimit {
+				t.Fatalf("violations %v, want limit-exceeded: %v", d.Violations, tc.wantLimit)
+			}
+			if store.gets > tc.wantLookupsAtMost {
+				t.Errorf("%d credential lookups, want at most %d", store.gets, tc.wantLookupsAtMost)
+			}
+			if len(d.Message()) > 4096 {
+				t.Errorf("refusal message of %d bytes", len(d.Message()))
+			}
+		})
+	}
+}
+
+func TestDecisionsAreBounded(t *testing.T) {
+	r := &Reviewer{Store: &countingStore{}, Policy: loudPolicy{n: 500, size: 100000}}
+	d, err := r.Review(t.Context(), Request{Namespace: "ns", Object: labelledPod(1, 1), GVK: corev1.SchemeGroupVersion.WithKind("Pod")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Violations) != MaxViolations {
+		t.Errorf("%d violations kept, want %d", len(d.Violations), MaxViolations)
+	}
+	for _, v := range d.Violations {
+		if len(v.Message) > MaxMessageBytes || !strings.HasSuffix(v.Message, "(truncated)") && !strings.Contains(v.Message, "more violations") {
+			t.Fatalf("message of %d bytes: %.80q", len(v.Message), v.Message)
+		}
+	}
+	if last := d.Violations[len(d.Violations)-1].Message; !strings.Contains(last, fmt.Sprintf("and %d more violations", 500+1-MaxViolations)) {
+		t.Errorf("last violation: %q", last)
+	}
+	if n := len(d.Message()); n > MaxViolations*(MaxMessageBytes+64) {
+		t.Errorf("refusal message of %d bytes", n)
+	}
+}
+
+func TestObjectSizeBounded(t *testing.T) {
+	r := &Reviewer{Store: &countingStore{}, Policy: loudPolicy{}}
+	_, err := r.Review(t.Context(), Request{Namespace: "ns", Object: labelledPod(1, 1), Raw: make([]byte, MaxObjectBytes+1),
+		GVK: corev1.SchemeGroupVersion.WithKind("Pod")})
+	if err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("error %v", err)
+	}
+}
