@@ -85,7 +85,7 @@ test: verify-generated control-plane $(BIN)/minio build ## Run every test: unit,
 	$(GO) test -count=1 -tags e2e ./test/e2e/ ./awscreds/
 
 .PHONY: e2e
-e2e: control-plane build ## Run the end-to-end tests only (etcd, kube-apiserver, the Job controller, credgate serve).
+e2e: control-plane $(BIN)/minio build ## Run the end-to-end tests only (etcd, kube-apiserver, the Job controller, credgate serve and refresher, MinIO).
 	$(GO) test -count=1 -tags e2e ./test/e2e/ -v
 
 .PHONY: golden

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/workload"
 )
 
@@ -24,6 +25,10 @@ const (
 	MaxViolations = 32
 	// MaxObjectBytes is the largest object reviewed: the API server's own limit on a request.
 	MaxObjectBytes = 3 << 20
+	// MaxInjections bounds what one pod may be given: variables and mounts, counted once per
+	// target container. It bounds the patch (64 containers × 32 credentials × 64 variables
+	// would otherwise make one of megabytes).
+	MaxInjections = 4096
 )
 
 // RuleLimit refuses an object over one of the limits above.
@@ -47,6 +52,24 @@ func overLimits(t workload.Template) *Violation {
 	if n := len(t.Spec.InitContainers) + len(t.Spec.Containers) + len(t.Spec.EphemeralContainers); n > MaxContainers {
 		return &Violation{Rule: RuleLimit, Message: fmt.Sprintf(
 			"the pod has %d containers; credgate injects into pods of at most %d", n, MaxContainers)}
+	}
+	return nil
+}
+
+// overInjections returns a violation if injecting creds into targets containers would add
+// more than MaxInjections variables and mounts, else nil.
+func overInjections(creds []credential.Resolved, targets int) *Violation {
+	per := 0
+	for i := range creds {
+		per += len(creds[i].Env)
+		if creds[i].Files != nil {
+			per++
+		}
+	}
+	if n := per * targets; n > MaxInjections {
+		return &Violation{Rule: RuleLimit, Message: fmt.Sprintf(
+			"injecting these credentials would add %d variables and mounts to the pod's containers; at most %d are injected: "+
+				"request fewer credentials, or name the containers that need them (credgate.dev/containers)", n, MaxInjections)}
 	}
 	return nil
 }

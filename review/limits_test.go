@@ -112,3 +112,32 @@ func TestObjectSizeBounded(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// fullStore holds one generic Credential of 64 literal variables under every name asked.
+type fullStore struct{}
+
+func (fullStore) Get(_ context.Context, ns, name string) (*v1alpha1.Credential, error) {
+	c := &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeGeneric}}
+	for i := range 64 {
+		c.Spec.Env = append(c.Spec.Env, v1alpha1.EnvVar{Name: fmt.Sprintf("V%d", i), Value: new("x")})
+	}
+	return c, nil
+}
+
+func (fullStore) Names(context.Context, string) ([]string, error) { return nil, nil }
+
+func TestInjectionsBounded(t *testing.T) {
+	r := &Reviewer{Store: fullStore{}, Policy: loudPolicy{}}
+	d, err := r.Review(t.Context(), Request{Namespace: "ns", Object: labelledPod(MaxCredentialLabels, MaxContainers), GVK: corev1.SchemeGroupVersion.WithKind("Pod")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Violations) != 1 || d.Violations[0].Rule != RuleLimit || d.Mutated || len(d.Patch) != 0 {
+		t.Fatalf("violations %v, mutated %v, %d patch operations", d.Violations, d.Mutated, len(d.Patch))
+	}
+	// Within the bound, the pod is injected.
+	d, err = r.Review(t.Context(), Request{Namespace: "ns", Object: labelledPod(2, 4), GVK: corev1.SchemeGroupVersion.WithKind("Pod")})
+	if err != nil || d.Denied() || !d.Mutated {
+		t.Fatalf("err %v, violations %v, mutated %v", err, d.Violations, d.Mutated)
+	}
+}

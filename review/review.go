@@ -170,6 +170,10 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	}
 	d.Resolved = resolved
 	d.Violations = append(d.Violations, invalid...)
+	if v := overInjections(resolved, len(targets)); v != nil {
+		d.Violations = append(d.Violations, *v)
+		return d, nil
+	}
 
 	if err := r.decide(ctx, req, raw, t, targets, missing, &d); err != nil {
 		return Decision{}, err
