@@ -33,7 +33,7 @@ func TestRun(t *testing.T) {
 		{name: "examples-training-job", workloads: []string{examples + "training-job.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
 			wantStderr: []string{"admitted Job ml-team/train-llm: injected aws-data, hf, wandb",
-				"warning: Job ml-team/train-llm: [static-credentials] credential aws-data gives the pod long-lived AWS keys"}},
+				"warning: Job ml-team/train-llm: [static-credentials] credential aws-data gives the pod long-lived keys: AWS (AWS_SECRET_ACCESS_KEY"}},
 		{name: "policy-refusal", workloads: []string{"testdata/conflicting-job.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitRefused,
 			wantStderr: []string{"refused Job ml-team/train-conflicts (policy sha256:",

@@ -7,6 +7,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/util"
 
+	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/credential"
 )
 
@@ -158,8 +159,13 @@ func credentialValue(r *credential.Resolved) (ast.Value, error) {
 		}
 		access.Insert(ast.StringTerm("policyDocument"), ast.NewTerm(v))
 	}
+	// The AWS types get their options with the API server's defaults applied (mode static
+	// when spec.aws is absent), so that a rule testing aws.mode sees plain static keys too.
 	aws := ast.NewObject()
-	if a := spec.AWS; a != nil {
+	if a := spec.AWS; a != nil || r.Type == v1alpha1.TypeAWS || r.Type == v1alpha1.TypeS3Compatible {
+		if a == nil {
+			a = &v1alpha1.AWS{}
+		}
 		aws.Insert(ast.StringTerm("mode"), ast.StringTerm(string(credential.AWSMode(spec))))
 		aws.Insert(ast.StringTerm("region"), ast.StringTerm(a.Region))
 		aws.Insert(ast.StringTerm("endpoint"), ast.StringTerm(a.Endpoint))

@@ -14,6 +14,7 @@ identity_variables := {
 	"AWS_CONTAINER_CREDENTIALS_FULL_URI": "AWS",
 	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "AWS",
 	"AWS_PROFILE": "AWS",
+	"AWS_SHARED_CREDENTIALS_FILE": "AWS",
 	# credgate's assumeRole credentials: a config file whose credential_process reads them.
 	"AWS_CONFIG_FILE": "AWS",
 	"GOOGLE_APPLICATION_CREDENTIALS": "GCP",
@@ -44,4 +45,27 @@ deny contains lib.violation("multiple-cloud-identities", cred.name, msg) if {
 	some cred in input.credentials
 	sprintf("credential %s", [cred.name]) in sources
 	msg := sprintf("the pod would hold %d %s identities (%s); the SDK would pick one silently: request only one", [count(sources), cloud, concat(", ", sort(sources))])
+}
+
+# A container's envFrom may set any variable of its Secret or ConfigMap, under its prefix:
+# credgate cannot see which, so one whose prefix could start an identity variable of a cloud a
+# credential also gives is a warning, not a refusal.
+may_set_identity(from, cloud) if {
+	some name, c in identity_variables
+	c == cloud
+	startswith(name, object.get(from, "prefix", ""))
+}
+
+envfrom_source(from) := sprintf("Secret %s", [from.secretRef.name]) if from.secretRef
+
+envfrom_source(from) := sprintf("ConfigMap %s", [from.configMapRef.name]) if from.configMapRef
+
+warn contains lib.violation("multiple-cloud-identities", cred.name, msg) if {
+	some cloud, sources in identities
+	some cred in input.credentials
+	sprintf("credential %s", [cred.name]) in sources
+	some c in lib.target_containers
+	some from in object.get(c, "envFrom", [])
+	may_set_identity(from, cloud)
+	msg := sprintf("container %s takes variables from %s (envFrom, prefix %q), which may set %s identity variables beside credential %s: credgate cannot see them; make sure it does not", [c.name, envfrom_source(from), object.get(from, "prefix", ""), cloud, cred.name])
 }

@@ -45,3 +45,28 @@ test_container_keys_beside_assumed_role if {
 	p := t.pod([t.container("trainer", [{"name": "AWS_ACCESS_KEY_ID", "value": "AKIA..."}])])
 	["multiple-cloud-identities", "role"] in t.denied(t.input_for(p, [t.assume_role_cred("role", {})]))
 }
+
+test_shared_credentials_file_beside_keys if {
+	p := t.pod([t.container("trainer", [{"name": "AWS_SHARED_CREDENTIALS_FILE", "value": "/home/me/.aws/credentials"}])])
+	["multiple-cloud-identities", "aws"] in t.denied(t.input_for(p, [t.aws_cred("aws")]))
+}
+
+test_envfrom_that_may_set_identities_warns if {
+	cases := [
+		{"secretRef": {"name": "team-env"}},
+		{"secretRef": {"name": "team-env"}, "prefix": "AWS_"},
+		{"configMapRef": {"name": "team-env"}, "prefix": "A"},
+	]
+	every from in cases {
+		c := object.union(t.container("trainer", []), {"envFrom": [from]})
+		inp := t.input_for(t.pod([c]), [t.aws_cred("aws")])
+		["multiple-cloud-identities", "aws"] in t.warned(inp)
+		not ["multiple-cloud-identities", "aws"] in t.denied(inp)
+	}
+}
+
+test_envfrom_of_another_prefix_is_fine if {
+	c := object.union(t.container("trainer", []), {"envFrom": [{"secretRef": {"name": "wandb"}, "prefix": "WANDB_"}]})
+	count(t.warned(t.input_for(t.pod([c]), [t.aws_cred("aws")]))) == 1 # static-credentials only
+	not ["multiple-cloud-identities", "aws"] in t.warned(t.input_for(t.pod([c]), [t.aws_cred("aws")]))
+}

@@ -1,6 +1,6 @@
-# static-credentials warns when a credential hands a pod long-lived AWS keys: temporary,
-# down-scoped credentials expire and can do only what the job needs. In a namespace labelled
-# credgate.dev/require-temporary=true it refuses them instead.
+# static-credentials warns when a credential hands a pod a long-lived cloud key, whatever its
+# shape: temporary, down-scoped credentials expire and can do only what the job needs. In a
+# namespace labelled credgate.dev/require-temporary=true it refuses them instead.
 package credgate.admission
 
 import data.credgate.lib
@@ -8,23 +8,58 @@ import data.credgate.lib
 # requires_temporary holds in namespaces that opted into temporary credentials only.
 requires_temporary if input.namespace.labels["credgate.dev/require-temporary"] == "true"
 
-# static_aws holds for a credential whose AWS secret key comes from a Secret as it is.
-static_aws(cred) if {
+# static_key_variables name the variables that carry a long-lived key (or a hand-copied
+# session) themselves, from a Secret or as a literal, by cloud.
+static_key_variables := {
+	"AWS_SECRET_ACCESS_KEY": "AWS",
+	"AWS_SESSION_TOKEN": "AWS",
+	"AZURE_CLIENT_SECRET": "Azure",
+	"AZURE_PASSWORD": "Azure",
+}
+
+# static_key_files name the variables that point an SDK at a key file: static when the
+# credential mounts that file from a Secret (a projected token is not a key).
+static_key_files := {
+	"AWS_SHARED_CREDENTIALS_FILE": "AWS",
+	"GOOGLE_APPLICATION_CREDENTIALS": "GCP",
+	"AZURE_CLIENT_CERTIFICATE_PATH": "Azure",
+}
+
+# static_keys holds [credential, cloud, variable] for every long-lived key a credential hands
+# the pod.
+static_keys contains [cred.name, cloud, e.name] if {
+	some cred in input.credentials
 	some e in cred.env
-	e.name == "AWS_SECRET_ACCESS_KEY"
-	e.fromSecret
+	cloud := static_key_variables[e.name]
 }
 
-warn contains lib.violation("static-credentials", cred.name, msg) if {
+static_keys contains [cred.name, cloud, e.name] if {
+	some cred in input.credentials
+	count(cred.files) > 0
+	cred.token == null
+	some e in cred.env
+	cloud := static_key_files[e.name]
+}
+
+# static_clouds[name] describes, for messages, the long-lived keys credential name hands over,
+# by cloud: "AWS (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)".
+static_clouds[name] := concat("; ", sort({sprintf("%s (%s)", [cloud, concat(", ", sort(variables))]) |
+	some k in static_keys
+	k[0] == name
+	cloud := k[1]
+	variables := {v | some j in static_keys; j[0] == name; j[1] == cloud; v := j[2]}
+})) if {
+	some [name, _, _] in static_keys
+}
+
+warn contains lib.violation("static-credentials", name, msg) if {
 	not requires_temporary
-	some cred in input.credentials
-	static_aws(cred)
-	msg := sprintf("credential %s gives the pod long-lived AWS keys; prefer temporary credentials (STS AssumeRole with a session policy, or web identity)", [cred.name])
+	some name, what in static_clouds
+	msg := sprintf("credential %s gives the pod long-lived keys: %s; prefer temporary credentials (an assumed role with a session policy, or web identity)", [name, what])
 }
 
-deny contains lib.violation("static-credentials", cred.name, msg) if {
+deny contains lib.violation("static-credentials", name, msg) if {
 	requires_temporary
-	some cred in input.credentials
-	static_aws(cred)
-	msg := sprintf("credential %s gives the pod long-lived AWS keys, and namespace %s requires temporary credentials (label credgate.dev/require-temporary=true): use a Credential that assumes a role or uses web identity", [cred.name, input.namespace.name])
+	some name, what in static_clouds
+	msg := sprintf("credential %s gives the pod long-lived keys: %s, and namespace %s requires temporary credentials (label credgate.dev/require-temporary=true): use a Credential that assumes a role or uses web identity", [name, what, input.namespace.name])
 }

@@ -30,3 +30,52 @@ test_require_temporary_false_only_warns if {
 	["static-credentials", "aws"] in t.warned(inp)
 	not ["static-credentials", "aws"] in t.denied(inp)
 }
+
+# A long-lived key is static in every shape a Credential can hand it over.
+test_static_keys_in_every_shape if {
+	shapes := {
+		"aws-literal-secret": t.cred("a", {"env": [t.literal_env("AWS_SECRET_ACCESS_KEY", "not-a-real-key", false)]}),
+		"aws-session-token": t.cred("a", {"env": [t.secret_env("AWS_SESSION_TOKEN", "token")]}),
+		"aws-shared-file": t.cred("a", {
+			"env": [t.literal_env("AWS_SHARED_CREDENTIALS_FILE", "/var/run/secrets/credgate/a/credentials", false)],
+			"files": [{"path": "/var/run/secrets/credgate/a/credentials"}],
+		}),
+		"gcp-key-file": t.cred("a", {
+			"type": "gcp",
+			"env": [t.literal_env("GOOGLE_APPLICATION_CREDENTIALS", "/var/run/secrets/credgate/a/key.json", false)],
+			"files": [{"path": "/var/run/secrets/credgate/a/key.json"}],
+		}),
+		"azure-client-secret": t.cred("a", {"type": "azure", "env": [t.secret_env("AZURE_CLIENT_SECRET", "client-secret")]}),
+		"azure-certificate": t.cred("a", {
+			"env": [t.literal_env("AZURE_CLIENT_CERTIFICATE_PATH", "/var/run/secrets/credgate/a/cert.pem", false)],
+			"files": [{"path": "/var/run/secrets/credgate/a/cert.pem"}],
+		}),
+	}
+	every c in shapes {
+		inp := object.union(t.input_for(t.trainer, [c]), {"namespace": {"name": "team-a", "labels": {"credgate.dev/require-temporary": "true"}}})
+		["static-credentials", "a"] in t.denied(inp)
+		["static-credentials", "a"] in t.warned(t.input_for(t.trainer, [c]))
+	}
+}
+
+# A key file variable without a mounted Secret file, or with a projected token, is no key.
+test_key_file_variables_without_secret_files if {
+	no_files := t.cred("a", {"env": [t.literal_env("GOOGLE_APPLICATION_CREDENTIALS", "/etc/gcp/config.json", false)]})
+	token := t.cred("a", {
+		"env": [t.literal_env("GOOGLE_APPLICATION_CREDENTIALS", "/var/run/secrets/credgate/a/token", false)],
+		"files": [{"path": "/var/run/secrets/credgate/a/token"}],
+		"token": {"path": "/var/run/secrets/credgate/a/token", "audience": "x", "expirationSeconds": 3600},
+	})
+	count(t.warned(t.input_for(t.trainer, [no_files]))) == 0
+	count(t.warned(t.input_for(t.trainer, [token]))) == 0
+}
+
+test_assumed_role_is_not_static if {
+	count(t.warned(t.input_for(t.trainer, [t.assume_role_cred("s3", {})]))) == 0
+}
+
+test_message_names_every_key if {
+	c := t.cred("a", {"env": [t.secret_env("AWS_SECRET_ACCESS_KEY", "k"), t.secret_env("AWS_SESSION_TOKEN", "t"), t.secret_env("AZURE_CLIENT_SECRET", "s")]})
+	some v in data.credgate.admission.warn with input as t.input_for(t.trainer, [c])
+	contains(v.message, "AWS (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); Azure (AZURE_CLIENT_SECRET)")
+}

@@ -42,7 +42,7 @@ func outcomeOf(r *admissionv1.AdmissionResponse) outcome {
 }
 
 // staticAWSWarning is the built-in static-credentials rule's warning for the aws credential.
-const staticAWSWarning = "[static-credentials] credential aws gives the pod long-lived AWS keys; prefer temporary credentials (STS AssumeRole with a session policy, or web identity)"
+const staticAWSWarning = "[static-credentials] credential aws gives the pod long-lived keys: AWS (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); prefer temporary credentials (an assumed role with a session policy, or web identity)"
 
 // setsWandbKey makes the first container of a fixture's pod set WANDB_API_KEY itself.
 func setsWandbKey(req map[string]any) {
