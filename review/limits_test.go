@@ -141,3 +141,33 @@ func TestInjectionsBounded(t *testing.T) {
 		t.Fatalf("err %v, violations %v, mutated %v", err, d.Violations, d.Mutated)
 	}
 }
+
+// quotingPolicy denies with a message that quotes value after a long preamble, so that the
+// value straddles the cut at MaxMessageBytes.
+type quotingPolicy struct{ value string }
+
+func (p quotingPolicy) Evaluate(context.Context, ast.Value) (policies.Result, error) {
+	msg := strings.Repeat("x", MaxMessageBytes-40) + " the key is " + p.value
+	return policies.Result{Deny: []policies.Violation{{Rule: "user-rule", Message: msg}}, Warn: []policies.Violation{{Rule: "user-warn", Message: msg}}}, nil
+}
+
+// A value is redacted before a message is cut: cut first, its head would no longer match and
+// would leave credgate.
+func TestRedactedBeforeCut(t *testing.T) {
+	secret := "-----BEGIN PRIVATE KEY-----" + strings.Repeat("Q", 2000)
+	pod := labelledPod(1, 1)
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "KEY", Value: secret}}
+	r := &Reviewer{Store: &countingStore{}, Policy: quotingPolicy{value: secret}}
+	d, err := r.Review(t.Context(), Request{Namespace: "ns", Object: pod, GVK: corev1.SchemeGroupVersion.WithKind("Pod")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range append([]string{d.Message()}, d.Warnings...) {
+		if strings.Contains(s, "BEGIN PRIVATE KEY") || strings.Contains(s, "QQQQ") {
+			t.Errorf("a message holds part of the value: %.60q...", s[len(s)-80:])
+		}
+		if !strings.Contains(s, "[redacted]") {
+			t.Errorf("not redacted: ...%q", s[len(s)-60:])
+		}
+	}
+}

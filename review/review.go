@@ -172,12 +172,14 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	d.Violations = append(d.Violations, invalid...)
 	if v := overInjections(resolved, len(targets)); v != nil {
 		d.Violations = append(d.Violations, *v)
+		bound(&d)
 		return d, nil
 	}
 
 	if err := r.decide(ctx, req, raw, t, targets, missing, &d); err != nil {
 		return Decision{}, err
 	}
+	redact(&d, t)
 	bound(&d)
 	if d.Denied() {
 		return d, nil

@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -75,22 +74,13 @@ func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.
 	return m.Audit.Record(ctx, r)
 }
 
-// redactor hides, in policy messages, the literal environment values the object's pod sets:
-// what a careless policy message could quote, and no audit record or Event may hold.
+// redactor hides, in messages, the literal environment values the object's pod sets
+// (review.Redactor). Review has redacted the decision's messages already, before cutting them
+// to size; the webhook redacts again what it sends, whatever reaches it.
 func redactor(obj runtime.Object) func(string) string {
 	t, err := workload.PodTemplate(obj)
 	if err != nil {
-		return func(s string) string { return s }
+		return keep
 	}
-	var vals []string
-	for _, cs := range [][]corev1.Container{t.Spec.InitContainers, t.Spec.Containers} {
-		for _, c := range cs {
-			for _, e := range c.Env {
-				if e.Value != "" {
-					vals = append(vals, e.Value)
-				}
-			}
-		}
-	}
-	return audit.Redactor(vals)
+	return review.Redactor(t)
 }

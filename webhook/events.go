@@ -20,12 +20,13 @@ const maxNote = 1024
 // exists already (an update), else on its controller owner (the Job whose pod was refused),
 // else on the namespace. The events.k8s.io recorder aggregates identical Events into a series,
 // so a controller retrying a refused pod in a loop updates one Event instead of creating
-// thousands. Dry-run requests leave none: they must not have side effects.
-func (m *Mutator) event(req admission.Request, obj runtime.Object, d *review.Decision, redact func(string) string) {
+// thousands. Dry-run requests leave none: they must not have side effects. refusal is the
+// message the client is answered with, already redacted.
+func (m *Mutator) event(req admission.Request, obj runtime.Object, d *review.Decision, refusal string) {
 	if m.Events == nil || !d.Denied() || d.DryRun {
 		return
 	}
-	note := redact(d.Message())
+	note := refusal
 	if len(note) > maxNote {
 		note = note[:maxNote-3] + "..."
 	}

@@ -30,13 +30,20 @@ type Kind struct {
 	Operations []admissionv1.Operation
 	// Path is where its mutating webhook is served; ValidatePath its validating webhook.
 	Path, ValidatePath string
+	// FixedOnUpdate has its validating webhook refuse every UPDATE, of the object or of a
+	// subresource, that changes a credential label or a credgate.dev/ annotation: what an object
+	// requests is decided once, at creation (see checkFixedMetadata).
+	FixedOnUpdate bool
 }
 
 // Kinds are the kinds the webhook admits. A Job's pod template is immutable, so Jobs (like
-// Pods) are mutated on create only; a CronJob's template may change on update.
+// Pods) are mutated on create only; a CronJob's template may change on update. A Pod's labels
+// may change on update, so its validating webhook also keeps its credential labels and
+// credgate's annotations as they were created.
 var Kinds = []Kind{
 	{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), New: func() runtime.Object { return &corev1.Pod{} },
-		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-v1-pod", ValidatePath: "/validate-v1-pod"},
+		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-v1-pod", ValidatePath: "/validate-v1-pod",
+		FixedOnUpdate: true},
 	{GVK: batchv1.SchemeGroupVersion.WithKind("Job"), New: func() runtime.Object { return &batchv1.Job{} },
 		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-batch-v1-job", ValidatePath: "/validate-batch-v1-job"},
 	{GVK: batchv1.SchemeGroupVersion.WithKind("CronJob"), New: func() runtime.Object { return &batchv1.CronJob{} },
@@ -70,7 +77,8 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 
 // handle answers req, with the decision when the review ran.
 func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.Response, *review.Decision) {
-	if !slices.Contains(m.Kind.Operations, req.Operation) {
+	fixed := m.ValidateOnly && m.Kind.FixedOnUpdate && req.Operation == admissionv1.Update
+	if !fixed && !slices.Contains(m.Kind.Operations, req.Operation) {
 		return admission.Allowed("credgate does not mutate this operation"), nil
 	}
 	if req.Kind.Group != m.Kind.GVK.Group || req.Kind.Version != m.Kind.GVK.Version || req.Kind.Kind != m.Kind.GVK.Kind {
@@ -86,6 +94,9 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	}
 
 	log := m.Log.WithValues(keyUID, req.UID, keyKind, m.Kind.GVK.Kind, keyNamespace, req.Namespace, keyName, req.Name)
+	if fixed {
+		return m.checkFixedMetadata(ctx, req, obj, log)
+	}
 	d, err := m.Reviewer.Review(ctx, review.Request{
 		Namespace: req.Namespace, Object: obj, Raw: req.Object.Raw,
 		Operation: string(req.Operation), Name: req.Name,
@@ -99,9 +110,11 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		log.Error(err, "review failed")
 		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs")), &d
 	}
-	// Only violation messages are redacted: build the redactor when there are some.
-	redact := func(s string) string { return s }
-	if len(d.Violations)+len(d.Warned)+len(d.Audited) > 0 {
+	// Policy messages may quote what the pod sets: every one that leaves credgate — the
+	// refusal, the warnings, the audit record, the Event — goes through one redactor, built
+	// once, and only when there is a message to redact.
+	redact := keep
+	if len(d.Violations)+len(d.Warned)+len(d.Audited)+len(d.Warnings) > 0 {
 		redact = redactor(obj)
 	}
 	if err := m.audit(ctx, req, obj, &d, redact); err != nil {
@@ -110,11 +123,15 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs")), &d
 		}
 	}
-	m.event(req, obj, &d, redact)
+	var refusal string
+	if d.Denied() {
+		refusal = redact(d.Message())
+	}
+	m.event(req, obj, &d, refusal)
 	switch {
 	case d.Denied():
 		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
-		return admission.Denied(d.Message()), &d
+		return admission.Denied(refusal), &d
 	case !d.Mutated:
 		return admission.Allowed("no credentials requested"), &d
 	case len(d.Audited) > 0:
@@ -125,8 +142,15 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	}
 
 	log.V(1).Info("injected", keyCredentials, d.Credentials)
-	return patchResponse(d.Patch).WithWarnings(d.Warnings...), &d
+	warnings := make([]string, len(d.Warnings))
+	for i, w := range d.Warnings {
+		warnings[i] = redact(w)
+	}
+	return patchResponse(d.Patch).WithWarnings(warnings...), &d
 }
+
+// keep is the redactor of a decision with no message to redact.
+func keep(s string) string { return s }
 
 // decode decodes raw into a new object of the webhook's kind, as the API server's JSON
 // serializer does (case-sensitive field names, unknown fields ignored), in one pass: the
