@@ -53,6 +53,8 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o ManagerOptions, log 
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        LeaderElectionID,
 		LeaderElectionNamespace: o.Namespace,
+		// A replica that stops hands the lease over at once instead of letting it expire.
+		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{

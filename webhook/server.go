@@ -120,6 +120,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 		mo.LeaderElection = true
 		mo.LeaderElectionID = LeaderElectionID
 		mo.LeaderElectionNamespace = o.Namespace
+		// A replica that stops hands the lease over at once instead of letting it expire.
+		mo.LeaderElectionReleaseOnCancel = true
 	}
 	mgr, err := manager.New(cfg, mo)
 	if err != nil {
@@ -221,7 +223,7 @@ func newAuditor(mgr manager.Manager, o AuditOptions) (*audit.Auditor, error) {
 			return nil, err
 		}
 		a.Sinks = append(a.Sinks, f)
-		closer := manager.RunnableFunc(func(ctx context.Context) error {
+		closer := everyReplica(func(ctx context.Context) error {
 			<-ctx.Done()
 			return f.Close()
 		})
@@ -244,7 +246,7 @@ func NewEventRecorder(mgr manager.Manager, cfg *rest.Config, scheme *runtime.Sch
 		return nil, fmt.Errorf("create events client: %w", err)
 	}
 	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
-	run := manager.RunnableFunc(func(ctx context.Context) error {
+	run := everyReplica(func(ctx context.Context) error {
 		if err := b.StartRecordingToSinkWithContext(ctx); err != nil {
 			return fmt.Errorf("start event recording: %w", err)
 		}
@@ -257,6 +259,17 @@ func NewEventRecorder(mgr manager.Manager, cfg *rest.Config, scheme *runtime.Sch
 	}
 	return b.NewRecorder(scheme, "credgate"), nil
 }
+
+// everyReplica is a runnable that runs on every replica, leader or not: a manager starts a
+// plain RunnableFunc on the elected leader only, and a replica that serves admissions must
+// record its refusals' Events and close its audit file whether it leads or not.
+type everyReplica func(context.Context) error
+
+// Start implements manager.Runnable.
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable.
+func (everyReplica) NeedLeaderElection() bool { return false }
 
 // Handlers are what every admission handler shares.
 type Handlers struct {

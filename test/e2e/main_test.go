@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credgate/credgate/test/cluster"
 	"github.com/credgate/credgate/test/minio"
@@ -28,6 +30,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The test's own clients log nothing worth reading (credgate's logs are in c.WorkDir).
+	ctrllog.SetLogger(logr.Discard())
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
