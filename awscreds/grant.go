@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -26,6 +27,10 @@ const (
 	// GrantSTSEndpoint is the STS endpoint the source's keys are sent to (an S3-compatible
 	// server's); without it, AWS's own STS. A Credential's spec.aws.endpoint must equal it.
 	GrantSTSEndpoint = "credgate.dev/sts-endpoint"
+	// GrantExternalID is the external ID sent with every AssumeRole of the source, for roles
+	// whose trust policy requires one; $(namespace) stands for the Credential's namespace. A
+	// tenant never picks it: that is what makes it worth requiring.
+	GrantExternalID = "credgate.dev/external-id"
 )
 
 // maxGrantPatterns bounds the patterns of one annotation: a grant is read on every refresh.
@@ -43,6 +48,9 @@ type Grant struct {
 	RoleARNs []string
 	// Endpoint is the STS endpoint, normalised; empty for AWS's STS.
 	Endpoint string
+	// ExternalID is the external ID template ($(namespace) expanded by ExternalIDFor); empty
+	// for none.
+	ExternalID string
 }
 
 // ParseGrant reads the grant annotations of source. A malformed annotation is an error (the
@@ -70,14 +78,26 @@ func ParseGrant(source *corev1.Secret) (Grant, error) {
 		}
 		g.Endpoint = n
 	}
+	g.ExternalID = strings.TrimSpace(a[GrantExternalID])
+	if n := len(g.ExternalIDFor(strings.Repeat("n", 63))); g.ExternalID != "" && (n < 2 || n > 1224 || !validExternalID.MatchString(g.ExternalIDFor("n"))) {
+		return Grant{}, fmt.Errorf("annotation %s: want 2 to 1224 of letters, digits and +=,.@:/- (and $(namespace))", GrantExternalID)
+	}
 	return g, nil
 }
 
+// validExternalID is STS's pattern of an external ID.
+var validExternalID = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+
+// ExternalIDFor is the external ID the source sends for a Credential of namespace.
+func (g Grant) ExternalIDFor(namespace string) string {
+	return strings.ReplaceAll(g.ExternalID, "$(namespace)", namespace)
+}
+
 // Check reports why a Credential in namespace (labelled nsLabels) may not assume roleARN at
-// endpoint with the source, or nil if it may. The error wraps ErrNotGranted and names
+// endpoint, with externalID if it names one, with the source, or nil if it may. The error wraps ErrNotGranted and names
 // neither the other namespaces nor the roles the source grants: its message reaches the
 // tenant's Credential status.
-func (g Grant) Check(namespace string, nsLabels map[string]string, roleARN, endpoint string) error {
+func (g Grant) Check(namespace string, nsLabels map[string]string, roleARN, endpoint, externalID string) error {
 	var problems []string
 	if !slices.Contains(g.Namespaces, namespace) && (g.Selector == nil || !g.Selector.Matches(labels.Set(nsLabels))) {
 		problems = append(problems, "namespace "+namespace+" is not granted")
@@ -91,6 +111,9 @@ func (g Grant) Check(namespace string, nsLabels map[string]string, roleARN, endp
 		} else {
 			problems = append(problems, "spec.aws.endpoint is not the STS endpoint its keys are for")
 		}
+	}
+	if externalID != "" && externalID != g.ExternalIDFor(namespace) {
+		problems = append(problems, "spec.aws.externalID is not the one its grant sets: leave it out (the grant's "+GrantExternalID+" decides)")
 	}
 	if len(problems) == 0 {
 		return nil

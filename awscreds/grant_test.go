@@ -48,12 +48,13 @@ func TestGrantCheck(t *testing.T) {
 	}
 	role := "arn:aws:iam::1:role/team-a-reader"
 	for _, tc := range []struct {
-		name     string
-		grant    map[string]string
-		ns       string
-		labels   map[string]string
-		endpoint string
-		wantErr  string // "" granted
+		name       string
+		grant      map[string]string
+		ns         string
+		labels     map[string]string
+		endpoint   string
+		externalID string
+		wantErr    string // "" granted
 	}{
 		{name: "no annotations grant nothing", grant: nil, ns: "team-a", wantErr: "namespace team-a is not granted"},
 		{name: "granted by name", grant: map[string]string{GrantNamespaces: "team-a, team-c", GrantRoleARNs: "arn:aws:iam::1:role/team-a-*"}, ns: "team-a"},
@@ -71,6 +72,12 @@ func TestGrantCheck(t *testing.T) {
 			ns: "team-a", endpoint: "https://attacker.example", wantErr: "not the STS endpoint"},
 		{name: "granted endpoint, normalised", grant: map[string]string{GrantNamespaces: "team-a", GrantRoleARNs: "*", GrantSTSEndpoint: "https://MinIO.storage:9000/"},
 			ns: "team-a", endpoint: "https://minio.storage:9000"},
+		{name: "the tenant's external ID", grant: map[string]string{GrantNamespaces: "team-a", GrantRoleARNs: "*", GrantExternalID: "platform-$(namespace)"},
+			ns: "team-a", externalID: "team-b", wantErr: "externalID is not the one its grant sets"},
+		{name: "an external ID without a granted one", grant: map[string]string{GrantNamespaces: "team-a", GrantRoleARNs: "*"},
+			ns: "team-a", externalID: "team-a", wantErr: "externalID is not the one its grant sets"},
+		{name: "the granted external ID", grant: map[string]string{GrantNamespaces: "team-a", GrantRoleARNs: "*", GrantExternalID: "platform-$(namespace)"},
+			ns: "team-a", externalID: "platform-team-a"},
 		{name: "granted endpoint, none in the Credential", grant: map[string]string{GrantNamespaces: "team-a", GrantRoleARNs: "*", GrantSTSEndpoint: "https://minio.storage:9000"},
 			ns: "team-a", wantErr: "not the STS endpoint"},
 	} {
@@ -79,7 +86,7 @@ func TestGrantCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = g.Check(tc.ns, tc.labels, role, tc.endpoint)
+			err = g.Check(tc.ns, tc.labels, role, tc.endpoint, tc.externalID)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -99,6 +106,7 @@ func TestParseGrantRefusesMalformed(t *testing.T) {
 		"selector of everything":  {GrantNamespaceSelector: " "},
 		"endpoint with user info": {GrantSTSEndpoint: "https://user:pw@minio:9000"},
 		"endpoint scheme":         {GrantSTSEndpoint: "ftp://minio:9000"},
+		"external ID characters":  {GrantExternalID: "team a"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseGrant(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: a}})
@@ -181,5 +189,47 @@ func TestRefresherEnforcesGrants(t *testing.T) {
 		if len(h.sts.calls) != 1 {
 			t.Errorf("%d AssumeRole calls, want 1", len(h.sts.calls))
 		}
+		// The credentials minted under the grant are withdrawn from running pods.
+		var managed corev1.Secret
+		if err := h.client.Get(context.Background(), client.ObjectKey{Namespace: "ml", Name: "credgate-aws-s3"}, &managed); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(managed.Data["credentials.json"]); n != 0 || len(managed.Data["config"]) == 0 {
+			t.Errorf("managed Secret after revocation: %d bytes of credentials, %d of config", n, len(managed.Data["config"]))
+		}
 	})
+}
+
+// A region that is no region name never steers the STS call, whatever let it be stored.
+func TestRefresherRefusesMalformedRegion(t *testing.T) {
+	a := assumeRole()
+	a.Region = "x.evil.example/"
+	h := newHarness(t, a)
+	_, _ = h.reconcile()
+	ready := meta.FindStatusCondition(h.credential().Status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil || ready.Reason != ReasonSourceNotGranted || !strings.Contains(ready.Message, "not a region name") {
+		t.Fatalf("Ready: %+v", ready)
+	}
+	if len(h.sts.calls) != 0 {
+		t.Errorf("%d AssumeRole calls, want none", len(h.sts.calls))
+	}
+}
+
+// The external ID sent is the grant's, for the Credential's namespace; a tenant's own never is.
+func TestRefresherSendsTheGrantedExternalID(t *testing.T) {
+	h := newHarness(t, assumeRole())
+	var s corev1.Secret
+	if err := h.client.Get(context.Background(), client.ObjectKey{Namespace: "credgate-refresher", Name: "keys"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Annotations[GrantExternalID] = "platform-$(namespace)"
+	if err := h.client.Update(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.sts.calls) != 1 || h.sts.calls[0].ExternalID != "platform-ml" {
+		t.Fatalf("AssumeRole calls: %+v, want one with external ID platform-ml", h.sts.calls)
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -14,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -81,6 +84,9 @@ type Refresher struct {
 	// the Ready reason), for kubectl describe credential.
 	Events events.EventRecorder
 
+	mu         sync.Mutex
+	lastMinted map[types.NamespacedName]time.Time
+
 	// now, assume and verify are replaced by unit tests.
 	now    func() time.Time
 	assume func(context.Context, Source, Request) (Credentials, error)
@@ -120,6 +126,9 @@ func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
 		}).
 		Complete(r)
 }
+
+// validRegion is the pattern the CRD holds spec.aws.region to.
+var validRegion = regexp.MustCompile(`^[a-z0-9-]+$`)
 
 // sourceIndex indexes Credentials by the source Secret they name.
 const sourceIndex = "spec.aws.sourceSecretRef.name"
@@ -169,6 +178,7 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		if apierrors.IsNotFound(err) {
 			// A deleted Credential's Secret goes with it (owner reference).
 			r.Metrics.forget(req.Namespace, req.Name)
+			r.forgetMinted(req.NamespacedName)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
@@ -189,15 +199,27 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	d := r.sessionDuration(c)
 	// The grant is checked on every reconcile, due or not: a source Secret or namespace
 	// that changes wakes the refresher, and a revoked grant refuses new pods at once.
-	source, endpoint, reason, err := r.source(ctx, c)
+	source, grant, reason, err := r.source(ctx, c)
 	if err == nil {
 		if at := r.refreshAt(c, d); now.Before(at) {
 			return reconcile.Result{RequeueAfter: at.Sub(now)}, nil
 		}
+		// A Credential whose spec a tenant edits in a loop mints at most once a
+		// MinMintInterval: the source's STS quota is the platform's.
+		if wait := r.mintedRecently(req.NamespacedName, now); wait > 0 {
+			return reconcile.Result{RequeueAfter: wait}, nil
+		}
 	}
 	var creds Credentials
 	if err == nil {
-		creds, reason, err = r.mint(ctx, c, d, source, endpoint)
+		r.markMinted(req.NamespacedName, now)
+		creds, reason, err = r.mint(ctx, c, d, source, grant)
+	}
+	if reason == ReasonSourceNotGranted && c.Status.SecretName != "" {
+		// The grant was revoked: running pods stop getting the credentials minted under it.
+		if werr := r.withdraw(ctx, c); werr != nil {
+			err = errors.Join(err, werr)
+		}
 	}
 	if err == nil {
 		if err = r.writeSecret(ctx, c, creds); err != nil {
@@ -234,7 +256,9 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		Message: fmt.Sprintf("assumed %s as %s; temporary credentials in Secret %s expire at %s",
 			c.Spec.AWS.RoleARN, SessionName(c.Namespace, c.Name), c.Status.SecretName, c.Status.ExpiresAt.UTC().Format(time.RFC3339)),
 	})
-	vReason, vMessage, ok := r.probe(ctx, c.Spec.AWS, creds)
+	probed := *c.Spec.AWS
+	probed.Endpoint = grant.Endpoint // the granted endpoint, as the mint used
+	vReason, vMessage, ok := r.probe(ctx, &probed, creds)
 	verified := metav1.Condition{Type: v1alpha1.ConditionVerified, Status: metav1.ConditionFalse, Reason: vReason,
 		Message: vMessage, ObservedGeneration: c.Generation}
 	switch {
@@ -249,6 +273,34 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	r.Log.Info("minted temporary credentials", "credential", req.NamespacedName, "expiresAt", c.Status.ExpiresAt.Time)
 	return reconcile.Result{RequeueAfter: r.refreshAt(c, d).Sub(now)}, nil
+}
+
+// MinMintInterval is the least time between two AssumeRole calls for one Credential.
+const MinMintInterval = 30 * time.Second
+
+// mintedRecently returns how long key must wait for its next mint, or 0.
+func (r *Refresher) mintedRecently(key types.NamespacedName, now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.lastMinted[key]; ok && now.Sub(at) < MinMintInterval {
+		return MinMintInterval - now.Sub(at)
+	}
+	return 0
+}
+
+func (r *Refresher) markMinted(key types.NamespacedName, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastMinted == nil {
+		r.lastMinted = make(map[types.NamespacedName]time.Time)
+	}
+	r.lastMinted[key] = now
+}
+
+func (r *Refresher) forgetMinted(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.lastMinted, key)
 }
 
 // hasRefresherStatus reports whether c's status was written by the refresher: a managed
@@ -298,39 +350,39 @@ func (r *Refresher) sessionDuration(c *v1alpha1.Credential) time.Duration {
 }
 
 // source reads the source Secret of c and checks that it grants c; it returns the keys and
-// the STS endpoint to call, or the condition reason.
-func (r *Refresher) source(ctx context.Context, c *v1alpha1.Credential) (Source, string, string, error) {
+// the grant, or the condition reason.
+func (r *Refresher) source(ctx context.Context, c *v1alpha1.Credential) (Source, Grant, string, error) {
 	var src corev1.Secret
 	key := client.ObjectKey{Namespace: r.Namespace, Name: c.Spec.AWS.SourceSecretRef.Name}
 	if err := r.Reader.Get(ctx, key, &src); err != nil {
 		if apierrors.IsNotFound(err) {
-			return Source{}, "", ReasonSourceSecretNotFound, fmt.Errorf("source Secret %s not found (source Secrets live in the refresher's namespace, %s)", key, r.Namespace)
+			return Source{}, Grant{}, ReasonSourceSecretNotFound, fmt.Errorf("source Secret %s not found (source Secrets live in the refresher's namespace, %s)", key, r.Namespace)
 		}
-		return Source{}, "", ReasonSourceSecretNotFound, fmt.Errorf("read source Secret %s: %w", key, err)
+		return Source{}, Grant{}, ReasonSourceSecretNotFound, fmt.Errorf("read source Secret %s: %w", key, err)
 	}
-	endpoint, err := r.granted(ctx, c, &src)
+	grant, err := r.granted(ctx, c, &src)
 	if err != nil {
-		return Source{}, "", ReasonSourceNotGranted, err
+		return Source{}, Grant{}, ReasonSourceNotGranted, err
 	}
 	source := Source{AccessKeyID: string(src.Data[SourceAccessKeyID]), SecretAccessKey: string(src.Data[SourceSecretAccessKey])}
 	if source.AccessKeyID == "" || source.SecretAccessKey == "" {
-		return Source{}, "", ReasonSourceSecretInvalid, fmt.Errorf("source Secret %s needs keys %s and %s", key, SourceAccessKeyID, SourceSecretAccessKey)
+		return Source{}, Grant{}, ReasonSourceSecretInvalid, fmt.Errorf("source Secret %s needs keys %s and %s", key, SourceAccessKeyID, SourceSecretAccessKey)
 	}
-	return source, endpoint, "", nil
+	return source, grant, "", nil
 }
 
-// mint assumes c's role with source at the granted endpoint; on failure it returns the
-// condition reason.
-func (r *Refresher) mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration, source Source, endpoint string) (Credentials, string, error) {
+// mint assumes c's role with source at the granted endpoint, with the granted external ID;
+// on failure it returns the condition reason.
+func (r *Refresher) mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration, source Source, g Grant) (Credentials, string, error) {
 	a := c.Spec.AWS
 	req := Request{
 		RoleARN:     a.RoleARN,
-		ExternalID:  a.ExternalID,
+		ExternalID:  g.ExternalIDFor(c.Namespace),
 		SessionName: SessionName(c.Namespace, c.Name),
 		Duration:    d,
 		AllowShort:  r.MaxDuration > 0 && r.MaxDuration < MinDuration,
 		Region:      a.Region,
-		Endpoint:    endpoint,
+		Endpoint:    g.Endpoint,
 	}
 	if p := a.SessionPolicy; p != nil && len(p.Raw) > 0 {
 		req.SessionPolicy = string(p.Raw)
@@ -346,24 +398,29 @@ func (r *Refresher) mint(ctx context.Context, c *v1alpha1.Credential, d time.Dur
 	return creds, "", nil
 }
 
-// granted checks that src grants c's namespace, role and endpoint, and returns the STS
-// endpoint to call: the grant's, never one a tenant wrote.
-func (r *Refresher) granted(ctx context.Context, c *v1alpha1.Credential, src *corev1.Secret) (string, error) {
+// granted checks that src grants c's namespace, role, endpoint and external ID, and returns
+// the grant: the STS endpoint and external ID to use are the grant's, never a tenant's.
+func (r *Refresher) granted(ctx context.Context, c *v1alpha1.Credential, src *corev1.Secret) (Grant, error) {
 	g, err := ParseGrant(src)
 	if err != nil {
-		return "", fmt.Errorf("%w: source Secret %s/%s has a malformed grant (%v); ask your platform team", ErrNotGranted, src.Namespace, src.Name, err)
+		return Grant{}, fmt.Errorf("%w: source Secret %s/%s has a malformed grant (%v); ask your platform team", ErrNotGranted, src.Namespace, src.Name, err)
 	}
 	var ns corev1.Namespace
 	if g.Selector != nil {
 		if err := r.Reader.Get(ctx, client.ObjectKey{Name: c.Namespace}, &ns); err != nil {
-			return "", fmt.Errorf("read namespace %s: %w", c.Namespace, err)
+			return Grant{}, fmt.Errorf("read namespace %s: %w", c.Namespace, err)
 		}
 	}
-	if err := g.Check(c.Namespace, ns.Labels, c.Spec.AWS.RoleARN, c.Spec.AWS.Endpoint); err != nil {
-		return "", fmt.Errorf("source Secret %s/%s may not be used: %w (grants are the source Secret's %s, %s, %s and %s annotations, set by the platform team)",
-			src.Namespace, src.Name, err, GrantNamespaces, GrantNamespaceSelector, GrantRoleARNs, GrantSTSEndpoint)
+	if r := c.Spec.AWS.Region; r != "" && !validRegion.MatchString(r) {
+		// The API server refuses such a region; a Credential stored before that rule, or
+		// by other means, must not steer the STS call either.
+		return Grant{}, fmt.Errorf("%w: spec.aws.region %q is not a region name", ErrNotGranted, r)
 	}
-	return g.Endpoint, nil
+	if err := g.Check(c.Namespace, ns.Labels, c.Spec.AWS.RoleARN, c.Spec.AWS.Endpoint, c.Spec.AWS.ExternalID); err != nil {
+		return Grant{}, fmt.Errorf("source Secret %s/%s may not be used: %w (grants are the source Secret's credgate.dev/ annotations, set by the platform team)",
+			src.Namespace, src.Name, err)
+	}
+	return g, nil
 }
 
 // redact keeps the source keys out of an error that reaches a condition or a log line,
@@ -407,6 +464,11 @@ func (r *Refresher) writeSecret(ctx context.Context, c *v1alpha1.Credential, cre
 	if err != nil {
 		return fmt.Errorf("render credentials: %w", err)
 	}
+	return r.applySecret(ctx, c, body)
+}
+
+// applySecret applies c's managed Secret with the credential_process output body.
+func (r *Refresher) applySecret(ctx context.Context, c *v1alpha1.Credential, body []byte) error {
 	name := credential.ManagedSecretName(c.Name)
 	s := corev1ac.Secret(name, c.Namespace).
 		WithLabels(map[string]string{"app.kubernetes.io/managed-by": "credgate", "credgate.dev/credential": c.Name}).
@@ -422,6 +484,12 @@ func (r *Refresher) writeSecret(ctx context.Context, c *v1alpha1.Credential, cre
 		return fmt.Errorf("apply Secret %s/%s: %w", c.Namespace, name, err)
 	}
 	return nil
+}
+
+// withdraw empties the credentials of c's managed Secret, keeping its AWS config file: the
+// SDKs of running pods find no credentials at their next credential_process run.
+func (r *Refresher) withdraw(ctx context.Context, c *v1alpha1.Credential) error {
+	return r.applySecret(ctx, c, []byte{})
 }
 
 // failed records a failed refresh. While the credentials already minted for the current

@@ -191,6 +191,16 @@ func TestRefresherSpecChangeMintsAgain(t *testing.T) {
 	if err := h.client.Update(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
+	// At once, but not sooner than MinMintInterval after the last mint: a tenant editing its
+	// Credential in a loop does not spend the source's STS quota.
+	res, err := h.reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.sts.calls) != 1 || res.RequeueAfter != MinMintInterval {
+		t.Fatalf("a spec change right after minting: %d calls, requeue after %s", len(h.sts.calls), res.RequeueAfter)
+	}
+	h.now = h.now.Add(res.RequeueAfter)
 	if _, err := h.reconcile(); err != nil {
 		t.Fatal(err)
 	}

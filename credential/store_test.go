@@ -18,7 +18,9 @@ func (r *missingReader) Get(_ context.Context, key client.ObjectKey, _ client.Ob
 	return apierrors.NewNotFound(schema.GroupResource{Group: "credgate.dev", Resource: "credentials"}, key.Name)
 }
 
-func (r *missingReader) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
+func (r *missingReader) List(context.Context, client.ObjectList, ...client.ListOption) error {
+	return nil
+}
 
 // A flood of lookups of a Credential that does not exist costs one GET per name and MissTTL.
 func TestClientStoreRemembersMisses(t *testing.T) {

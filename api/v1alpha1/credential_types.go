@@ -263,7 +263,9 @@ type AWS struct {
 	// +kubebuilder:validation:MaxLength=2048
 	RoleARN string `json:"roleArn,omitempty"`
 
-	// ExternalID is passed to AssumeRole, for roles whose trust policy requires one.
+	// ExternalID, if set, must equal the external ID its source's grant sets (the source
+	// Secret's credgate.dev/external-id annotation): the grant decides what is sent to
+	// AssumeRole, never a tenant.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[\w+=,.@:/-]+$`
 	// +kubebuilder:validation:MinLength=2

@@ -34,13 +34,13 @@ type Cluster struct {
 	CertDir    string
 	AuditPath  string
 	// PolicyDir is every credgate serve's --policy-dir, empty at start: a test writes a
-	// .rego file into it and waits for the reload (WaitPolicyRevision).
+	// .rego file into it and waits until it decides (reloaded every 500ms).
 	PolicyDir string
-	Port       int    // credgate's webhook port
-	Metrics    string // credgate's metrics address
+	Port      int    // credgate's webhook port
+	Metrics   string // credgate's metrics address
 	// RefresherMetrics is credgate refresher's metrics address.
 	RefresherMetrics string
-	WorkDir    string // logs of every process, certificates, the audit file
+	WorkDir          string // logs of every process, certificates, the audit file
 
 	o         Options
 	env       *envtest.Environment

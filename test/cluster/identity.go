@@ -35,11 +35,12 @@ func (a ServiceAccount) Username() string {
 	return "system:serviceaccount:" + a.Namespace + ":" + a.Name
 }
 
-// installRBAC creates the RBAC objects of the manifests (manifests/rbac and the
-// refresher's), so that credgate serve and credgate refresher run with exactly the rights an
-// install gives them.
+// installRBAC creates the RBAC objects of the manifests (manifests/rbac, the self-managed
+// overlay's, whose certificates the test cluster uses, and the refresher's), so that credgate
+// serve and credgate refresher run with exactly the rights an install gives them — and the
+// policy that holds credgate to its webhooks' CA bundle.
 func (c *Cluster) installRBAC(ctx context.Context) error {
-	for _, f := range []string{"rbac/rbac.yaml", "refresher/namespace.yaml", "refresher/rbac.yaml"} {
+	for _, f := range []string{"rbac/rbac.yaml", "overlays/self-managed/rbac.yaml", "refresher/namespace.yaml", "refresher/rbac.yaml"} {
 		objs, err := readObjects(filepath.Join(c.Root, "manifests", f))
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -195,4 +196,53 @@ func TestServingIdentityHoldsNoSecrets(t *testing.T) {
 	if err := refresher.Create(t.Context(), secret(enabled)); err != nil {
 		t.Errorf("the refresher's identity creates a Secret in an enabled namespace: %v", err)
 	}
+}
+
+// TestServingIdentityKeepsItsWebhooks: credgate serve's identity may write the CA bundle of its
+// webhook configurations (certificate rotation keeps doing so throughout these tests) and
+// nothing else of them: the API server's ValidatingAdmissionPolicy of the self-managed overlay
+// refuses widening what the webhooks are sent.
+func TestServingIdentityKeepsItsWebhooks(t *testing.T) {
+	serving, err := c.ClientAs(cluster.ServingAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(*admissionregistrationv1.MutatingWebhookConfiguration){
+		"drop the namespace selector": func(m *admissionregistrationv1.MutatingWebhookConfiguration) {
+			m.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{}
+		},
+		"drop the match conditions": func(m *admissionregistrationv1.MutatingWebhookConfiguration) {
+			m.Webhooks[0].MatchConditions = nil
+		},
+		"be sent Secrets": func(m *admissionregistrationv1.MutatingWebhookConfiguration) {
+			m.Webhooks[0].Rules[0].Resources = append(m.Webhooks[0].Rules[0].Resources, "secrets")
+		},
+		"add a webhook": func(m *admissionregistrationv1.MutatingWebhookConfiguration) {
+			w := *m.Webhooks[0].DeepCopy()
+			w.Name = "more.credgate.dev"
+			m.Webhooks = append(m.Webhooks, w)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var m admissionregistrationv1.MutatingWebhookConfiguration
+			if err := serving.Get(t.Context(), client.ObjectKey{Name: "credgate"}, &m); err != nil {
+				t.Fatal(err)
+			}
+			edit(&m)
+			err := serving.Update(t.Context(), &m, client.DryRunAll)
+			if err == nil || !strings.Contains(err.Error(), "may change only the CA bundle") {
+				t.Errorf("update as credgate serve: %v, want a refusal by the policy", err)
+			}
+		})
+	}
+	t.Run("the CA bundle", func(t *testing.T) {
+		var m admissionregistrationv1.MutatingWebhookConfiguration
+		if err := serving.Get(t.Context(), client.ObjectKey{Name: "credgate"}, &m); err != nil {
+			t.Fatal(err)
+		}
+		m.Webhooks[0].ClientConfig.CABundle = append([]byte(nil), m.Webhooks[1].ClientConfig.CABundle...)
+		if err := serving.Update(t.Context(), &m, client.DryRunAll); err != nil {
+			t.Errorf("update of the CA bundle as credgate serve: %v", err)
+		}
+	})
 }
