@@ -25,6 +25,13 @@ var (
 	credNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
 )
 
+// Limits on the IAM documents a Credential declares, which policies read on every admission:
+// IAM's and STS's own limits, so that no real document is refused.
+const (
+	MaxPolicyDocumentBytes = 10240
+	MaxSessionPolicyBytes  = 2048
+)
+
 // Validate returns every problem with c that the API server's schema would refuse, so offline
 // evaluation refuses the same objects the cluster does. A nil result means c is valid.
 func Validate(c *v1alpha1.Credential) []string {
@@ -43,6 +50,12 @@ func Validate(c *v1alpha1.Credential) []string {
 	}
 	if s.SecretRef != nil && s.SecretRef.Name == "" {
 		add("spec.secretRef.name must not be empty")
+	}
+	if pd := s.Access.PolicyDocument; pd != nil && len(pd.Raw) > MaxPolicyDocumentBytes {
+		add("spec.access.policyDocument is %d bytes; at most %d are accepted (IAM's own limit on an inline policy)", len(pd.Raw), MaxPolicyDocumentBytes)
+	}
+	if s.AWS != nil && s.AWS.SessionPolicy != nil && len(s.AWS.SessionPolicy.Raw) > MaxSessionPolicyBytes {
+		add("spec.aws.sessionPolicy is %d bytes; at most %d are accepted (STS's own limit on a session policy)", len(s.AWS.SessionPolicy.Raw), MaxSessionPolicyBytes)
 	}
 	seenEnv := map[string]bool{}
 	for i, e := range s.Env {

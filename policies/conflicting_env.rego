@@ -5,15 +5,21 @@ package credgate.admission
 
 import data.credgate.lib
 
-deny contains lib.violation("conflicting-env", b.name, msg) if {
+# env_setters[name] is the set of credentials that set variable name: built once, in one pass
+# over every credential's variables, so that finding shared ones costs no pair of credentials.
+env_setters[e.name] contains cred.name if {
 	lib.credential_env_count > count(lib.credential_env_names)
-	some i, a in input.credentials
-	some j, b in input.credentials
-	i < j
-	some ea in a.env
-	some eb in b.env
-	ea.name == eb.name
-	msg := sprintf("credentials %s and %s both set %s; request only one of them, or remove the variable from one Credential", [a.name, b.name, ea.name])
+	some cred in input.credentials
+	some e in cred.env
+}
+
+deny contains lib.violation("conflicting-env", second, msg) if {
+	some name, setters in env_setters
+	count(setters) > 1
+	names := sort(setters)
+	some k, second in names
+	k > 0
+	msg := sprintf("credentials %s and %s both set %s; request only one of them, or remove the variable from one Credential", [names[0], second, name])
 }
 
 deny contains lib.violation("conflicting-env", cred.name, msg) if {

@@ -1,6 +1,7 @@
 # credential-not-ready refuses a credential whose Ready condition is not True, or that has
 # expired. A credential with no Ready condition (nothing checks it) is not refused, except an
-# assumeRole credential: credgate has not minted its temporary credentials yet.
+# assumeRole credential: credgate has not minted its temporary credentials yet, or not for its
+# current spec.
 package credgate.admission
 
 import data.credgate.lib
@@ -25,7 +26,19 @@ deny contains lib.violation("credential-not-ready", cred.name, msg) if {
 	some cred in input.credentials
 	object.get(cred.aws, "mode", "") == "assumeRole"
 	not has_ready_condition(cred)
-	msg := sprintf("credential %s has no temporary credentials yet: credgate's refresher has not assumed role %s (is credgate running with --aws-refresher?); see kubectl describe credential %s", [cred.name, cred.aws.roleArn, cred.name])
+	msg := sprintf("credential %s has no temporary credentials yet: credgate refresher has not assumed role %s (is it running?); see kubectl describe credential %s", [cred.name, cred.aws.roleArn, cred.name])
+}
+
+# An assumeRole credential whose spec changed since it was minted would hand pods what the old
+# spec minted (another role, a wider session policy) until the refresher catches up.
+deny contains lib.violation("credential-not-ready", cred.name, msg) if {
+	some cred in input.credentials
+	object.get(cred.aws, "mode", "") == "assumeRole"
+	some cond in object.get(cred.status, "conditions", [])
+	cond.type == "Ready"
+	cond.status == "True"
+	object.get(cond, "observedGeneration", 0) != object.get(cred.status, "generation", 0)
+	msg := sprintf("credential %s changed since its temporary credentials were minted, and credgate refresher has not minted them for the new spec yet (is it running?); see kubectl describe credential %s", [cred.name, cred.name])
 }
 
 has_ready_condition(cred) if {

@@ -37,3 +37,11 @@ test_assume_role_minted if {
 	c := json.patch(t.assume_role_cred("s3", {}), [{"op": "add", "path": "/status", "value": {"conditions": [{"type": "Ready", "status": "True"}], "expiresAt": "2100-01-01T00:00:00Z"}}])
 	count(t.denied(t.input_for(t.trainer, [c]))) == 0
 }
+
+test_assumed_role_minted_for_an_older_spec if {
+	minted := {"generation": 2, "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}
+	stale := json.patch(t.assume_role_cred("role", {}), [{"op": "add", "path": "/status", "value": minted}])
+	["credential-not-ready", "role"] in t.denied(t.input_for(t.trainer, [stale]))
+	current := json.patch(stale, [{"op": "replace", "path": "/status/generation", "value": 1}])
+	not ["credential-not-ready", "role"] in t.denied(t.input_for(t.trainer, [current]))
+}

@@ -131,11 +131,19 @@ type Engine struct {
 	current atomic.Pointer[Revision]
 	// Metrics, when set, times every evaluation.
 	Metrics *Metrics
+	// Timeout bounds one evaluation (0: none): a policy that would run longer — a user rule's
+	// runaway comprehension, an input no limit foresaw — fails the request (500, and the
+	// webhook's failurePolicy decides) instead of holding a core. NewEngine sets EvalTimeout.
+	Timeout time.Duration
 }
 
-// NewEngine returns an engine serving rev.
+// EvalTimeout is an engine's default Timeout: far above what the built-in rules take on the
+// largest input credgate admits, well below the webhooks' 5-second timeout.
+const EvalTimeout = 2 * time.Second
+
+// NewEngine returns an engine serving rev, evaluations bounded by EvalTimeout.
 func NewEngine(rev *Revision) *Engine {
-	e := &Engine{}
+	e := &Engine{Timeout: EvalTimeout}
 	e.current.Store(rev)
 	return e
 }
@@ -146,8 +154,13 @@ func (e *Engine) Current() *Revision { return e.current.Load() }
 // Swap makes rev the revision served from now on.
 func (e *Engine) Swap(rev *Revision) { e.current.Store(rev) }
 
-// Evaluate evaluates input with the current revision.
+// Evaluate evaluates input with the current revision, within e.Timeout.
 func (e *Engine) Evaluate(ctx context.Context, input ast.Value) (Result, error) {
+	if e.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.Timeout)
+		defer cancel()
+	}
 	if e.Metrics == nil {
 		return e.current.Load().Evaluate(ctx, input)
 	}

@@ -202,9 +202,11 @@ func statusValue(r *credential.Resolved) ast.Value {
 		conds[i] = ast.NewTerm(ast.NewObject(
 			item("type", str(c.Type)), item("status", str(string(c.Status))),
 			item("reason", str(c.Reason)), item("message", str(c.Message)),
+			item("observedGeneration", ast.Number(strconv.FormatInt(c.ObservedGeneration, 10))),
 		))
 	}
-	o := ast.NewObject(item("conditions", ast.NewArray(conds...)))
+	o := ast.NewObject(item("conditions", ast.NewArray(conds...)),
+		item("generation", ast.Number(strconv.FormatInt(r.Source.Generation, 10))))
 	if st.ExpiresAt != nil {
 		o.Insert(ast.StringTerm("expiresAt"), ast.StringTerm(st.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")))
 	}
