@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,10 +35,21 @@ type ClientStore struct {
 	Live client.Reader
 	// Now is the clock of the miss memory (nil: time.Now).
 	Now func() time.Time
+	// LiveLimit, if set, bounds the rate of live GETs: past it a cache miss is taken as the
+	// answer (the Credential is reported missing), so that requests naming new, missing
+	// names cannot make credgate flood the API server.
+	LiveLimit *rate.Limiter
 
 	mu     sync.Mutex
 	misses map[client.ObjectKey]time.Time // confirmed misses, until when they are trusted
 }
+
+// DefaultLiveRate and DefaultLiveBurst bound live GETs on cache misses: a Credential created
+// a moment ago is rare, a flood of names that do not exist is an attack.
+const (
+	DefaultLiveRate  = 20
+	DefaultLiveBurst = 50
+)
 
 // Bounds of the memory of confirmed misses.
 const (
@@ -57,7 +70,7 @@ func (s *ClientStore) Get(ctx context.Context, namespace, name string) (*v1alpha
 		}
 		return c, nil
 	}
-	if s.missedRecently(key) {
+	if s.missedRecently(key) || s.LiveLimit != nil && !s.LiveLimit.Allow() {
 		return nil, err
 	}
 	if err = s.Live.Get(ctx, key, c); err != nil {

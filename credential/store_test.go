@@ -2,9 +2,11 @@ package credential
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,5 +49,19 @@ func TestClientStoreRemembersMisses(t *testing.T) {
 	}
 	if n := len(s.misses); n > maxMisses {
 		t.Errorf("%d misses remembered, want at most %d", n, maxMisses)
+	}
+}
+
+// Fresh missing names past the live rate are answered from the cache alone.
+func TestClientStoreLiveLimit(t *testing.T) {
+	live := &missingReader{}
+	s := &ClientStore{Cache: &missingReader{}, Live: live, LiveLimit: rate.NewLimiter(0, 5)}
+	for i := range 100 {
+		if _, err := s.Get(t.Context(), "ns", fmt.Sprintf("ghost-%d", i)); !apierrors.IsNotFound(err) {
+			t.Fatalf("err %v, want NotFound", err)
+		}
+	}
+	if live.gets != 5 {
+		t.Errorf("%d live GETs for 100 fresh names, want the burst of 5", live.gets)
 	}
 }

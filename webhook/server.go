@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -148,7 +149,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err != nil {
 		return nil, err
 	}
-	store := &credential.ClientStore{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()}
+	store := &credential.ClientStore{Cache: mgr.GetCache(), Live: mgr.GetAPIReader(),
+		LiveLimit: rate.NewLimiter(credential.DefaultLiveRate, credential.DefaultLiveBurst)}
 	nsInf, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{})
 	if err != nil {
 		return nil, fmt.Errorf("create namespace informer: %w", err)
