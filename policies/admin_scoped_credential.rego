@@ -1,7 +1,9 @@
 # admin-scoped-credential refuses credentials that grant administrative access: declared
-# access.level admin, an IAM-style policy document or AWS session policy that allows every
-# action (or every action of a service) on every resource, or any iam:* — unless a Deny takes
-# it back — and administrative role names of AWS, GCP, Azure and Kubernetes.
+# access.level admin; an IAM-style policy document or AWS session policy that allows every
+# action (or every action of a service) on every resource, every IAM action on an IAM
+# resource, or a privilege escalation — unless an unconditional Deny on every resource takes
+# it back (data.credgate.lib.iam reads them as AWS does); administrative roles of AWS, GCP,
+# Azure and Kubernetes by any of their names. docs/policies.md says what counts, with examples.
 package credgate.admission
 
 import data.credgate.lib
@@ -16,10 +18,9 @@ deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {
 deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {
 	some cred in input.credentials
 	doc := cred.access.policyDocument
-	scopes := iam.admin_scopes(doc)
-	count(scopes) > 0
-	words := sort([iam.describe(s) | some s in scopes])
-	msg := sprintf("credential %s: its access.policyDocument allows %s on every resource (or iam:*); scope its statements to the actions and resources the job needs", [cred.name, concat(", ", words)])
+	grants := iam.admin_grants(doc)
+	count(grants) > 0
+	msg := sprintf("credential %s: its access.policyDocument allows %s; scope its statements to the actions and resources the job needs", [cred.name, iam.summary(grants)])
 }
 
 # A session policy narrows the role to what it allows: one that allows everything narrows
@@ -28,30 +29,14 @@ deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {
 deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {
 	some cred in input.credentials
 	doc := cred.aws.sessionPolicy
-	scopes := iam.admin_scopes(doc)
-	count(scopes) > 0
-	words := sort([iam.describe(s) | some s in scopes])
-	msg := sprintf("credential %s: its aws.sessionPolicy allows %s on every resource (or iam:*), so it does not narrow the role; scope it to the actions and resources the job needs", [cred.name, concat(", ", words)])
+	grants := iam.admin_grants(doc)
+	count(grants) > 0
+	msg := sprintf("credential %s: its aws.sessionPolicy allows %s, so it does not narrow the role; scope it to the actions and resources the job needs", [cred.name, iam.summary(grants)])
 }
 
 deny contains lib.violation("admin-scoped-credential", cred.name, msg) if {
 	some cred in input.credentials
 	some role in object.get(cred.access, "roles", [])
-	admin_role(role)
-	msg := sprintf("credential %s holds the administrative role %q; use a role limited to what the job needs", [cred.name, role])
-}
-
-# AWS managed policies, by name or ARN.
-admin_role(role) if {
-	parts := split(role, "/")
-	lower(parts[count(parts) - 1]) in {"administratoraccess", "poweruseraccess", "iamfullaccess"}
-}
-
-# GCP basic roles, Azure's administrative built-in roles, Kubernetes' cluster-admin.
-admin_role(role) if lower(role) in {"roles/owner", "roles/editor", "owner", "contributor", "user access administrator", "cluster-admin"}
-
-# GCP predefined *Admin roles, such as roles/storage.admin or roles/iam.securityAdmin.
-admin_role(role) if {
-	startswith(role, "roles/")
-	endswith(lower(role), "admin")
+	why := iam.admin_role(role)
+	msg := sprintf("credential %s holds the administrative role %q (%s); use a role limited to what the job needs", [cred.name, role, why])
 }
