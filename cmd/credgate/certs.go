@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,8 +24,8 @@ func newCertsCommand() *cobra.Command {
 serving certificate signed by it, valid for the webhook Service's DNS names, localhost,
 127.0.0.1 and ::1, and any --host. Point credgate serve --cert-dir at the directory and put
 ca.crt (base64) in the webhook configurations' caBundle.`,
-		Example: `  credgate certs --dir ./certs
-  credgate serve --cert-dir ./certs --kubeconfig ~/.kube/config`,
+		Example: `  credgate certs                   # into ~/.config/credgate/certs (the default --dir)
+  credgate serve --cert-dir ~/.config/credgate/certs --kubeconfig ~/.kube/config`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := certs.Generate(certs.Options{
@@ -42,10 +44,21 @@ ca.crt (base64) in the webhook configurations' caBundle.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dir, "dir", "certs", "directory to write the files to")
+	f.StringVar(&dir, "dir", defaultCertsDir(), "directory to write the files to (private keys: keep it out of source trees)")
 	f.StringVar(&service, "service", "credgate", "name of the webhook Service")
 	f.StringVar(&namespace, "namespace", "credgate-system", "namespace of the webhook Service")
 	f.StringArrayVar(&hosts, "host", nil, "extra DNS name or IP address (repeatable)")
 	f.DurationVar(&validity, "validity", 90*24*time.Hour, "how long the serving certificate is valid")
 	return cmd
+}
+
+// defaultCertsDir is credgate/certs in the user's configuration directory
+// (~/.config/credgate/certs), never a path relative to where the command runs: private keys
+// must not land in a source tree by default.
+func defaultCertsDir() string {
+	base, err := os.UserConfigDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "credgate", "certs")
 }

@@ -67,10 +67,7 @@ func (o *refresherOptions) run(cmd *cobra.Command) error {
 	if o.MaxDuration < 0 || (o.MaxDuration > 0 && o.MaxDuration < time.Second) {
 		return fmt.Errorf("--aws-max-session-duration %s: want 0 (no cap) or at least 1s", o.MaxDuration)
 	}
-	log, sync, err := newLogger(o.verbosity)
-	if err != nil {
-		return err
-	}
+	log, sync := newLogger(o.verbosity, cmd.ErrOrStderr())
 	defer sync()
 	cfg, err := loadConfig(o.kubeconfig)
 	if err != nil {

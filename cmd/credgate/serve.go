@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/credgate/credgate/audit"
@@ -115,11 +117,9 @@ func defaultNamespace(fallback string) string {
 }
 
 func (o *serveOptions) run(cmd *cobra.Command) error {
-	log, sync, err := newLogger(o.verbosity)
-	if err != nil {
-		return err
-	}
+	log, sync := newLogger(o.verbosity, cmd.ErrOrStderr())
 	defer sync()
+	var err error
 
 	o.PolicyDir = o.policy.dir
 	if o.Audit.OnError, err = audit.ParseOnError(o.auditOnError); err != nil {
@@ -163,19 +163,19 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	return mgr.Start(cmd.Context())
 }
 
-// newLogger builds the JSON logger of credgate's servers (zap behind logr) and makes it
-// controller-runtime's; sync flushes it.
-func newLogger(verbosity int) (log logr.Logger, sync func(), err error) {
-	c := zap.NewProductionConfig()
-	c.Level = zap.NewAtomicLevelAt(zapcore.Level(-verbosity))
-	c.Sampling = nil
-	zl, err := c.Build()
-	if err != nil {
-		return logr.Logger{}, nil, fmt.Errorf("build logger: %w", err)
-	}
+// newLogger builds the JSON logger of credgate's servers (zap behind logr), writing to w,
+// and makes it controller-runtime's and klog's (client-go logs through klog: without this its
+// lines would land as plain text between the JSON ones, and credgate audit reads them all);
+// sync flushes it.
+func newLogger(verbosity int, w io.Writer) (log logr.Logger, sync func()) {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.EpochTimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), zap.NewAtomicLevelAt(zapcore.Level(-verbosity)))
+	zl := zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel))
 	log = zapr.NewLogger(zl)
 	ctrl.SetLogger(log)
-	return log, func() { _ = zl.Sync() }, nil
+	klog.SetLogger(log)
+	return log, func() { _ = zl.Sync() }
 }
 
 // loadConfig reads the kubeconfig file named, or else the in-cluster config, then $KUBECONFIG

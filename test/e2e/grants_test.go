@@ -4,11 +4,14 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -245,4 +248,25 @@ func TestServingIdentityKeepsItsWebhooks(t *testing.T) {
 			t.Errorf("update of the CA bundle as credgate serve: %v", err)
 		}
 	})
+}
+
+// TestRightsSuffice: what credgate serve and credgate refresher log — client-go's output
+// included — is one JSON document a line, and none of it says the RBAC of manifests/ forbade
+// something they do (leader election records Events on its Lease, for one).
+func TestRightsSuffice(t *testing.T) {
+	for _, name := range []string{"credgate.log", "credgate-refresher.log"} {
+		data, err := os.ReadFile(filepath.Join(c.WorkDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			if !json.Valid([]byte(line)) {
+				t.Errorf("%s:%d is not JSON: %.160s", name, i+1, line)
+			}
+			// (A namespace the platform did not enable is forbidden on purpose: TestSourceGrants.)
+			if strings.Contains(line, "forbidden") && !strings.Contains(line, awscreds.ReasonNamespaceNotEnabled) {
+				t.Errorf("%s:%d: %.300s", name, i+1, line)
+			}
+		}
+	}
 }
