@@ -89,8 +89,9 @@ e2e: control-plane $(BIN)/minio build ## Run the end-to-end tests only (etcd, ku
 	$(GO) test -count=1 -tags e2e ./test/e2e/ -v
 
 .PHONY: golden
-golden: ## Regenerate golden files under testdata/ (review the diff).
+golden: ## Regenerate golden files under testdata/ (review the diff): mutate, eval and the webhook's responses.
 	$(GO) test ./mutate/... ./eval/... -update
+	$(GO) test ./webhook/ -run TestHandler -update
 
 .PHONY: fuzz
 fuzz: ## Fuzz the admission handler and the policy input's JSON parser, FUZZTIME each (default 30s).

@@ -12,7 +12,7 @@ const SchemaVersion = 1
 // Event says what the admission decided.
 type Event string
 
-// The events of DESIGN.md. Allowed records are off by default.
+// The events of a record (docs/audit.md). Allowed records are off by default.
 const (
 	EventDenied  Event = "admission_denied"
 	EventWarned  Event = "admission_warned"

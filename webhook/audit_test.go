@@ -53,7 +53,7 @@ func (s *memorySink) records(t *testing.T) []audit.Record {
 	return out
 }
 
-// TestAuditRecords: each decision writes the record DESIGN.md describes — attributed to the
+// TestAuditRecords: each decision writes the record docs/audit.md describes — attributed to the
 // user, the workload and its owner, with every violation and the policy revision — and the
 // failure of the sink is refused or admitted as configured.
 func TestAuditRecords(t *testing.T) {

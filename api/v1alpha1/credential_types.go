@@ -9,7 +9,7 @@ import (
 // +kubebuilder:validation:Enum=generic;aws;s3-compatible;gcp;azure;huggingface;wandb;mlflow;kaggle;git-ssh;docker-registry;ngc;database
 type CredentialType string
 
-// The credential types of DESIGN.md. Each has a preset in package credential.
+// The credential types (docs/credentials.md). Each has a preset in package credential.
 const (
 	TypeGeneric        CredentialType = "generic"
 	TypeAWS            CredentialType = "aws"
