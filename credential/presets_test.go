@@ -1,6 +1,8 @@
 package credential_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -576,8 +578,13 @@ func TestVolumeName(t *testing.T) {
 		{name: strings.Repeat("b", 55)},
 		{name: long},
 		{name: long[:62] + "b"}, // shares its first 40 characters with long
-		{name: "team.wandb"},
+		{name: "team.wandb", want: "credgate--team-wandb-" + sha8("team.wandb")},
 		{name: "team-wandb", want: "credgate-team-wandb"},
+		// The hashed name of a.b, as an ordinary name: credgate-<name> as it is.
+		{name: "a.b", want: "credgate--a-b-2e7336dc"},
+		{name: "a-b-2e7336dc", want: "credgate-a-b-2e7336dc"},
+		{name: "a-b", want: "credgate-a-b"},
+		{name: "a--b", want: "credgate-a--b"},
 		{name: "a..b"},
 		{name: strings.Repeat("c", 39) + ".d"}, // the cut at 40 characters ends in a dot
 		{name: strings.Repeat("e", 39) + "-" + strings.Repeat("f", 23)},
@@ -587,6 +594,9 @@ func TestVolumeName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := credential.VolumeName(tt.name)
+			if ordinary := len(validation.IsDNS1123Label(tt.name)) == 0 && len(tt.name) <= 54; ordinary != !strings.HasPrefix(got, credential.VolumePrefix+"-") {
+				t.Errorf("VolumeName(%q) = %q: the double dash must mark exactly the names that are not ordinary", tt.name, got)
+			}
 			if tt.want != "" && got != tt.want {
 				t.Errorf("VolumeName(%q) = %q, want %q", tt.name, got, tt.want)
 			}
@@ -605,4 +615,31 @@ func TestVolumeName(t *testing.T) {
 			seen[got] = tt.name
 		})
 	}
+}
+
+// TestVolumeNamesNeverCollide: the hashed volume name of a name that is not an ordinary one
+// is never the volume name of another credential. "a.b" once became credgate-a-b-2e7336dc,
+// the volume name of a credential called a-b-2e7336dc: a pod requesting both got one volume,
+// and a.b's files were silently not mounted.
+func TestVolumeNamesNeverCollide(t *testing.T) {
+	tests := []struct{ a, b string }{
+		{"a.b", "a-b-2e7336dc"},
+		{"team.wandb", "team-wandb-" + sha8("team.wandb")},
+		{strings.Repeat("x", 55), strings.Repeat("x", 40) + "-" + sha8(strings.Repeat("x", 55))},
+		{"a.b", "a-b"},
+		{"a.b.c", "a-b.c"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.a+" "+tt.b, func(t *testing.T) {
+			if va, vb := credential.VolumeName(tt.a), credential.VolumeName(tt.b); va == vb {
+				t.Errorf("VolumeName(%q) = VolumeName(%q) = %q", tt.a, tt.b, va)
+			}
+		})
+	}
+}
+
+// sha8 is the first 8 hex digits of the SHA-256 of s.
+func sha8(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
 }

@@ -271,9 +271,13 @@ func defaultMountPath(name string) string { return path.Join(DefaultMountRoot, n
 // VolumePrefix starts the name of every volume credgate adds.
 const VolumePrefix = "credgate-"
 
-// VolumeName is the name of the secret volume of the credential called name: credgate-<name>,
-// or, where that is not a valid volume name (too long, or a dot in name), a shortened name
-// with a hash suffix that keeps it unique.
+// VolumeName is the name of the volume of the credential called name. An ordinary name — one
+// for which credgate-<name> is a DNS label (no dot, at most 54 characters) — gives
+// credgate-<name>. Any other gives credgate--<prefix>-<hash>: the double dash, which no
+// credgate-<name> can have (a name begins with a letter or digit), then the name's first 40
+// characters with dots made dashes, then 8 hex digits of the SHA-256 of the whole name. So two
+// credentials never share a volume ("a.b" and "a-b-2e7336dc" once did, and a.b's files were
+// silently not mounted), and every name fits the 63 characters of a DNS label.
 func VolumeName(name string) string {
 	if v := VolumePrefix + name; isDNSLabel(v) {
 		return v
@@ -283,5 +287,5 @@ func VolumeName(name string) string {
 	if len(short) > 40 {
 		short = short[:40]
 	}
-	return VolumePrefix + strings.Trim(short, "-") + "-" + hex.EncodeToString(sum[:4])
+	return VolumePrefix + "-" + strings.Trim(short, "-") + "-" + hex.EncodeToString(sum[:4])
 }

@@ -146,22 +146,30 @@ func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime
 	for _, v := range dec.Audited {
 		fmt.Fprintf(e.Err, "audit: %s: [%s] %s\n", what, v.Rule, v.Message)
 	}
-	if !dec.Mutated {
-		fmt.Fprintf(e.Err, "admitted %s: no credentials requested\n", what)
-		return mustYAML(d.json), ExitAdmitted
-	}
 	patched, err := applyAsAPIServer(d.json, dec.Patch)
 	if err != nil {
 		fmt.Fprintf(e.Err, "error: %s: %v\n", what, err)
 		return nil, ExitBadInput
 	}
-	fmt.Fprintf(e.Err, "admitted %s: injected %s\n", what, strings.Join(dec.Credentials, ", "))
+	switch {
+	case !dec.Mutated:
+		fmt.Fprintf(e.Err, "admitted %s: no credentials requested\n", what)
+	case workload.IsPod(obj):
+		fmt.Fprintf(e.Err, "admitted %s: injected %s\n", what, strings.Join(dec.Credentials, ", "))
+	default:
+		// A workload's pod template only gets the credential labels: each pod gets the
+		// Credentials as they are when it is created.
+		fmt.Fprintf(e.Err, "admitted %s: its pods get %s, injected when each is created\n", what, strings.Join(dec.Credentials, ", "))
+	}
 	return mustYAML(patched), ExitAdmitted
 }
 
 // applyAsAPIServer applies the webhook's JSON patch to the submitted document, as the API
 // server does.
 func applyAsAPIServer(original []byte, ops []gomodjsonpatch.Operation) ([]byte, error) {
+	if len(ops) == 0 {
+		return original, nil
+	}
 	raw, err := json.Marshal(ops)
 	if err != nil {
 		return nil, fmt.Errorf("encode patch: %w", err)

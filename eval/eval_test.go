@@ -32,7 +32,7 @@ func TestRun(t *testing.T) {
 	}{
 		{name: "examples-training-job", workloads: []string{examples + "training-job.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
-			wantStderr: []string{"admitted Job ml-team/train-llm: injected aws-data, hf, wandb",
+			wantStderr: []string{"admitted Job ml-team/train-llm: its pods get aws-data, hf, wandb, injected when each is created",
 				"warning: Job ml-team/train-llm: [static-credentials] credential aws-data gives the pod long-lived keys: AWS (AWS_SECRET_ACCESS_KEY"}},
 		{name: "policy-refusal", workloads: []string{"testdata/conflicting-job.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitRefused,
@@ -51,8 +51,17 @@ func TestRun(t *testing.T) {
 				`[unknown-credential] credential "openai" does not exist in namespace "ml-team" (it has: aws-data, aws-irsa, azure-blob,`}},
 		{name: "mixed-kinds", workloads: []string{"testdata/workloads-mixed.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
-			wantStderr: []string{"admitted Deployment ml-team/notebook: injected hf", "skipped Service",
-				"admitted CronJob ml-team/nightly-eval: injected eval-config"}},
+			wantStderr: []string{"admitted Deployment ml-team/notebook: its pods get hf, injected when each is created", "skipped Service",
+				"admitted CronJob ml-team/nightly-eval: its pods get eval-config, injected when each is created"}},
+		// What an earlier credgate eval printed, applied: the Deployment's template comes out
+		// with its labels alone, and a pod comes out injected afresh.
+		{name: "earlier-injection", workloads: []string{"testdata/earlier-injection.yaml"},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
+			wantStderr: []string{"warning: Deployment ml-team/notebook: this Deployment's pod template carries an injection of hf by an earlier version of credgate",
+				"credgate removed 2 variables and its annotation",
+				"admitted Deployment ml-team/notebook: its pods get hf, injected when each is created",
+				"warning: Pod ml-team/notebook-7d9f8c6b5-x2k4p: this pod carries an injection of hf by an earlier version of credgate",
+				"admitted Pod ml-team/notebook-7d9f8c6b5-x2k4p: injected hf"}},
 		{name: "missing-secret-key", workloads: []string{"testdata/wandb-pod.yaml"},
 			credentials: []string{"testdata/missing-key.yaml"}, wantCode: eval.ExitRefused,
 			wantStderr: []string{`[missing-secret-key] Secret "wandb-secret" of credential wandb has no key "api-key" (read by WANDB_API_KEY)`}},

@@ -119,8 +119,8 @@ func apply(t *testing.T, pod *corev1.Pod, creds map[string]*v1alpha1.Credential)
 }
 
 // review runs obj through what the review package does before and after policy: find the pod
-// template, inherit the workload's labels, apply the credentials it requests. It returns the
-// conflicts.
+// template, inherit the workload's labels, apply the credentials it requests — to a Pod, or to a
+// copy of a workload's pod template, which only gets the labels. It returns the conflicts.
 func review(t *testing.T, obj runtime.Object, creds map[string]*v1alpha1.Credential) []mutate.Conflict {
 	t.Helper()
 	tmpl, err := workload.PodTemplate(obj)
@@ -135,6 +135,9 @@ func review(t *testing.T, obj runtime.Object, creds map[string]*v1alpha1.Credent
 	targets, problem := workload.TargetContainers(tmpl)
 	if problem != "" {
 		t.Fatal(problem)
+	}
+	if !workload.IsPod(obj) {
+		tmpl = workload.Template{Meta: tmpl.Meta.DeepCopy(), Spec: tmpl.Spec.DeepCopy(), Path: tmpl.Path}
 	}
 	return mutate.Apply(tmpl, resolve(t, creds, names...), targets)
 }

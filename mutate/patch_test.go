@@ -126,8 +126,8 @@ func TestPatchEmptyWhenNothingChanged(t *testing.T) {
 }
 
 // TestPatchJobWithoutTemplateMetadata: a Job's pod template need not have metadata; the
-// labels copied from the Job and the annotation arrive in one add of the whole member, without
-// the re-encoding's "creationTimestamp": null.
+// labels copied from the Job — all the template gets — arrive in one add of the whole member,
+// without the re-encoding's "creationTimestamp": null.
 func TestPatchJobWithoutTemplateMetadata(t *testing.T) {
 	doc := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"credentials.credgate.dev/hf":"true","team":"a"}},
 		"spec":{"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"i"}]}}}}`)
@@ -135,8 +135,11 @@ func TestPatchJobWithoutTemplateMetadata(t *testing.T) {
 	if len(ops) == 0 || ops[0].Path != "/spec/template/metadata" {
 		t.Fatalf("ops = %v, want the template's metadata added first", ops)
 	}
-	if meta := ops[0].Value.(map[string]any); len(meta) != 2 || meta["labels"] == nil || meta["annotations"] == nil {
-		t.Errorf("template metadata added = %v, want labels and annotations only", meta)
+	if meta := ops[0].Value.(map[string]any); len(meta) != 1 || meta["labels"] == nil {
+		t.Errorf("template metadata added = %v, want labels only", meta)
+	}
+	if len(ops) != 1 {
+		t.Errorf("ops = %v, want the template's labels alone", ops)
 	}
 	got := &batchv1.Job{}
 	mustUnmarshal(t, applyOps(t, doc, ops), got)
@@ -150,18 +153,21 @@ func TestPatchJobWithoutTemplateMetadata(t *testing.T) {
 
 // TestPatchEscapesKeys: label and annotation keys hold "/", which a JSON pointer escapes.
 func TestPatchEscapesKeys(t *testing.T) {
-	doc := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"credentials.credgate.dev/hf":"true"}},
+	job := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"credentials.credgate.dev/hf":"true"}},
 		"spec":{"template":{"metadata":{"labels":{"app":"x"},"annotations":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}`)
-	ops, _ := patchFor(t, &batchv1.Job{}, doc)
+	pod := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"credentials.credgate.dev/hf":"true"},"annotations":{"a":"b"}},
+		"spec":{"containers":[{"name":"c","image":"i"}]}}`)
 	var paths []string
-	for _, op := range ops {
+	jobOps, _ := patchFor(t, &batchv1.Job{}, job)
+	podOps, _ := patchFor(t, &corev1.Pod{}, pod)
+	for _, op := range append(jobOps, podOps...) {
 		if strings.Contains(op.Path, "credgate.dev") {
 			paths = append(paths, op.Path)
 		}
 	}
 	want := []string{
-		"/spec/template/metadata/annotations/credgate.dev~1injected",
 		"/spec/template/metadata/labels/credentials.credgate.dev~1hf",
+		"/metadata/annotations/credgate.dev~1injected",
 	}
 	if diff := cmp.Diff(want, paths); diff != "" {
 		t.Errorf("paths (-want +got):\n%s", diff)

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -38,6 +41,8 @@ type Request struct {
 	Namespace string
 	// Object is the decoded Pod, Job, CronJob or apps/v1 workload. Review mutates it in place.
 	Object runtime.Object
+	// Old is the object as it was before an UPDATE (a CronJob's), decoded; nil for a CREATE.
+	Old runtime.Object
 	// Raw is Object as submitted, JSON; when nil it is encoded from Object.
 	Raw []byte
 	// What the admission request says of itself, for policies.
@@ -48,7 +53,8 @@ type Request struct {
 	GVK       schema.GroupVersionKind
 	DryRun    bool
 	// DecideOnly is for callers that admit or refuse but never patch (a validating webhook):
-	// the object is still mutated, so that the decision is the same, but no patch is computed.
+	// the object is still mutated, so that the decision is the same, but no patch is computed;
+	// and an earlier injection is not stripped: the object is judged as it will be stored.
 	DecideOnly bool
 }
 
@@ -56,7 +62,8 @@ type Request struct {
 type Decision struct {
 	// Credentials are the names the pod requests, sorted.
 	Credentials []string
-	// Violations refuse the pod when not empty; Object is then left unchanged.
+	// Violations refuse the pod when not empty; Object then holds no injection, and Patch is
+	// empty.
 	Violations []Violation
 	// Warned are violations whose rule is enforced as warn: the pod is admitted and the
 	// client is shown them.
@@ -66,10 +73,17 @@ type Decision struct {
 	// Warnings are returned to the client of an admitted request: the warned violations and
 	// anything mutate left alone.
 	Warnings []string
-	// Mutated reports whether Object was passed through mutate.
+	// Mutated reports whether the credentials requested were admitted: injected into a Pod
+	// by mutate, or, for a workload, checked (mutate ran on a copy of its pod template, for
+	// the warnings) — its pods get them when they are created.
 	Mutated bool
-	// Patch is the JSON patch that turns the submitted object into the mutated one: only
-	// credgate's additions (see mutate.Patch); empty when nothing changed.
+	// Stripped is what was removed of an injection by an earlier version of credgate that the
+	// pod, or the pod template, carried (mutate.Strip); nil when there was none.
+	Stripped *mutate.Stripped
+	// Patch is the JSON patch that turns the submitted object into the mutated one: what
+	// credgate takes away (mutate.Rewrite: an earlier injection, credential labels following
+	// a CronJob's), then what it adds (mutate.Patch: labels copied into a workload's pod
+	// template; a Pod's credentials). Empty when nothing changed.
 	Patch []jsonpatch.Operation
 	// Resolved are the requested credentials as injected, sorted by name.
 	Resolved []credential.Resolved
@@ -133,7 +147,12 @@ type Reviewer struct {
 // Review admits req.Object, mutating it in place. A returned error is either bad input
 // (wrapping workload.ErrMalformed or workload.ErrUnsupportedKind) or an internal failure;
 // refusals are Violations. The order is fixed: find the pod, read what it requests, resolve,
-// decide (policy), mutate.
+// strip an earlier injection, decide (policy), mutate.
+//
+// A Pod gets its credentials. A workload (Job, CronJob, apps/v1) is decided the same way, on
+// its pod template, but only gets the credential labels copied into that template
+// (workload.InheritLabels): its pods get the credentials when they are created, from the
+// Credentials as they are then. What mutate would leave alone is still reported, from a copy.
 func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if len(req.Raw) > MaxObjectBytes {
 		return Decision{}, fmt.Errorf("%w: the object is %d bytes; credgate reviews objects of at most %d", workload.ErrMalformed, len(req.Raw), MaxObjectBytes)
@@ -148,6 +167,22 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 			return Decision{}, fmt.Errorf("encode submitted object: %w", err)
 		}
 	}
+	pod := workload.IsPod(req.Object)
+	// before is the template as submitted, kept when credgate may take something away from it
+	// (a label following a CronJob's, an earlier injection): Rewrite derives that part of the
+	// patch from it. The validating webhook takes nothing away: it judges the object as stored.
+	var before *corev1.PodTemplateSpec
+	if _, earlier := t.Meta.Annotations[workload.InjectedAnnotation]; (req.Old != nil || earlier) && !req.DecideOnly {
+		before = &corev1.PodTemplateSpec{ObjectMeta: *t.Meta.DeepCopy(), Spec: *t.Spec.DeepCopy()}
+	}
+	if req.Old != nil {
+		workload.FollowLabels(req.Old, req.Object, t)
+	}
+	// The labels before InheritLabels adds any: what Rewrite compares.
+	var followed map[string]string
+	if before != nil {
+		followed = maps.Clone(t.Meta.Labels)
+	}
 	workload.InheritLabels(req.Object, t)
 	if v := overLimits(t); v != nil {
 		return Decision{DryRun: req.DryRun, Kind: req.GVK.Kind, Violations: []Violation{*v}}, nil
@@ -157,43 +192,75 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	for _, p := range problems {
 		d.Violations = append(d.Violations, Violation{Rule: RuleCredentialLabel, Message: p})
 	}
-	if len(names) == 0 {
-		return d, nil
-	}
 	targets, problem := workload.TargetContainers(t)
-	if problem != "" {
+	if len(names) > 0 && problem != "" {
 		d.Violations = append(d.Violations, Violation{Rule: RuleContainers, Message: problem})
 	}
-	resolved, missing, invalid, err := r.resolve(ctx, req.Namespace, names)
-	if err != nil {
-		return Decision{}, err
-	}
-	d.Resolved = resolved
-	d.Violations = append(d.Violations, invalid...)
-	if v := overInjections(resolved, len(targets)); v != nil {
-		d.Violations = append(d.Violations, *v)
-		bound(&d)
-		return d, nil
+	var resolved []credential.Resolved
+	var missing []string
+	if len(names) > 0 {
+		var invalid []Violation
+		if resolved, missing, invalid, err = r.resolve(ctx, req.Namespace, names); err != nil {
+			return Decision{}, err
+		}
+		d.Resolved = resolved
+		d.Violations = append(d.Violations, invalid...)
+		if v := overInjections(resolved, len(targets)); v != nil {
+			d.Violations = append(d.Violations, *v)
+			bound(&d)
+			return d, nil
+		}
 	}
 
-	if err := r.decide(ctx, req, raw, t, targets, missing, &d); err != nil {
-		return Decision{}, err
+	if before != nil {
+		if problem == "" {
+			if err := r.stripEarlier(ctx, req, t, resolved, targets, &d); err != nil {
+				return Decision{}, err
+			}
+		}
+		after := corev1.PodTemplateSpec{ObjectMeta: *t.Meta, Spec: *t.Spec}
+		after.Labels = followed
+		ops, err := mutate.Rewrite(t.Path, before, &after)
+		if err != nil {
+			return Decision{}, err
+		}
+		if raw, err = mutate.ApplyPatch(raw, ops); err != nil {
+			return Decision{}, fmt.Errorf("take away from the submitted object: %w", err)
+		}
+		d.Patch = ops
+	}
+
+	if len(names) > 0 {
+		if err := r.decide(ctx, req, raw, t, targets, missing, &d); err != nil {
+			return Decision{}, err
+		}
 	}
 	redact(&d, t)
 	bound(&d)
 	if d.Denied() {
+		d.Patch = nil
 		return d, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("review: %w", err)
 	}
-	for _, c := range mutate.Apply(t, resolved, targets) {
-		d.Warnings = append(d.Warnings, "credential "+c.Credential+": "+c.Message)
+	if len(names) > 0 {
+		into := t
+		if !pod {
+			into = workload.Template{Meta: t.Meta.DeepCopy(), Spec: t.Spec.DeepCopy(), Path: t.Path}
+		}
+		for _, c := range mutate.Apply(into, resolved, targets) {
+			d.Warnings = append(d.Warnings, "credential "+c.Credential+": "+c.Message)
+		}
+		d.Warnings = boundWarnings(d.Warnings)
+		d.Mutated = true
 	}
-	d.Warnings = boundWarnings(d.Warnings)
-	d.Mutated = true
 	if req.DecideOnly {
+		d.Patch = nil
 		return d, nil
+	}
+	if !d.Mutated && pod && d.Stripped == nil {
+		return d, nil // nothing requested, nothing changed
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("review: %w", err)
@@ -202,10 +269,94 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("encode mutated object: %w", err)
 	}
-	if d.Patch, err = mutate.Patch(raw, mutated); err != nil {
+	added, err := mutate.Patch(raw, mutated)
+	if err != nil {
 		return Decision{}, err
 	}
+	d.Patch = append(d.Patch, added...)
 	return d, nil
+}
+
+// stripEarlier takes away an injection by an earlier version of credgate that t carries — a pod
+// created from a template it injected, or a workload's template — before policy sees the pod,
+// so that what is decided, and injected, is the current Credentials alone (mutate.Strip, with
+// the credentials its annotation lists as they are now). A Pod whose annotation is the one the
+// current credentials give carries nothing to take away (a reinvocation); an annotation not of
+// credgate's form is no injection of credgate's, and mutate rewrites it.
+func (r *Reviewer) stripEarlier(ctx context.Context, req Request, t workload.Template, resolved []credential.Resolved, targets []string, d *Decision) error {
+	earlier := t.Meta.Annotations[workload.InjectedAnnotation]
+	names, ok := mutate.InjectedNames(earlier)
+	if !ok || workload.IsPod(req.Object) && earlier == mutate.Annotation(resolved) {
+		return nil
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return !workload.IsCredentialName(n) })
+	if len(names) > MaxCredentialLabels {
+		names = names[:MaxCredentialLabels]
+	}
+	listed, err := r.listed(ctx, req.Namespace, names, resolved)
+	if err != nil {
+		return err
+	}
+	s := mutate.Strip(t, listed, targets)
+	d.Stripped = &s
+	d.Warnings = append(d.Warnings, strippedWarning(req.GVK.Kind, names, s))
+	return nil
+}
+
+// listed resolves names, the credentials an earlier injection's annotation lists, as they are
+// now: those requested again are already resolved; a name with no Credential now, or an
+// invalid one, is left out.
+func (r *Reviewer) listed(ctx context.Context, ns string, names []string, resolved []credential.Resolved) ([]credential.Resolved, error) {
+	var out []credential.Resolved
+	var lookup []string
+	for _, n := range names {
+		if i := slices.IndexFunc(resolved, func(c credential.Resolved) bool { return c.Name == n }); i >= 0 {
+			out = append(out, resolved[i])
+		} else if !slices.Contains(lookup, n) {
+			lookup = append(lookup, n)
+		}
+	}
+	more, _, _, err := r.resolve(ctx, ns, lookup)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, more...), nil
+}
+
+// strippedWarning tells the client that an earlier injection, of the credentials names, was
+// taken away, and what to do. It quotes no value of the object: names are credential names.
+func strippedWarning(kind string, names []string, s mutate.Stripped) string {
+	if kind == "" {
+		kind = "Pod"
+	}
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		what string
+	}{{s.Env, "variable"}, {s.Volumes, "volume"}, {s.Mounts, "mount"}, {s.PullSecrets, "image-pull secret"}} {
+		switch {
+		case p.n == 1:
+			parts = append(parts, "1 "+p.what)
+		case p.n > 1:
+			parts = append(parts, fmt.Sprintf("%d %ss", p.n, p.what))
+		}
+	}
+	removed := "its annotation"
+	if len(parts) > 0 {
+		removed = strings.Join(parts, ", ") + " and its annotation"
+	}
+	of := ""
+	if len(names) > 0 {
+		of = " of " + strings.Join(names, ", ")
+	}
+	if kind == "Pod" {
+		return fmt.Sprintf("this pod carries an injection%s by an earlier version of credgate (annotation %s), from a pod template it injected: "+
+			"credgate removed %s, so that the pod gets the current credentials alone; re-create the workload that created the pod from its manifest "+
+			"so that its template no longer carries it (docs/credentials.md)", of, workload.InjectedAnnotation, removed)
+	}
+	return fmt.Sprintf("this %s's pod template carries an injection%s by an earlier version of credgate (annotation %s): "+
+		"credgate removed %s; credentials are now injected into each pod when it is created (docs/credentials.md)",
+		kind, of, workload.InjectedAnnotation, removed)
 }
 
 // decide evaluates the policies and files their violations by enforcement action.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,9 +45,14 @@ func outcomeOf(r *admissionv1.AdmissionResponse) outcome {
 // staticAWSWarning is the built-in static-credentials rule's warning for the aws credential.
 const staticAWSWarning = "[static-credentials] credential aws gives the pod long-lived keys: AWS (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); prefer temporary credentials (an assumed role with a session policy, or web identity)"
 
-// setsWandbKey makes the first container of a fixture's pod set WANDB_API_KEY itself.
+// setsWandbKey makes the first container of a fixture's pod, or Job's pod template, set
+// WANDB_API_KEY itself.
 func setsWandbKey(req map[string]any) {
-	ctr := req["object"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+	spec := req["object"].(map[string]any)["spec"].(map[string]any)
+	if tmpl, ok := spec["template"].(map[string]any); ok {
+		spec = tmpl["spec"].(map[string]any)
+	}
+	ctr := spec["containers"].([]any)[0].(map[string]any)
 	ctr["env"] = []any{map[string]any{"name": "WANDB_API_KEY", "valueFrom": map[string]any{
 		"secretKeyRef": map[string]any{"name": "my-own-wandb", "key": "key"}}}}
 }
@@ -186,39 +192,36 @@ func TestHandler(t *testing.T) {
 			kind:    "Job",
 			fixture: "job-labelled.json",
 			want:    outcome{UID: "c47e0a2b-6d1f-4e83-9b25-3a4c5d6e7f81", Allowed: true, Code: 200, Patched: true},
-			wantLog: []string{`"msg"="injected"`, `"credentials"=["kaggle" "wandb"]`},
-			check: func(t *testing.T, _, patched []byte) {
-				meta, spec := templateOf(t, "Job", patched)
-				wantLabels := map[string]string{
+			wantLog: []string{`"msg"="checked; its pods get the credentials when they are created"`, `"credentials"=["kaggle" "wandb"]`},
+			// The pod template gets the Job's credential labels and nothing else: the Job
+			// controller's pods get the credentials when they are created.
+			check: func(t *testing.T, original, patched []byte) {
+				checkLabelsOnly(t, "Job", original, patched, map[string]string{
 					"app":                             "train-llm",
 					"credentials.credgate.dev/wandb":  "true",
 					"credentials.credgate.dev/kaggle": "true",
-				}
-				if diff := cmp.Diff(wantLabels, meta.Labels); diff != "" {
-					t.Errorf("pod template labels (-want +got):\n%s", diff)
-				}
-				checkInjectedAnnotation(t, meta, "kaggle,wandb")
-				wantEnv := []corev1.EnvVar{
-					{Name: "WANDB_PROJECT", Value: "llm-sweeps"}, // the pod's own: the credential's literal is overridable
-					{Name: "KAGGLE_CONFIG_DIR", Value: "/var/run/secrets/credgate/kaggle"},
-					secretEnv("WANDB_API_KEY", "wandb-secret", "api-key", false),
-					{Name: "WANDB_ENTITY", Value: "ml-team"},
-				}
-				if diff := cmp.Diff(wantEnv, spec.Containers[0].Env); diff != "" {
-					t.Errorf("trainer env (-want +got):\n%s", diff)
-				}
-				wantVolumes := []corev1.Volume{{Name: "credgate-kaggle", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-					SecretName:  "kaggle-secret",
-					Items:       []corev1.KeyToPath{{Key: "kaggle.json", Path: "kaggle.json", Mode: new(int32(0o400))}},
-					DefaultMode: new(int32(0o400)),
-				}}}}
-				if diff := cmp.Diff(wantVolumes, spec.Volumes); diff != "" {
-					t.Errorf("volumes (-want +got):\n%s", diff)
-				}
-				wantMounts := []corev1.VolumeMount{{Name: "credgate-kaggle", MountPath: "/var/run/secrets/credgate/kaggle", ReadOnly: true}}
-				if diff := cmp.Diff(wantMounts, spec.Containers[0].VolumeMounts); diff != "" {
-					t.Errorf("trainer volume mounts (-want +got):\n%s", diff)
-				}
+				})
+			},
+		},
+		{
+			// What mutate would leave alone is still shown when the Job is submitted, though
+			// nothing but labels reaches its template.
+			name:        "job that already sets a credential variable, conflicting-env enforced as warn",
+			kind:        "Job",
+			fixture:     "job-labelled.json",
+			edit:        setsWandbKey,
+			enforcement: policies.Enforcement{"conflicting-env": policies.ActionWarn},
+			want:        outcome{UID: "c47e0a2b-6d1f-4e83-9b25-3a4c5d6e7f81", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{
+				`[conflicting-env] container "trainer" already sets WANDB_API_KEY, which credential wandb injects; remove it from the container (or, for a literal, mark the Credential's variable overridable)`,
+				`credential wandb: container "trainer" already sets WANDB_API_KEY; credgate left the container's definition in place`,
+			},
+			check: func(t *testing.T, original, patched []byte) {
+				checkLabelsOnly(t, "Job", original, patched, map[string]string{
+					"app":                             "train-llm",
+					"credentials.credgate.dev/wandb":  "true",
+					"credentials.credgate.dev/kaggle": "true",
+				})
 			},
 		},
 		{
@@ -270,6 +273,51 @@ func TestHandler(t *testing.T) {
 			want:         outcome{UID: "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a52", Allowed: true, Code: 200, Patched: true},
 			wantWarnings: []string{staticAWSWarning},
 			check:        checkCronJob,
+		},
+		{
+			// The CronJob was created labelled hf, and credgate copied the label into its pod
+			// template; the update sets the CronJob's label to "false": the copy follows, and
+			// the pods of its later Jobs no longer request hf.
+			name:    "cronjob update setting its label to false",
+			kind:    "CronJob",
+			fixture: "cronjob-update.json",
+			edit: cronLabels(
+				map[string]any{"credentials.credgate.dev/hf": "true"}, map[string]any{"credentials.credgate.dev/hf": "true"},
+				map[string]any{"credentials.credgate.dev/hf": "false"}, map[string]any{"credentials.credgate.dev/hf": "true"}),
+			want:         outcome{UID: "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a52", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{staticAWSWarning},
+			check: func(t *testing.T, original, patched []byte) {
+				checkLabelsOnly(t, "CronJob", original, patched, map[string]string{
+					"app": "nightly-eval", "credentials.credgate.dev/hf": "false", "credentials.credgate.dev/aws": "true",
+				})
+			},
+		},
+		{
+			name:    "cronjob update removing its label",
+			kind:    "CronJob",
+			fixture: "cronjob-update.json",
+			edit: cronLabels(
+				map[string]any{"credentials.credgate.dev/hf": "true"}, map[string]any{"credentials.credgate.dev/hf": "true"},
+				map[string]any{}, map[string]any{"credentials.credgate.dev/hf": "true"}),
+			want:         outcome{UID: "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a52", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{staticAWSWarning},
+			check: func(t *testing.T, original, patched []byte) {
+				checkLabelsOnly(t, "CronJob", original, patched, map[string]string{
+					"app": "nightly-eval", "credentials.credgate.dev/aws": "true",
+				})
+			},
+		},
+		{
+			// A pod template label the update sets itself is the template's own: it wins over
+			// the CronJob's, as at creation.
+			name:    "cronjob update setting its label to false and the template label to true",
+			kind:    "CronJob",
+			fixture: "cronjob-update.json",
+			edit: cronLabels(
+				map[string]any{"credentials.credgate.dev/hf": "true"}, map[string]any{},
+				map[string]any{"credentials.credgate.dev/hf": "false"}, map[string]any{"credentials.credgate.dev/hf": "true"}),
+			want:         outcome{UID: "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a52", Allowed: true, Code: 200},
+			wantWarnings: []string{staticAWSWarning},
 		},
 		{
 			name:    "native sidecar, pod resources and fields from a newer API server",
@@ -330,6 +378,101 @@ func TestHandler(t *testing.T) {
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("env names per container (-want +got):\n%s", diff)
 				}
+			},
+		},
+		{
+			// A pod of a Job that a CronJob injected by an earlier version of credgate made:
+			// since then wandb's Secret was renamed (wandb-old-secret to wandb-secret), its
+			// WANDB_RUN_GROUP and WANDB_MODE removed, kaggle's file mode changed, and kaggle
+			// no longer gives a pull secret. What the earlier injection recognisably added is
+			// removed, then the current credentials are injected: no conflicting-env refusal
+			// for the renamed Secret, no stale WANDB_RUN_GROUP. WANDB_MODE, a literal, cannot
+			// be told from the pod's own and stays; so do the non-target metrics container's
+			// own variable and every field credgate's types do not know.
+			name:         "pod created from a template an earlier credgate injected",
+			kind:         "Pod",
+			fixture:      "pod-earlier-injection.json",
+			want:         outcome{UID: "7a1d0c3e-2b4f-4e6a-9d8c-5f0e1a2b3c41", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{earlierPodWarning},
+			check: func(t *testing.T, _, patched []byte) {
+				meta, spec := templateOf(t, "Pod", patched)
+				checkInjectedAnnotation(t, meta, "kaggle,wandb")
+				checkEarlierRemoved(t, spec, []corev1.EnvVar{
+					{Name: "KAGGLE_CONFIG_DIR", Value: "/var/run/secrets/credgate/kaggle"},
+					secretEnv("WANDB_API_KEY", "wandb-secret", "api-key", false),
+					{Name: "WANDB_ENTITY", Value: "ml-team"},
+				})
+				wantVolumes := []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					{Name: "credgate-kaggle", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+						SecretName:  "kaggle-secret",
+						Items:       []corev1.KeyToPath{{Key: "kaggle.json", Path: "kaggle.json", Mode: new(int32(0o400))}},
+						DefaultMode: new(int32(0o400)),
+					}}}}
+				if diff := cmp.Diff(wantVolumes, spec.Volumes); diff != "" {
+					t.Errorf("volumes (-want +got):\n%s", diff)
+				}
+				wantMounts := []corev1.VolumeMount{{Name: "data", MountPath: "/data"},
+					{Name: "credgate-kaggle", MountPath: "/var/run/secrets/credgate/kaggle", ReadOnly: true}}
+				if diff := cmp.Diff(wantMounts, spec.Containers[0].VolumeMounts); diff != "" {
+					t.Errorf("trainer volume mounts (-want +got):\n%s", diff)
+				}
+				// What is kept is kept as submitted, with fields credgate's types do not know.
+				for _, path := range []string{"spec.containers.0.env.1.futureEnvField", "spec.volumes.0.futureVolumeField"} {
+					if got := lookup(t, patched, path); got != "kept" {
+						t.Errorf("%s = %v, want kept", path, got)
+					}
+				}
+			},
+		},
+		{
+			name:    "pod created from a template an earlier credgate injected, requesting nothing now",
+			kind:    "Pod",
+			fixture: "pod-earlier-injection.json",
+			edit: func(req map[string]any) {
+				labels := req["object"].(map[string]any)["metadata"].(map[string]any)["labels"].(map[string]any)
+				labels["credentials.credgate.dev/wandb"], labels["credentials.credgate.dev/kaggle"] = "false", "false"
+			},
+			want:         outcome{UID: "7a1d0c3e-2b4f-4e6a-9d8c-5f0e1a2b3c41", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{earlierPodWarning},
+			check: func(t *testing.T, _, patched []byte) {
+				meta, spec := templateOf(t, "Pod", patched)
+				if v, ok := meta.Annotations["credgate.dev/injected"]; ok {
+					t.Errorf("the pod still has credgate.dev/injected: %q", v)
+				}
+				checkEarlierRemoved(t, spec, nil)
+				if diff := cmp.Diff([]corev1.VolumeMount{{Name: "data", MountPath: "/data"}}, spec.Containers[0].VolumeMounts); diff != "" {
+					t.Errorf("trainer volume mounts (-want +got):\n%s", diff)
+				}
+			},
+		},
+		{
+			// A Job made by a CronJob whose pod template an earlier credgate injected: the
+			// template comes out with the credential labels and nothing of the injection.
+			name:    "job whose pod template an earlier credgate injected",
+			kind:    "Job",
+			fixture: "job-labelled.json",
+			edit: func(req map[string]any) {
+				tmpl := req["object"].(map[string]any)["spec"].(map[string]any)["template"].(map[string]any)
+				tmpl["metadata"].(map[string]any)["annotations"] = map[string]any{"credgate.dev/injected": "kaggle,wandb sha256:0f1e2d3c4b5a6978"}
+				spec := tmpl["spec"].(map[string]any)
+				ctr := spec["containers"].([]any)[0].(map[string]any)
+				ctr["env"] = append(ctr["env"].([]any),
+					map[string]any{"name": "KAGGLE_CONFIG_DIR", "value": "/var/run/secrets/credgate/kaggle"},
+					map[string]any{"name": "WANDB_API_KEY", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "wandb-secret", "key": "api-key"}}},
+					map[string]any{"name": "WANDB_ENTITY", "value": "ml-team"})
+				ctr["volumeMounts"] = []any{map[string]any{"name": "credgate-kaggle", "mountPath": "/var/run/secrets/credgate/kaggle", "readOnly": true}}
+				spec["volumes"] = []any{map[string]any{"name": "credgate-kaggle", "secret": map[string]any{"secretName": "kaggle-secret"}}}
+			},
+			want: outcome{UID: "c47e0a2b-6d1f-4e83-9b25-3a4c5d6e7f81", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{"this Job's pod template carries an injection of kaggle, wandb by an earlier version of credgate (annotation credgate.dev/injected): " +
+				"credgate removed 3 variables, 1 volume, 1 mount and its annotation; credentials are now injected into each pod when it is created (docs/credentials.md)"},
+			check: func(t *testing.T, _, patched []byte) {
+				// As if the Job had been submitted without the earlier injection.
+				checkLabelsOnly(t, "Job", requestOf(t, readFixture(t, "job-labelled.json")).Object.Raw, patched, map[string]string{
+					"app":                             "train-llm",
+					"credentials.credgate.dev/wandb":  "true",
+					"credentials.credgate.dev/kaggle": "true",
+				})
 			},
 		},
 		{
@@ -469,6 +612,7 @@ func TestHandlerReinvocation(t *testing.T) {
 		{"Pod", "pod-labelled.json"},
 		{"Pod", "pod-future-fields.json"},
 		{"Pod", "pod-training.json"},
+		{"Pod", "pod-earlier-injection.json"},
 		{"Job", "job-labelled.json"},
 		{"CronJob", "cronjob-create.json"},
 		{"CronJob", "cronjob-update.json"},
@@ -536,27 +680,51 @@ func TestRegisterServesEveryKind(t *testing.T) {
 	}
 }
 
-// checkPatch checks what every credgate patch must be: a JSON patch that only adds (and
-// rewrites credgate's own annotation, or fills a member the object sent as null), applies to
-// the submitted object, and leaves every value of it in place. It returns the patched object.
+// checkPatch checks what every credgate patch must be: a JSON patch that, first, takes away
+// only what credgate may take away — the variables, volumes, mounts, image-pull secrets and
+// annotation of an injection by an earlier credgate, a credential label copied into a
+// CronJob's pod template that follows the CronJob's (mutate.Rewrite) — then only adds (and
+// rewrites credgate's own annotation, or fills a member the object sent as null); that applies
+// to the submitted object, and leaves every other value of it in place. It returns the patched
+// object.
 func checkPatch(t *testing.T, original []byte, resp *admissionv1.AdmissionResponse) []byte {
 	t.Helper()
 	if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
 		t.Errorf("patch type %v, want JSONPatch", resp.PatchType)
 	}
 	var ops []struct {
-		Op, Path string
-		Value    any
+		Op    string `json:"op"`
+		Path  string `json:"path"`
+		Value any    `json:"value,omitempty"`
 	}
 	if err := json.Unmarshal(resp.Patch, &ops); err != nil {
 		t.Fatalf("decode patch: %v", err)
 	}
+	// The operations that take away come first; the document they leave is what the rest
+	// must preserve.
+	n := 0
+	for n < len(ops) && (ops[n].Op == "remove" || ops[n].Op == "replace" && credentialLabelRE.MatchString(ops[n].Path)) {
+		if !takenAwayRE.MatchString(ops[n].Path) && !credentialLabelRE.MatchString(ops[n].Path) {
+			t.Errorf("patch has %s %s: credgate takes away only an earlier injection and credential labels it copied", ops[n].Op, ops[n].Path)
+		}
+		n++
+	}
+	taken := original
+	if n > 0 {
+		first, err := json.Marshal(ops[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if taken, err = applyPatch(original, &admissionv1.AdmissionResponse{Patch: first}); err != nil {
+			t.Fatalf("apply the operations that take away: %v\n%s", err, first)
+		}
+	}
 	var o any
-	mustUnmarshal(t, original, &o)
-	for _, op := range ops {
+	mustUnmarshal(t, taken, &o)
+	for _, op := range ops[n:] {
 		ownAnnotation := strings.HasSuffix(op.Path, "/annotations/credgate.dev~1injected")
 		if op.Op != "add" && (op.Op != "replace" || !ownAnnotation && !isNull(o, op.Path)) {
-			t.Errorf("patch has %s %s: credgate only adds, fills nulls and rewrites its own annotation", op.Op, op.Path)
+			t.Errorf("patch has %s %s: after taking away, credgate only adds, fills nulls and rewrites its own annotation", op.Op, op.Path)
 		}
 		for _, a := range artefacts(op.Value, op.Path) {
 			t.Errorf("patch adds %s: an encoding artefact (null or {}), not a change credgate means", a)
@@ -573,6 +741,15 @@ func checkPatch(t *testing.T, original []byte, resp *admissionv1.AdmissionRespon
 	}
 	return patched
 }
+
+var (
+	// takenAwayRE matches what credgate takes away of an earlier injection: a variable, a
+	// mount, a volume, an image-pull secret (or the whole list, when nothing is left of it),
+	// the injected annotation (or all annotations, when it was the only one).
+	takenAwayRE = regexp.MustCompile(`/(env|volumeMounts|volumes|imagePullSecrets)(/[0-9]+)?$|/metadata/annotations(/credgate\.dev~1injected)?$`)
+	// credentialLabelRE matches a credential label of a pod template.
+	credentialLabelRE = regexp.MustCompile(`/template/metadata/labels/credentials\.credgate\.dev~1[^/]+$`)
+)
 
 // artefacts lists the null values and empty objects in v: what re-encoding a typed object
 // adds ("creationTimestamp": null, "resources": {}, "status": {}) and credgate never means to.
@@ -665,32 +842,75 @@ func checkSettled(t *testing.T, kind, namespace string, patched []byte) {
 	}
 }
 
-func checkCronJob(t *testing.T, _, patched []byte) {
-	meta, spec := templateOf(t, "CronJob", patched)
-	// The CronJob's label and its job template's label both reach the pod template.
-	wantLabels := map[string]string{
+func checkCronJob(t *testing.T, original, patched []byte) {
+	// The CronJob's label and its job template's label both reach the pod template, and
+	// nothing else does.
+	checkLabelsOnly(t, "CronJob", original, patched, map[string]string{
 		"app":                          "nightly-eval",
 		"credentials.credgate.dev/hf":  "true",
 		"credentials.credgate.dev/aws": "true",
+	})
+}
+
+// earlierPodWarning is the warning on a pod of pod-earlier-injection.json.
+const earlierPodWarning = "this pod carries an injection of kaggle, wandb by an earlier version of credgate (annotation credgate.dev/injected), " +
+	"from a pod template it injected: credgate removed 4 variables, 1 volume, 1 mount, 1 image-pull secret and its annotation, " +
+	"so that the pod gets the current credentials alone; re-create the workload that created the pod from its manifest so that its " +
+	"template no longer carries it (docs/credentials.md)"
+
+// checkEarlierRemoved checks a pod of pod-earlier-injection.json once its earlier injection is
+// taken away: the trainer keeps its own variables, then has injected; the metrics container
+// (not a target) is untouched; the pull secret of kaggle's Secret is gone.
+func checkEarlierRemoved(t *testing.T, spec corev1.PodSpec, injected []corev1.EnvVar) {
+	t.Helper()
+	want := append([]corev1.EnvVar{
+		{Name: "WANDB_PROJECT", Value: "llm-sweeps"}, // the pod's own: wandb's literal is overridable
+		{Name: "NCCL_DEBUG", Value: "INFO"},
+		{Name: "WANDB_MODE", Value: "offline"}, // a literal wandb no longer sets: not recognisable
+	}, injected...)
+	if diff := cmp.Diff(want, spec.Containers[0].Env); diff != "" {
+		t.Errorf("trainer env (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(wantLabels, meta.Labels); diff != "" {
+	if diff := cmp.Diff([]corev1.EnvVar{secretEnv("WANDB_API_KEY", "metrics-wandb", "api-key", false)}, spec.Containers[1].Env); diff != "" {
+		t.Errorf("metrics env (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]corev1.LocalObjectReference{{Name: "regcred"}}, spec.ImagePullSecrets); diff != "" {
+		t.Errorf("image-pull secrets (-want +got):\n%s", diff)
+	}
+}
+
+// cronLabels sets the credential labels of cronjob-update.json: those of the CronJob and of its
+// pod template (beside app: nightly-eval), before the update (oldCron, oldTemplate) and after
+// it. Its job template keeps requesting aws.
+func cronLabels(oldCron, oldTemplate, cron, template map[string]any) func(req map[string]any) {
+	set := func(obj map[string]any, cron, template map[string]any) {
+		obj["metadata"].(map[string]any)["labels"] = cron
+		labels := map[string]any{"app": "nightly-eval", "credentials.credgate.dev/aws": "true"}
+		maps.Copy(labels, template)
+		jt := obj["spec"].(map[string]any)["jobTemplate"].(map[string]any)
+		jt["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"] = labels
+	}
+	return func(req map[string]any) {
+		set(req["oldObject"].(map[string]any), oldCron, oldTemplate)
+		set(req["object"].(map[string]any), cron, template)
+	}
+}
+
+// checkLabelsOnly checks that the patch gave the pod template of a workload of kind the labels
+// want, and changed nothing else in it: no variable, volume, mount, image-pull secret or
+// annotation.
+func checkLabelsOnly(t *testing.T, kind string, original, patched []byte, want map[string]string) {
+	t.Helper()
+	meta, spec := templateOf(t, kind, patched)
+	if diff := cmp.Diff(want, meta.Labels); diff != "" {
 		t.Errorf("pod template labels (-want +got):\n%s", diff)
 	}
-	checkInjectedAnnotation(t, meta, "aws,hf")
-	wantEnv := []corev1.EnvVar{
-		secretEnv("AWS_ACCESS_KEY_ID", "aws-data-secret", "aws_access_key_id", false),
-		secretEnv("AWS_SECRET_ACCESS_KEY", "aws-data-secret", "aws_secret_access_key", false),
-		secretEnv("AWS_SESSION_TOKEN", "aws-data-secret", "aws_session_token", true),
-		{Name: "AWS_REGION", Value: "eu-west-1"},
-		{Name: "AWS_DEFAULT_REGION", Value: "eu-west-1"},
-		secretEnv("HF_TOKEN", "hf-secret", "token", false),
-		secretEnv("HUGGING_FACE_HUB_TOKEN", "hf-secret", "token", false),
+	origMeta, origSpec := templateOf(t, kind, original)
+	if diff := cmp.Diff(origSpec, spec); diff != "" {
+		t.Errorf("pod template spec changed (-submitted +patched):\n%s", diff)
 	}
-	if diff := cmp.Diff(wantEnv, spec.Containers[0].Env); diff != "" {
-		t.Errorf("eval env (-want +got):\n%s", diff)
-	}
-	if len(spec.Volumes) != 0 {
-		t.Errorf("volumes %v, want none: aws and hf mount no files", spec.Volumes)
+	if diff := cmp.Diff(origMeta.Annotations, meta.Annotations); diff != "" {
+		t.Errorf("pod template annotations changed (-submitted +patched):\n%s", diff)
 	}
 }
 

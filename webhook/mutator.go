@@ -36,8 +36,11 @@ type Kind struct {
 	FixedOnUpdate bool
 }
 
-// Kinds are the kinds the webhook admits. A Job's pod template is immutable, so Jobs (like
-// Pods) are mutated on create only; a CronJob's template may change on update. A Pod's labels
+// Kinds are the kinds the webhook admits. A Pod gets its credentials when it is created; a Job
+// or CronJob is decided when it is submitted and its pod template only gets the credential
+// labels, so its pods get the Credentials as they are when each is created. A Job's pod
+// template is immutable, so Jobs (like Pods) are reviewed on create only; a CronJob's template
+// may change on update. A Pod's labels
 // may change on update, so its validating webhook also keeps its credential labels and
 // credgate's annotations as they were created.
 var Kinds = []Kind{
@@ -97,8 +100,16 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	if fixed {
 		return m.checkFixedMetadata(ctx, req, obj, log)
 	}
+	// An update's old object: a credential label credgate copied into a CronJob's pod template
+	// follows the CronJob's (workload.FollowLabels).
+	var old runtime.Object
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		if old, err = m.decode(req.OldObject.Raw); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode old %s: %w", m.Kind.GVK.Kind, err)), nil
+		}
+	}
 	d, err := m.Reviewer.Review(ctx, review.Request{
-		Namespace: req.Namespace, Object: obj, Raw: req.Object.Raw,
+		Namespace: req.Namespace, Object: obj, Old: old, Raw: req.Object.Raw,
 		Operation: string(req.Operation), Name: req.Name,
 		User: req.UserInfo.Username, Groups: req.UserInfo.Groups,
 		GVK: m.Kind.GVK, DryRun: req.DryRun != nil && *req.DryRun, DecideOnly: m.ValidateOnly,
@@ -132,7 +143,7 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	case d.Denied():
 		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
 		return admission.Denied(refusal), &d
-	case !d.Mutated:
+	case !d.Mutated && len(d.Patch) == 0:
 		return admission.Allowed("no credentials requested"), &d
 	case len(d.Audited) > 0:
 		log.Info("admitted with audited violations", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Audited), keyRevision, d.PolicyRevision)
@@ -141,7 +152,17 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		return admission.Allowed(""), &d
 	}
 
-	log.V(1).Info("injected", keyCredentials, d.Credentials)
+	if d.Stripped != nil {
+		log.Info("removed an injection by an earlier credgate", keyCredentials, d.Credentials)
+	}
+	_, pod := obj.(*corev1.Pod)
+	switch {
+	case !d.Mutated:
+	case pod:
+		log.V(1).Info("injected", keyCredentials, d.Credentials)
+	default:
+		log.V(1).Info("checked; its pods get the credentials when they are created", keyCredentials, d.Credentials)
+	}
 	warnings := make([]string, len(d.Warnings))
 	for i, w := range d.Warnings {
 		warnings[i] = redact(w)

@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// Names of the labels and annotations of DESIGN.md.
+// Names of the labels and annotations credgate reads and writes (README.md, docs/credentials.md).
 const (
 	// LabelPrefix starts every credential label: credentials.credgate.dev/<credential-name>.
 	LabelPrefix = "credentials.credgate.dev/"
@@ -29,10 +29,7 @@ func Requested(labels map[string]string) (names []string, problems []string) {
 		if !ok {
 			continue
 		}
-		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 || len(name) > validation.LabelValueMaxLength {
-			if len(errs) == 0 {
-				errs = []string{fmt.Sprintf("must be no more than %d characters", validation.LabelValueMaxLength)}
-			}
+		if errs := credentialNameErrors(name); len(errs) > 0 {
 			problems = append(problems, fmt.Sprintf("label %s does not name a credential: %s", k, strings.Join(errs, "; ")))
 			continue
 		}
@@ -48,6 +45,19 @@ func Requested(labels map[string]string) (names []string, problems []string) {
 	slices.Sort(problems)
 	return names, problems
 }
+
+// credentialNameErrors says why name cannot be a Credential's name in a label key; none when
+// it can.
+func credentialNameErrors(name string) []string {
+	errs := validation.IsDNS1123Subdomain(name)
+	if len(errs) == 0 && len(name) > validation.LabelValueMaxLength {
+		errs = []string{fmt.Sprintf("must be no more than %d characters", validation.LabelValueMaxLength)}
+	}
+	return errs
+}
+
+// IsCredentialName reports whether name can be the name of a Credential a pod requests.
+func IsCredentialName(name string) bool { return len(credentialNameErrors(name)) == 0 }
 
 // HasCredentialLabel reports whether labels carry any credentials.credgate.dev/ label.
 func HasCredentialLabel(labels map[string]string) bool {

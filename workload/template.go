@@ -68,14 +68,60 @@ func PodTemplate(obj runtime.Object) (Template, error) {
 // InheritLabels copies the credential labels of a Job, or of a CronJob and its job template,
 // into t, obj's pod template, keeping any value the template has (its "false" opts out): users
 // label the object they apply, and its pods get the credentials. Other kinds are left alone.
+// Nothing else reaches the template: credentials are injected into each pod when it is created.
 func InheritLabels(obj runtime.Object, t Template) {
+	CopyCredentialLabels(inherited(obj), &t.Meta.Labels)
+}
+
+// FollowLabels prepares an update of obj from old, before InheritLabels: a credential label of
+// t, obj's pod template, that holds the value old's workload labels gave it (InheritLabels copied
+// it, or the user wrote the same) and that this update leaves as it was in the template follows
+// obj's workload labels — it takes the value they give now, or is removed when they give none. So
+// setting a CronJob's label to "false", or removing it, reaches the pods of its later Jobs. A
+// template label of another value, or one this update sets in the template itself, is the
+// template's own and is kept.
+func FollowLabels(old, obj runtime.Object, t Template) {
+	ot, err := PodTemplate(old)
+	if err != nil {
+		return
+	}
+	was, now := inherited(old), inherited(obj)
+	for k, v := range t.Meta.Labels {
+		if !strings.HasPrefix(k, LabelPrefix) {
+			continue
+		}
+		if ov, ok := ot.Meta.Labels[k]; !ok || ov != v {
+			continue // set by this update
+		}
+		if wv, ok := was[k]; !ok || wv != v {
+			continue // the template's own value
+		}
+		if nv, ok := now[k]; ok {
+			t.Meta.Labels[k] = nv
+		} else {
+			delete(t.Meta.Labels, k)
+		}
+	}
+}
+
+// inherited returns the credential labels obj's pod template inherits: a Job's, or a CronJob's
+// job template's and then the CronJob's (the nearer one wins); none for other kinds.
+func inherited(obj runtime.Object) map[string]string {
+	var out map[string]string
 	switch o := obj.(type) {
 	case *batchv1.Job:
-		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
+		CopyCredentialLabels(o.Labels, &out)
 	case *batchv1.CronJob:
-		CopyCredentialLabels(o.Spec.JobTemplate.Labels, &t.Meta.Labels)
-		CopyCredentialLabels(o.Labels, &t.Meta.Labels)
+		CopyCredentialLabels(o.Spec.JobTemplate.Labels, &out)
+		CopyCredentialLabels(o.Labels, &out)
 	}
+	return out
+}
+
+// IsPod reports whether obj is a Pod, rather than a workload with a pod template.
+func IsPod(obj runtime.Object) bool {
+	_, ok := obj.(*corev1.Pod)
+	return ok
 }
 
 // TargetContainers returns the names of the containers and init containers that get

@@ -94,6 +94,67 @@ func TestInheritLabels(t *testing.T) {
 	}
 }
 
+// TestFollowLabels: on an update, a credential label credgate copied into a CronJob's pod
+// template follows the CronJob's (or its job template's) label; a value of the template's own
+// stays, as at creation.
+func TestFollowLabels(t *testing.T) {
+	const hf, aws = "credentials.credgate.dev/hf", "credentials.credgate.dev/aws"
+	cron := func(own, jobTemplate, template map[string]string) *batchv1.CronJob {
+		return &batchv1.CronJob{
+			ObjectMeta: metav1.ObjectMeta{Labels: own},
+			Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: jobTemplate},
+				Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: template},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}}}}}
+	}
+	m := func(kv ...string) map[string]string {
+		out := map[string]string{"app": "x"}
+		for i := 0; i < len(kv); i += 2 {
+			out[kv[i]] = kv[i+1]
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		old, obj *batchv1.CronJob
+		want     map[string]string
+	}{
+		{name: "the CronJob's label set to false", old: cron(m(hf, "true"), nil, m(hf, "true")), obj: cron(m(hf, "false"), nil, m(hf, "true")),
+			want: m(hf, "false")},
+		{name: "the CronJob's label removed", old: cron(m(hf, "true"), nil, m(hf, "true")), obj: cron(m(), nil, m(hf, "true")),
+			want: m()},
+		{name: "the CronJob's label set to true again", old: cron(m(hf, "false"), nil, m(hf, "false")), obj: cron(m(hf, "true"), nil, m(hf, "false")),
+			want: m(hf, "true")},
+		{name: "the job template's label set to false", old: cron(nil, m(aws, "true"), m(aws, "true")), obj: cron(nil, m(aws, "false"), m(aws, "true")),
+			want: m(aws, "false")},
+		{name: "the job template's label, nearer, wins", old: cron(m(hf, "true"), m(hf, "true"), m(hf, "true")), obj: cron(m(hf, "true"), m(hf, "false"), m(hf, "true")),
+			want: m(hf, "false")},
+		{name: "the template's own value stays", old: cron(m(hf, "true"), nil, m(hf, "false")), obj: cron(m(hf, "false"), nil, m(hf, "false")),
+			want: m(hf, "false")},
+		{name: "the template's own opt-out stays when the CronJob's label changes", old: cron(m(hf, "true"), nil, m(hf, "false")), obj: cron(m(), nil, m(hf, "false")),
+			want: m(hf, "false")},
+		{name: "a label this update sets in the template stays", old: cron(m(hf, "true"), nil, m(hf, "true")), obj: cron(m(hf, "false"), nil, m(hf, "true", aws, "true")),
+			want: m(hf, "false", aws, "true")},
+		{name: "a template label this update changes stays", old: cron(m(hf, "true"), nil, m(hf, "true")), obj: cron(m(hf, "false"), nil, m(hf, "maybe")),
+			want: m(hf, "maybe")},
+		{name: "a label added to the CronJob is copied", old: cron(nil, nil, m()), obj: cron(m(hf, "true"), nil, m()),
+			want: m(hf, "true")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmpl, err := workload.PodTemplate(tt.obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			workload.FollowLabels(tt.old, tt.obj, tmpl)
+			workload.InheritLabels(tt.obj, tmpl)
+			if diff := cmp.Diff(tt.want, tmpl.Meta.Labels); diff != "" {
+				t.Errorf("pod template labels (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestPodTemplateErrors(t *testing.T) {
 	if _, err := workload.PodTemplate(&corev1.Pod{}); !errors.Is(err, workload.ErrMalformed) {
 		t.Errorf("pod without containers: err = %v, want ErrMalformed", err)

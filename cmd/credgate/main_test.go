@@ -19,7 +19,7 @@ func TestRun(t *testing.T) {
 		{name: "help lists commands", args: []string{"--help"}, wantStdout: "eval"},
 		{name: "eval help has examples", args: []string{"eval", "--help"}, wantStdout: "Exit status: 0"},
 		{name: "eval admitted", args: []string{"eval", "-f", "../../examples/training-job.yaml",
-			"--credentials", "../../examples/credentials.yaml"}, wantStdout: "WANDB_API_KEY", wantStderr: "admitted Job"},
+			"--credentials", "../../examples/credentials.yaml"}, wantStdout: "kind: Job", wantStderr: "admitted Job ml-team/train-llm: its pods get aws-data, hf, wandb"},
 		{name: "eval refused", args: []string{"eval", "-f", "../../examples/refused-job.yaml",
 			"--credentials", "../../examples/credentials.yaml"}, wantCode: 1, wantStderr: "[unknown-credential]"},
 		{name: "eval from stdin", args: []string{"eval", "-f", "-", "--credentials", "../../examples/credentials.yaml"},

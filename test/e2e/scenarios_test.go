@@ -214,7 +214,7 @@ func TestConflictRefused(t *testing.T) {
 }
 
 // TestCredentialLifecycle (scenario f): a Credential created, updated or deleted is what the
-// next admission sees.
+// next admission sees: a Job's, and a pod's, which is when credentials are injected.
 func TestCredentialLifecycle(t *testing.T) {
 	ns := namespace(t)
 	create := func(name string) error { return c.Client.Create(t.Context(), job(ns, name, []string{"late"})) }
@@ -240,16 +240,13 @@ func TestCredentialLifecycle(t *testing.T) {
 	eventually(t, 10*time.Second, func() (bool, string) {
 		n++
 		name := fmt.Sprintf("updated-%d", n)
-		if err := create(name); err != nil {
+		p := pod(ns, name, map[string]string{"credentials.credgate.dev/late": "true"})
+		if err := c.Client.Create(t.Context(), p); err != nil {
 			return false, err.Error()
 		}
-		var j batchv1.Job
-		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &j); err != nil {
-			return false, err.Error()
-		}
-		env := j.Spec.Template.Spec.Containers[0].Env
+		env := p.Spec.Containers[0].Env
 		return slices.ContainsFunc(env, func(e corev1.EnvVar) bool { return e.Name == "LATE_REGION" }),
-			fmt.Sprintf("the Job admitted after the update lacks LATE_REGION: %+v", env)
+			fmt.Sprintf("the pod admitted after the update lacks LATE_REGION: %v", envNames(env))
 	})
 	if err := c.Client.Delete(t.Context(), &cred); err != nil {
 		t.Fatal(err)
@@ -430,4 +427,12 @@ func TestRequireTemporaryNamespace(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "[static-credentials]"),
 			fmt.Sprintf("static keys where temporary ones are required: err = %v, want a static-credentials refusal", err)
 	})
+}
+
+func envNames(env []corev1.EnvVar) []string {
+	names := make([]string, len(env))
+	for i, e := range env {
+		names[i] = e.Name
+	}
+	return names
 }
