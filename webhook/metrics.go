@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"rule"}),
 		injections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credgate_injections_total",
-			Help: "Credentials injected by the mutating webhooks, by credential type.",
+			Help: "Credentials injected into pods by the mutating webhook, by credential type.",
 		}, []string{"type"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.denials, m.injections} {
@@ -85,7 +85,8 @@ func (m *Metrics) observe(path string, req admission.Request, resp admission.Res
 			m.denials.WithLabelValues(v.Rule).Inc()
 		}
 	}
-	if decision == decisionPatched {
+	// Injections happen in pods; a workload's patch only copies labels into its template.
+	if decision == decisionPatched && req.Kind.Kind == "Pod" {
 		for _, r := range d.Resolved {
 			m.injections.WithLabelValues(string(r.Type)).Inc()
 		}

@@ -35,7 +35,8 @@ Refusals name their rule id; the built-in policies run with those of --policy-di
 as --enforce and --enforcement-config say, exactly as in the webhook.
 
 Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
-		Example: `  # See what a training Job's pods get
+		Example: `  # Is a training Job admitted, and what do its pods get? (Evaluate a Pod, or the Job's
+  # pods as the Job controller creates them, to see the injection itself.)
   credgate eval -f job.yaml --credentials creds.yaml
 
   # Read the workload from stdin, write the mutated Job to a file
