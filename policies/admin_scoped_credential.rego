@@ -4,7 +4,22 @@
 # resource, or a privilege escalation — unless an unconditional Deny on every resource takes
 # it back (data.credgate.lib.iam reads them as AWS does); administrative roles of AWS, GCP,
 # Azure and Kubernetes by any of their names. docs/policies.md says what counts, with examples.
-package credgate.admission
+#
+# The package and its helpers are internal to the rule: reserved (no user policy may declare
+# it, so none can extend a helper) and not an API (user policies import data.credgate.lib).
+
+# METADATA
+# title: Credentials that grant administrative access
+# description: >-
+#   Refuses a credential that declares access.level admin; whose access.policyDocument, or an
+#   assumeRole credential's aws.sessionPolicy, allows every action (or every action of a service)
+#   on every resource, every IAM action on an IAM resource, or a privilege escalation, unless an
+#   unconditional Deny on every resource takes it back; or that holds an administrative role of
+#   AWS, GCP, Azure or Kubernetes.
+# custom:
+#   id: admin-scoped-credential
+#   enforcement: deny
+package credgate.builtin.admin_scoped_credential
 
 import data.credgate.lib
 import data.credgate.lib.iam

@@ -27,7 +27,7 @@ import (
 // exampleInput is the policy input for the pod the Job controller creates from
 // examples/training-job.yaml (an init container and two containers, three credentials from
 // examples/credentials.yaml), as the webhook builds it for the pod's CREATE.
-func exampleInput(b *testing.B) *Input {
+func exampleInput(b testing.TB) *Input {
 	b.Helper()
 	var job batchv1.Job
 	readYAML(b, filepath.Join("..", "examples", "training-job.yaml"), &job)
@@ -75,7 +75,7 @@ func exampleInput(b *testing.B) *Input {
 	return in
 }
 
-func exampleCredentials(b *testing.B) map[string]*v1alpha1.Credential {
+func exampleCredentials(b testing.TB) map[string]*v1alpha1.Credential {
 	data, err := os.ReadFile(filepath.Join("..", "examples", "credentials.yaml"))
 	if err != nil {
 		b.Fatal(err)
@@ -97,7 +97,7 @@ func exampleCredentials(b *testing.B) map[string]*v1alpha1.Credential {
 	return out
 }
 
-func readYAML(b *testing.B, path string, into any) {
+func readYAML(b testing.TB, path string, into any) {
 	b.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -137,6 +137,7 @@ func BenchmarkPolicyInput(b *testing.B) {
 //     the object, nested maps for the rest), built inside the loop and passed with EvalInput,
 //     which converts it on every evaluation.
 //   - prebuilt: evaluation alone, of an input built once.
+//   - engine: the same through Engine.Evaluate (its timeout, the recent inputs it keeps).
 func BenchmarkPolicyEvaluate(b *testing.B) {
 	ctx := context.Background()
 	rev, err := Load(ctx, "")
@@ -193,6 +194,16 @@ func BenchmarkPolicyEvaluate(b *testing.B) {
 	b.Run("prebuilt", func(b *testing.B) {
 		timed(b, func() {
 			if _, err := rev.Evaluate(ctx, value); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	// engine: the same through the Engine, as the webhook evaluates: with its timeout, and
+	// keeping recent inputs for the canary.
+	b.Run("engine", func(b *testing.B) {
+		e := NewEngine(rev)
+		timed(b, func() {
+			if _, err := e.Evaluate(ctx, value); err != nil {
 				b.Fatal(err)
 			}
 		})

@@ -14,14 +14,16 @@ import (
 
 // CheckDir checks the Rego files of dir (tests included) as `opa fmt` and `opa check
 // --strict` would: every file formatted, and the files compiled strictly (no unused variables
-// or imports, no shadowed names) together with the built-in rules. With fix, unformatted files
-// are rewritten instead of reported. It returns every problem found.
+// or imports, no shadowed names) together with the built-in rules; and that none declares a
+// package reserved for credgate (unless dir is the built-ins' own directory, policies/). With
+// fix, unformatted files are rewritten instead of reported. It returns every problem found.
 func CheckDir(dir string, fix bool) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.rego"))
 	if err != nil {
 		return nil, err
 	}
 	slices.Sort(files)
+	builtinDir := isBuiltinDir(files)
 	var problems []string
 	modules := map[string]*ast.Module{}
 	for _, f := range files {
@@ -43,19 +45,25 @@ func CheckDir(dir string, fix bool) ([]string, error) {
 				problems = append(problems, fmt.Sprintf("%s: not formatted as opa fmt would (run credgate policy check --fix)", f))
 			}
 		}
-		m, err := ast.ParseModuleWithOpts(f, string(formatted), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		m, err := ast.ParseModuleWithOpts(f, string(formatted), parserOptions)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
+		if !builtinDir {
+			if err := checkUserModule(f, m, strings.HasSuffix(f, "_test.rego")); err != nil {
+				problems = append(problems, err.Error())
+				continue
+			}
+		}
 		modules[f] = m
 	}
 	// Compile with the built-ins unless dir is the built-ins' own directory.
-	for name, text := range mergeMaps(Builtin().Modules, Builtin().Tests) {
-		if _, ok := modules[filepath.Join(dir, strings.TrimPrefix(name, "builtin/"))]; ok {
-			continue
+	for name, text := range builtinFiles() {
+		if builtinDir {
+			break
 		}
-		m, err := ast.ParseModuleWithOpts(name, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		m, err := ast.ParseModuleWithOpts(name, text, parserOptions)
 		if err != nil {
 			return nil, fmt.Errorf("parse built-in %s: %w", name, err)
 		}
@@ -70,13 +78,18 @@ func CheckDir(dir string, fix bool) ([]string, error) {
 	return problems, nil
 }
 
-func mergeMaps(a, b map[string]string) map[string]string {
-	out := make(map[string]string, len(a)+len(b))
-	for k, v := range a {
-		out[k] = v
+// isBuiltinDir says whether files are those of the built-ins' own directory: every built-in
+// file is among them. (A user directory with a file named like one of them, lib.rego, is
+// checked as a user directory.)
+func isBuiltinDir(files []string) bool {
+	base := map[string]bool{}
+	for _, f := range files {
+		base[filepath.Base(f)] = true
 	}
-	for k, v := range b {
-		out[k] = v
+	for name := range builtinFiles() {
+		if !base[strings.TrimPrefix(name, builtinPrefix)] {
+			return false
+		}
 	}
-	return out
+	return true
 }

@@ -1,7 +1,20 @@
 # conflicting-env refuses a pod in which two credentials set the same variable, or in which a
 # credential sets a variable the container already sets (unless the credential marks its
 # literal overridable): one of the two values would silently lose.
-package credgate.admission
+#
+# The package and its helpers are internal to the rule: reserved (no user policy may declare
+# it, so none can extend a helper) and not an API (user policies import data.credgate.lib).
+
+# METADATA
+# title: Variables set twice
+# description: >-
+#   Refuses a pod in which two credentials set the same variable, or a credential sets a variable
+#   a target container already sets differently (unless the credential marks its literal
+#   overridable): one of the two values would silently lose.
+# custom:
+#   id: conflicting-env
+#   enforcement: deny
+package credgate.builtin.conflicting_env
 
 import data.credgate.lib
 

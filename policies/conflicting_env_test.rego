@@ -1,4 +1,4 @@
-package credgate.admission_test
+package credgate.builtin_test
 
 import data.credgate.test as t
 

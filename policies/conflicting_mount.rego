@@ -1,7 +1,20 @@
 # conflicting-mount refuses a pod in which two credentials mount files at the same or nested
 # paths, a credential's mount overlaps one the container already has, or a pod volume uses a
 # name credgate reserves (credgate-*).
-package credgate.admission
+#
+# The package and its helpers are internal to the rule: reserved (no user policy may declare
+# it, so none can extend a helper) and not an API (user policies import data.credgate.lib).
+
+# METADATA
+# title: Mounts that overlap
+# description: >-
+#   Refuses a pod in which two credentials mount files at the same or nested paths, a
+#   credential's mount overlaps one a target container already has, or a pod volume uses a name
+#   credgate reserves (credgate-*).
+# custom:
+#   id: conflicting-mount
+#   enforcement: deny
+package credgate.builtin.conflicting_mount
 
 import data.credgate.lib
 

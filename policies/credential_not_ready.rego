@@ -2,7 +2,20 @@
 # expired. A credential with no Ready condition (nothing checks it) is not refused, except an
 # assumeRole credential: credgate has not minted its temporary credentials yet, or not for its
 # current spec.
-package credgate.admission
+#
+# The package and its helpers are internal to the rule: reserved (no user policy may declare
+# it, so none can extend a helper) and not an API (user policies import data.credgate.lib).
+
+# METADATA
+# title: Credentials not ready or expired
+# description: >-
+#   Refuses a credential whose Ready condition is not True, or that has expired; and an
+#   assumeRole credential credgate has not minted temporary credentials for, or not for its
+#   current spec.
+# custom:
+#   id: credential-not-ready
+#   enforcement: deny
+package credgate.builtin.credential_not_ready
 
 import data.credgate.lib
 

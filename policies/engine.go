@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,8 +31,51 @@ type Result struct {
 	Revision string
 }
 
-// query reads both sets of the entry-point package in one evaluation.
-const query = "deny := data.credgate.admission.deny; warn := data.credgate.admission.warn"
+// planQuery writes the query of a revision: one evaluation binding deny to an array of the
+// deny sets of every built-in rule (each a package under credgate.builtin) and of the user
+// policies (credgate.admission), and warn likewise; Evaluate reads the sets of both arrays. It
+// names only the sets modules define, so that a revision without user policies, or whose user
+// policies define deny only, still evaluates. A built-in set is a partial set rule, always
+// defined, read directly; the user's are read directly when they are partial set rules too, and
+// otherwise through a comprehension, so that a complete rule undefined for some input empties
+// its set rather than leaving the whole query undefined. (One array per kind is cheaper than a
+// binding per set, or the union of the sets: BenchmarkPolicyEvaluate.)
+func planQuery(modules map[string]*ast.Module) string {
+	type key struct{ pkg, set string }
+	partial := map[key]bool{}
+	for _, m := range modules {
+		pkg := packageName(m)
+		if pkg != EntryPackage && !strings.HasPrefix(pkg, BuiltinPackage+".") {
+			continue
+		}
+		for _, r := range m.Rules {
+			if set := setOf(r); set != "" {
+				k := key{pkg, set}
+				p, seen := partial[k]
+				partial[k] = (p || !seen) && r.Head.RuleKind() == ast.MultiValue && len(r.Head.Ref()) == 1
+			}
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(partial), func(a, b key) int {
+		// The built-ins first, by package; then the user's.
+		if (a.pkg == EntryPackage) != (b.pkg == EntryPackage) {
+			if a.pkg == EntryPackage {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a.pkg, b.pkg)
+	})
+	refs := map[string][]string{}
+	for _, k := range keys {
+		ref := "data." + k.pkg + "." + k.set
+		if !partial[k] {
+			ref = "{v | some v in " + ref + "}"
+		}
+		refs[k.set] = append(refs[k.set], ref)
+	}
+	return "deny := [" + strings.Join(refs["deny"], ", ") + "]; warn := [" + strings.Join(refs["warn"], ", ") + "]"
+}
 
 // Revision is one compiled, prepared set of policies. It is immutable and safe for concurrent
 // use.
@@ -37,27 +83,49 @@ type Revision struct {
 	id       string
 	prepared rego.PreparedEvalQuery
 	modules  int
+	rules    []Rule
 }
 
 // ID is the revision's content hash.
 func (r *Revision) ID() string { return r.id }
 
+// Rules lists the rules the revision serves, built-in and user (see Rule), built-in first.
+func (r *Revision) Rules() []Rule { return slices.Clone(r.rules) }
+
+// parserOptions parse Rego v1 with its # METADATA annotations.
+var parserOptions = ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true}
+
 // Compile parses src's modules as Rego v1, compiles them with its data, and prepares the
-// entry-point query: the work done once per revision, never per request.
+// query: the work done once per revision, never per request. A module that is not one of the
+// built-in files and declares a reserved package, or data under data.credgate, is refused
+// (a *ReservedError with the file and line). Compile does not evaluate anything: Load and
+// the Watcher run the canary (Revision.Canary) before serving a revision.
 func Compile(ctx context.Context, src Source) (*Revision, error) {
 	modules := make(map[string]*ast.Module, len(src.Modules))
 	var errs []error
 	for name, text := range src.Modules {
-		m, err := ast.ParseModuleWithOpts(name, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		m, err := ast.ParseModuleWithOpts(name, text, parserOptions)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		if !isBuiltin(name, text) {
+			if err := checkUserModule(name, m, false); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
 		modules[name] = m
 	}
+	if err := checkUserData("policy data", src.Data); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 		return nil, fmt.Errorf("parse policies: %w", errors.Join(errs...))
 	}
+	listed := rules(modules) // from the modules as parsed: the compiler rewrites rule heads
+	query := planQuery(modules)
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("compile policies: %w", compiler.Errors)
@@ -71,29 +139,44 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy query: %w", err)
 	}
-	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules)}, nil
+	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed}, nil
 }
 
 // Evaluate runs the policies on input, the input document of docs/policies.md.
 func (r *Revision) Evaluate(ctx context.Context, input ast.Value) (Result, error) {
-	rs, err := r.prepared.Eval(ctx, rego.EvalParsedInput(input))
+	res, err := r.evaluate(ctx, input)
 	if err != nil {
 		return Result{}, fmt.Errorf("evaluate policies %s: %w", r.id, err)
 	}
-	res := Result{Revision: r.id}
-	if len(rs) == 0 {
-		// Both sets are partial rules of the built-ins, so they are always defined.
-		return res, fmt.Errorf("evaluate policies %s: data.credgate.admission.deny or .warn is undefined", r.id)
-	}
-	res.Deny = violations(rs[0].Bindings["deny"])
-	res.Warn = violations(rs[0].Bindings["warn"])
 	return res, nil
 }
 
-// violations turns a set of policy results into Violations, sorted. An entry a user policy
-// shaped wrongly is kept, with what could be read of it, rather than dropped.
-func violations(set any) []Violation {
-	items, _ := set.([]any)
+func (r *Revision) evaluate(ctx context.Context, input ast.Value) (Result, error) {
+	rs, err := r.prepared.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return Result{}, err
+	}
+	if len(rs) == 0 {
+		// Every set the query reads is a partial set rule or a comprehension: always defined.
+		return Result{}, errors.New("the deny and warn sets are undefined")
+	}
+	return Result{
+		Deny:     violations(rs[0].Bindings["deny"]),
+		Warn:     violations(rs[0].Bindings["warn"]),
+		Revision: r.id,
+	}, nil
+}
+
+// violations turns an array of sets of policy results into Violations, sorted, each once. An
+// entry a user policy shaped wrongly is kept, with what could be read of it, rather than
+// dropped.
+func violations(sets any) []Violation {
+	var items []any
+	all, _ := sets.([]any)
+	for _, set := range all {
+		s, _ := set.([]any)
+		items = append(items, s...)
+	}
 	out := make([]Violation, 0, len(items))
 	for _, it := range items {
 		v := Violation{Rule: "user-policy"}
@@ -122,11 +205,13 @@ func violations(set any) []Violation {
 		}
 		return a.Message < b.Message
 	})
-	return out
+	return slices.Compact(out)
 }
 
 // Engine serves the current Revision and replaces it atomically: requests in flight finish
-// on the revision they started with.
+// on the revision they started with. It keeps a few recent inputs that evaluated without error
+// (at most 16, each at most 256 KiB, at most one a second: see recentInputs), which the
+// Watcher's canary evaluates each new revision against.
 type Engine struct {
 	current atomic.Pointer[Revision]
 	// Metrics, when set, times every evaluation.
@@ -135,6 +220,8 @@ type Engine struct {
 	// runaway comprehension, an input no limit foresaw — fails the request (500, and the
 	// webhook's failurePolicy decides) instead of holding a core. NewEngine sets EvalTimeout.
 	Timeout time.Duration
+
+	recent recentInputs
 }
 
 // EvalTimeout is an engine's default Timeout: far above what the built-in rules take on the
@@ -161,11 +248,16 @@ func (e *Engine) Evaluate(ctx context.Context, input ast.Value) (Result, error) 
 		ctx, cancel = context.WithTimeout(ctx, e.Timeout)
 		defer cancel()
 	}
-	if e.Metrics == nil {
-		return e.current.Load().Evaluate(ctx, input)
-	}
 	start := time.Now()
 	res, err := e.current.Load().Evaluate(ctx, input)
-	e.Metrics.evalDuration.Observe(time.Since(start).Seconds())
+	if e.Metrics != nil {
+		e.Metrics.evalDuration.Observe(time.Since(start).Seconds())
+	}
+	if err == nil {
+		e.recent.offer(input, start)
+	}
 	return res, err
 }
+
+// RecentInputs returns the recent inputs the engine keeps for the canary, newest first.
+func (e *Engine) RecentInputs() []ast.Value { return e.recent.snapshot() }

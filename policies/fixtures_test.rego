@@ -47,14 +47,21 @@ input_for(p, creds) := {
 	"targets": [c.name | some c in array.concat(object.get(p.spec, "initContainers", []), p.spec.containers)],
 }
 
-# denied lists [rule, credential] for every deny of inp; warned the same for warn.
-denied(inp) := {[v.rule, v.credential] | some v in data.credgate.admission.deny with input as inp}
+# denials and warnings are the violations of the deny and warn sets for inp: the built-in
+# rules' (every package under data.credgate.builtin) and the user policies'
+# (data.credgate.admission), as the engine reads them. Either may be undefined.
+denials(inp) := {v | some v in data.credgate.builtin[_].deny with input as inp} | {v | some v in data.credgate.admission.deny with input as inp}
 
-warned(inp) := {[v.rule, v.credential] | some v in data.credgate.admission.warn with input as inp}
+warnings(inp) := {v | some v in data.credgate.builtin[_].warn with input as inp} | {v | some v in data.credgate.admission.warn with input as inp}
+
+# denied lists [rule, credential] for every deny of inp; warned the same for warn.
+denied(inp) := {[v.rule, v.credential] | some v in denials(inp)}
+
+warned(inp) := {[v.rule, v.credential] | some v in warnings(inp)}
 
 # messages lists the messages of rule's denials.
 messages(inp, rule) := {v.message |
-	some v in data.credgate.admission.deny with input as inp
+	some v in denials(inp)
 	v.rule == rule
 }
 

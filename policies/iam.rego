@@ -8,6 +8,10 @@
 # surely covers it. Every helper is linear in the size of the document: the Denies are read
 # once into a set of keys, and each grant is looked up in it. admin_role(role) says why a role
 # of AWS, Azure, GCP or Kubernetes is administrative.
+#
+# Public (docs/policies.md): admin_grants, admin_scopes, summary, admin_role, statements,
+# every_arn. The other rules are the reading's internals. The package is reserved: no user
+# policy may declare it.
 package credgate.lib.iam
 
 as_array(x) := x if is_array(x)

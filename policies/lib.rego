@@ -1,4 +1,6 @@
-# Helpers shared by the built-in rules; user policies may import them too.
+# Public helpers, shared by the built-in rules and user policies: import them
+# (import data.credgate.lib); their names and meanings hold across versions. The package is
+# reserved: no user policy may declare it, so none can extend or redefine a helper.
 package credgate.lib
 
 # violation is the shape of every deny and warn entry.

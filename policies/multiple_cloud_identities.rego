@@ -1,7 +1,20 @@
 # multiple-cloud-identities refuses a pod that would hold two identities for one cloud — two
 # AWS credentials, static keys beside a role (IRSA, EKS pod identity), two GCP keys — because
 # the SDK's precedence would pick one silently.
-package credgate.admission
+#
+# The package and its helpers are internal to the rule: reserved (no user policy may declare
+# it, so none can extend a helper) and not an API (user policies import data.credgate.lib).
+
+# METADATA
+# title: Two identities for one cloud
+# description: >-
+#   Refuses a pod that would hold two identities for one cloud (two AWS credentials, static keys
+#   beside a role, two GCP keys, two Azure secrets): the SDK would pick one silently. Warns when
+#   a container's envFrom may set identity variables of a cloud a credential also gives.
+# custom:
+#   id: multiple-cloud-identities
+#   enforcement: deny
+package credgate.builtin.multiple_cloud_identities
 
 import data.credgate.lib
 

@@ -1,6 +1,18 @@
 # service-account-not-allowed refuses a pod whose service account is not among a credential's
 # allowedServiceAccounts (an empty list allows any service account in the namespace).
-package credgate.admission
+#
+# The package and its helpers are internal to the rule: reserved (no user policy may declare
+# it, so none can extend a helper) and not an API (user policies import data.credgate.lib).
+
+# METADATA
+# title: Service account not allowed
+# description: >-
+#   Refuses a pod whose service account is not among a credential's allowedServiceAccounts (an
+#   empty list allows any service account of the namespace).
+# custom:
+#   id: service-account-not-allowed
+#   enforcement: deny
+package credgate.builtin.service_account_not_allowed
 
 import data.credgate.lib
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 )
@@ -29,19 +30,33 @@ type Source struct {
 	Data map[string]any
 }
 
-// Builtin returns credgate's built-in rules and their tests, named builtin/<file>.
-func Builtin() Source {
-	s := Source{Modules: map[string]string{}, Tests: map[string]string{}, Data: map[string]any{}}
+// builtinPrefix starts the names of the built-in files.
+const builtinPrefix = "builtin/"
+
+// builtinFiles are the embedded files' texts by name (builtin/<file>), read once.
+var builtinFiles = sync.OnceValue(func() map[string]string {
 	entries, err := builtin.ReadDir(".")
 	if err != nil {
 		panic(fmt.Sprintf("read embedded policies: %v", err)) // the embed directive guarantees it
 	}
+	files := make(map[string]string, len(entries))
 	for _, e := range entries {
 		b, err := builtin.ReadFile(e.Name())
 		if err != nil {
 			panic(fmt.Sprintf("read embedded policy %s: %v", e.Name(), err))
 		}
-		s.add("builtin/"+e.Name(), string(b))
+		files[builtinPrefix+e.Name()] = string(b)
+	}
+	return files
+})
+
+// Builtin returns credgate's built-in rules and their tests, named builtin/<file>: the rules
+// in packages under credgate.builtin, the helpers of credgate.lib, the test fixtures of
+// credgate.test.
+func Builtin() Source {
+	s := Source{Modules: map[string]string{}, Tests: map[string]string{}, Data: map[string]any{}}
+	for name, text := range builtinFiles() {
+		s.add(name, text)
 	}
 	return s
 }
@@ -54,11 +69,33 @@ func (s *Source) add(name, text string) {
 	}
 }
 
-// LoadDir reads the policy files of dir: *.rego modules, *_test.rego tests, and *.json,
-// *.yaml, *.yml data documents, merged at the root of data. Names starting with "." are
-// skipped, which covers the ..data directories of a mounted ConfigMap (whose files are reached
-// through the symlinks beside them). An empty dir yields an empty Source.
+// LoadDir reads the policy files of dir, named user/<path in dir>: *.rego modules, *_test.rego
+// tests, and *.json, *.yaml, *.yml data documents, merged at the root of data. Names starting
+// with "." are skipped, which covers the ..data directories of a mounted ConfigMap (whose files
+// are reached through the symlinks beside them). An empty dir yields an empty Source. A data
+// document with the top-level key credgate is refused (a *ReservedError): data.credgate is
+// credgate's. (Modules declaring a reserved package are refused when they compile.)
 func LoadDir(dir string) (Source, error) {
+	return loadDir(dir, "user/")
+}
+
+// LoadDirs returns the built-in policies with the files of each of dirs, each named by its
+// path (dir/file.rego), as the policy commands report them.
+func LoadDirs(dirs ...string) (Source, error) {
+	src := Builtin()
+	for _, d := range dirs {
+		user, err := loadDir(d, filepath.ToSlash(filepath.Clean(d))+"/")
+		if err != nil {
+			return Source{}, err
+		}
+		if src, err = Merge(src, user); err != nil {
+			return Source{}, err
+		}
+	}
+	return src, nil
+}
+
+func loadDir(dir, prefix string) (Source, error) {
 	s := Source{Modules: map[string]string{}, Tests: map[string]string{}, Data: map[string]any{}}
 	if dir == "" {
 		return s, nil
@@ -78,7 +115,7 @@ func LoadDir(dir string) (Source, error) {
 			return nil
 		}
 		rel, _ := filepath.Rel(dir, p)
-		name := "user/" + filepath.ToSlash(rel)
+		name := prefix + filepath.ToSlash(rel)
 		switch ext := path.Ext(p); ext {
 		case ".rego", ".json", ".yaml", ".yml":
 			b, err := os.ReadFile(p) // follows the ConfigMap's symlinks
@@ -109,6 +146,9 @@ func mergeData(into map[string]any, b []byte, name string) error {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return fmt.Errorf("data file %s: %w", name, err)
 	}
+	if err := checkUserData(name, doc); err != nil {
+		return err
+	}
 	for k, v := range doc {
 		if _, ok := into[k]; ok {
 			return fmt.Errorf("data file %s: key %q is already defined by another data file", name, k)
@@ -122,11 +162,16 @@ func mergeData(into map[string]any, b []byte, name string) error {
 func Merge(a, b Source) (Source, error) {
 	out := Source{Modules: map[string]string{}, Tests: map[string]string{}, Data: map[string]any{}}
 	for _, src := range []Source{a, b} {
-		for n, t := range src.Modules {
-			out.Modules[n] = t
-		}
-		for n, t := range src.Tests {
-			out.Tests[n] = t
+		for _, files := range [][2]map[string]string{{src.Modules, out.Modules}, {src.Tests, out.Tests}} {
+			for n, t := range files[0] {
+				if _, ok := out.Modules[n]; ok {
+					return Source{}, fmt.Errorf("policy file %s is defined twice", n)
+				}
+				if _, ok := out.Tests[n]; ok {
+					return Source{}, fmt.Errorf("policy file %s is defined twice", n)
+				}
+				files[1][n] = t
+			}
 		}
 		for k, v := range src.Data {
 			if _, ok := out.Data[k]; ok {

@@ -1,7 +1,19 @@
 # static-credentials warns when a credential hands a pod a long-lived cloud key, whatever its
 # shape: temporary, down-scoped credentials expire and can do only what the job needs. In a
 # namespace labelled credgate.dev/require-temporary=true it refuses them instead.
-package credgate.admission
+#
+# The package and its helpers are internal to the rule: reserved (no user policy may declare
+# it, so none can extend a helper) and not an API (user policies import data.credgate.lib).
+
+# METADATA
+# title: Long-lived cloud keys
+# description: >-
+#   Warns when a credential hands a pod a long-lived cloud key, whatever its shape; refuses it
+#   instead in a namespace labelled credgate.dev/require-temporary=true.
+# custom:
+#   id: static-credentials
+#   enforcement: warn
+package credgate.builtin.static_credentials
 
 import data.credgate.lib
 

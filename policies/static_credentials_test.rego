@@ -1,4 +1,4 @@
-package credgate.admission_test
+package credgate.builtin_test
 
 import data.credgate.test as t
 
@@ -76,6 +76,6 @@ test_assumed_role_is_not_static if {
 
 test_message_names_every_key if {
 	c := t.cred("a", {"env": [t.secret_env("AWS_SECRET_ACCESS_KEY", "k"), t.secret_env("AWS_SESSION_TOKEN", "t"), t.secret_env("AZURE_CLIENT_SECRET", "s")]})
-	some v in data.credgate.admission.warn with input as t.input_for(t.trainer, [c])
+	some v in t.warnings(t.input_for(t.trainer, [c]))
 	contains(v.message, "AWS (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); Azure (AZURE_CLIENT_SECRET)")
 }

@@ -37,22 +37,31 @@ func (r TestReport) Failed() int {
 }
 
 // RunTests runs every test_ rule of src's tests against its modules and data, with coverage.
+// A user file (not one of the built-in files) declaring a reserved package is refused, as
+// Compile refuses it.
 // When a test fails, the failing tests run again with tracing (OPA cannot trace and measure
 // coverage in one run), so Print can show how they evaluated.
 func RunTests(ctx context.Context, src Source) (TestReport, error) {
 	modules := make(map[string]*ast.Module, len(src.Modules)+len(src.Tests))
 	var errs []error
-	for _, files := range []map[string]string{src.Modules, src.Tests} {
+	for i, files := range []map[string]string{src.Modules, src.Tests} {
 		for name, text := range files {
-			m, err := ast.ParseModuleWithOpts(name, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
+			m, err := ast.ParseModuleWithOpts(name, text, parserOptions)
 			if err != nil {
 				errs = append(errs, err)
 				continue
+			}
+			if !isBuiltin(name, text) {
+				if err := checkUserModule(name, m, i == 1); err != nil {
+					errs = append(errs, err)
+					continue
+				}
 			}
 			modules[name] = m
 		}
 	}
 	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 		return TestReport{}, fmt.Errorf("parse policies: %w", errors.Join(errs...))
 	}
 	cov := cover.New()

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,13 +11,22 @@ import (
 )
 
 // Load compiles the built-in rules together with the user policies of dir (none when dir is
-// empty).
+// empty), and evaluates the revision on the bundled sample inputs (the canary, each within
+// EvalTimeout): with no revision serving yet to fall back on, policies that do not load,
+// compile or evaluate are an error.
 func Load(ctx context.Context, dir string) (*Revision, error) {
 	src, err := sources(dir)
 	if err != nil {
 		return nil, err
 	}
-	return Compile(ctx, src)
+	rev, err := Compile(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := rev.Canary(ctx, SampleInputs(), EvalTimeout); err != nil {
+		return nil, fmt.Errorf("policies %s fail to evaluate %w", rev.ID(), err)
+	}
+	return rev, nil
 }
 
 func sources(dir string) (Source, error) {
@@ -27,9 +37,21 @@ func sources(dir string) (Source, error) {
 	return Merge(Builtin(), user)
 }
 
+// Reload failure reasons, the reason label of credgate_policy_reload_errors_total.
+const (
+	// ReasonLoad: the directory or a data file could not be read.
+	ReasonLoad = "load"
+	// ReasonReserved: a file declares a package, or data, reserved for credgate.
+	ReasonReserved = "reserved"
+	// ReasonCompile: a module does not parse or compile.
+	ReasonCompile = "compile"
+	// ReasonCanary: the revision compiles but its evaluation fails on a canary input.
+	ReasonCanary = "canary"
+)
+
 // Metrics are the policy layer's Prometheus metrics.
 type Metrics struct {
-	reloadErrors prometheus.Counter
+	reloadErrors *prometheus.CounterVec
 	revision     *prometheus.GaugeVec
 	evalDuration prometheus.Histogram
 }
@@ -37,10 +59,10 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		reloadErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credgate_policy_reload_errors_total",
-			Help: "Policy reloads that failed; the previous revision kept serving.",
-		}),
+			Help: "Policy reloads that failed, by reason (load, reserved, compile, canary); the previous revision kept serving.",
+		}, []string{"reason"}),
 		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "credgate_policy_revision_info",
 			Help: "The policy revision being served (value 1).",
@@ -74,16 +96,18 @@ func (m *Metrics) Serving(old, rev string) {
 	m.revision.WithLabelValues(rev).Set(1)
 }
 
-func (m *Metrics) failed() {
+func (m *Metrics) failed(reason string) {
 	if m != nil {
-		m.reloadErrors.Inc()
+		m.reloadErrors.WithLabelValues(reason).Inc()
 	}
 }
 
 // Watcher reloads the policy directory into Engine when its files change. It polls, which
-// sees a ConfigMap's atomic symlink swap as surely as an edit in place. A revision that fails
-// to compile never replaces the one being served: the failure is logged once per revision and
-// counted, and the watcher retries when the files change again.
+// sees a ConfigMap's atomic symlink swap as surely as an edit in place. A new revision is
+// compiled, then evaluated on the canary inputs — the bundled samples and the inputs the
+// engine saw recently — before it replaces the one serving. One that fails to load, compile
+// or evaluate never replaces it: the failure is logged once per revision (with the file and
+// line OPA gives) and counted by reason, and the watcher retries when the files change again.
 type Watcher struct {
 	Dir      string
 	Interval time.Duration
@@ -91,7 +115,7 @@ type Watcher struct {
 	Metrics  *Metrics
 	Log      logr.Logger
 
-	failed     string // revision that last failed to compile
+	failed     string // revision that last failed to compile or evaluate
 	failedLoad string // error of the last failed load, so it is reported once
 }
 
@@ -113,8 +137,8 @@ func (w *Watcher) Start(ctx context.Context) error {
 	}
 }
 
-// Reload compiles the directory's policies if they changed and serves them. It reports
-// whether a new revision is now served.
+// Reload compiles the directory's policies if they changed, runs the canary, and serves them.
+// It reports whether a new revision is now served.
 func (w *Watcher) Reload(ctx context.Context) (bool, error) {
 	src, err := sources(w.Dir)
 	if err != nil {
@@ -122,7 +146,7 @@ func (w *Watcher) Reload(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		w.failedLoad = err.Error()
-		return false, w.fail("unreadable", err)
+		return false, w.fail("unreadable", reasonOf(err, ReasonLoad), err)
 	}
 	w.failedLoad = ""
 	id := src.Revision()
@@ -133,18 +157,42 @@ func (w *Watcher) Reload(ctx context.Context) (bool, error) {
 	rev, err := Compile(ctx, src)
 	if err != nil {
 		w.failed = id
-		return false, w.fail(id, err)
+		return false, w.fail(id, reasonOf(err, ReasonCompile), err)
+	}
+	timeout := w.Engine.Timeout
+	if timeout <= 0 {
+		timeout = EvalTimeout
+	}
+	canary := append(SampleInputs(), w.Engine.recentCanaryInputs()...)
+	if err := rev.Canary(ctx, canary, timeout); err != nil {
+		if ctx.Err() != nil {
+			return false, err // shutting down: nothing failed
+		}
+		w.failed = id
+		return false, w.fail(id, ReasonCanary, fmt.Errorf("policies fail to evaluate %w", err))
 	}
 	w.failed = ""
 	w.Engine.Swap(rev)
 	w.Metrics.Serving(old, id)
-	w.Log.Info("policies reloaded", "revision", id, "previous", old, "modules", rev.modules)
+	w.Log.Info("policies reloaded", "revision", id, "previous", old, "modules", rev.modules, "canaryInputs", len(canary))
 	return true, nil
 }
 
-func (w *Watcher) fail(revision string, err error) error {
-	w.Metrics.failed()
-	w.Log.Error(err, "policies not reloaded; the previous revision keeps serving",
-		"revision", revision, "serving", w.Engine.Current().ID())
+// reasonOf is the reason label of err: reserved for a *ReservedError, otherwise def.
+func reasonOf(err error, def string) string {
+	var re *ReservedError
+	if errors.As(err, &re) {
+		return ReasonReserved
+	}
+	return def
+}
+
+func (w *Watcher) fail(revision, reason string, err error) error {
+	w.Metrics.failed(reason)
+	kv := []any{"revision", revision, "serving", w.Engine.Current().ID(), "reason", reason}
+	if file, line, ok := errorLocation(err); ok {
+		kv = append(kv, "file", file, "line", line)
+	}
+	w.Log.Error(err, "policies not reloaded; the previous revision keeps serving", kv...)
 	return err
 }

@@ -46,9 +46,10 @@ CronJobs, reading Credentials through an informer cache. The serving certificate
 tls.key) is read from --cert-dir and reloaded when it changes.
 
 Policies: the built-in rules, plus the .rego policies and JSON/YAML data of --policy-dir
-(a mounted ConfigMap), reloaded every --policy-reload-interval without a restart. A policy
-that does not compile never replaces the one serving; it is logged and counted in
-credgate_policy_reload_errors_total.
+(a mounted ConfigMap), reloaded every --policy-reload-interval without a restart. A revision
+that does not load, compile, or evaluate cleanly on sample inputs and on the inputs this
+replica saw recently never replaces the one serving; it is logged with its file and line and
+counted in credgate_policy_reload_errors_total{reason}.
 
 Certificates: --cert-management=external (the default) serves what --cert-dir holds
 (cert-manager, credgate certs) and reloads it when it changes. --cert-management=self keeps

@@ -4,6 +4,14 @@ package credgate.admission
 
 import data.credgate.lib
 
+# METADATA
+# title: Read-write credentials in production
+# description: >-
+#   In namespaces labelled env=prod, only the service accounts of
+#   data.prod.readWriteServiceAccounts may use read-write or admin credentials.
+# custom:
+#   id: prod-read-write-service-account
+#   enforcement: deny
 deny contains lib.violation("prod-read-write-service-account", cred.name, msg) if {
 	input.namespace.labels.env == "prod"
 	some cred in input.credentials

@@ -4,6 +4,12 @@ package credgate.admission
 
 import data.credgate.lib
 
+# METADATA
+# title: Temporary credentials in production
+# description: Namespaces labelled env=prod refuse long-lived AWS keys.
+# custom:
+#   id: temporary-credentials-required
+#   enforcement: deny
 deny contains lib.violation("temporary-credentials-required", cred.name, msg) if {
 	input.namespace.labels.env == "prod"
 	some cred in input.credentials
