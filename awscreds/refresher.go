@@ -205,8 +205,9 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 			return reconcile.Result{RequeueAfter: at.Sub(now)}, nil
 		}
 		// A Credential whose spec a tenant edits in a loop mints at most once a
-		// MinMintInterval: the source's STS quota is the platform's.
-		if wait := r.mintedRecently(req.NamespacedName, now); wait > 0 {
+		// MinMintInterval: the source's STS quota is the platform's. Refreshes on schedule
+		// are not held back.
+		if wait := r.mintedRecently(req.NamespacedName, now); wait > 0 && specChanged(c) {
 			return reconcile.Result{RequeueAfter: wait}, nil
 		}
 	}
@@ -275,7 +276,14 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	return reconcile.Result{RequeueAfter: r.refreshAt(c, d).Sub(now)}, nil
 }
 
-// MinMintInterval is the least time between two AssumeRole calls for one Credential.
+// specChanged reports whether c's spec changed since its credentials were minted.
+func specChanged(c *v1alpha1.Credential) bool {
+	ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
+	return ready != nil && ready.ObservedGeneration != c.Generation
+}
+
+// MinMintInterval is the least time between two AssumeRole calls for one Credential whose
+// spec changed.
 const MinMintInterval = 30 * time.Second
 
 // mintedRecently returns how long key must wait for its next mint, or 0.

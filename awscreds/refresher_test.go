@@ -341,3 +341,23 @@ func TestProcessOutput(t *testing.T) {
 		t.Errorf("got %s, want %s", b, want)
 	}
 }
+
+// The spec-change rate limit never holds back a refresh on schedule, however short sessions are.
+func TestRefresherShortSessionsRefreshOnSchedule(t *testing.T) {
+	h := newHarness(t, assumeRole())
+	h.r.MaxDuration = 30 * time.Second
+	res, err := h.reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter >= MinMintInterval {
+		t.Fatalf("next refresh in %s: not before the session ends", res.RequeueAfter)
+	}
+	h.now = h.now.Add(res.RequeueAfter)
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.sts.calls) != 2 {
+		t.Errorf("%d AssumeRole calls by %s into a 30s session, want 2", len(h.sts.calls), res.RequeueAfter)
+	}
+}
