@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -54,6 +56,7 @@ const (
 	ReasonSourceSecretInvalid  = "SourceSecretInvalid"
 	ReasonSourceNotGranted     = "SourceNotGranted"
 	ReasonNamespaceNotEnabled  = "NamespaceNotEnabled"
+	ReasonSourceUnavailable    = "SourceUnavailable"
 	ReasonAssumeRoleFailed     = "AssumeRoleFailed"
 	ReasonSecretWriteFailed    = "SecretWriteFailed"
 	ReasonProbeSucceeded       = "ProbeSucceeded"
@@ -86,6 +89,7 @@ type Refresher struct {
 
 	mu         sync.Mutex
 	lastMinted map[types.NamespacedName]time.Time
+	nsMints    map[string]*rate.Limiter
 
 	// now, assume and verify are replaced by unit tests.
 	now    func() time.Time
@@ -212,12 +216,18 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		}
 	}
 	var creds Credentials
+	if err == nil && !r.namespaceMayMint(req.Namespace, now) {
+		// A namespace creating (and deleting) Credentials in a loop mints at most
+		// NamespaceMintRate a second, after a burst: the source's STS quota is the platform's.
+		return reconcile.Result{RequeueAfter: time.Second / NamespaceMintRate}, nil
+	}
 	if err == nil {
 		r.markMinted(req.NamespacedName, now)
 		creds, reason, err = r.mint(ctx, c, d, source, grant)
 	}
-	if reason == ReasonSourceNotGranted && c.Status.SecretName != "" {
-		// The grant was revoked: running pods stop getting the credentials minted under it.
+	if revoked(reason) && c.Status.SecretName != "" {
+		// The grant was revoked, or the source removed: running pods stop getting the
+		// credentials minted under it.
 		if werr := r.withdraw(ctx, c); werr != nil {
 			err = errors.Join(err, werr)
 		}
@@ -282,6 +292,16 @@ func specChanged(c *v1alpha1.Credential) bool {
 	return ready != nil && ready.ObservedGeneration != c.Generation
 }
 
+// revoked reports whether a failure's reason means the platform withdrew the source — its
+// grant, its Secret or its keys — rather than that minting failed for a while.
+func revoked(reason string) bool {
+	switch reason {
+	case ReasonSourceNotGranted, ReasonSourceSecretNotFound, ReasonSourceSecretInvalid:
+		return true
+	}
+	return false
+}
+
 // MinMintInterval is the least time between two AssumeRole calls for one Credential whose
 // spec changed.
 const MinMintInterval = 30 * time.Second
@@ -305,6 +325,29 @@ func (r *Refresher) markMinted(key types.NamespacedName, now time.Time) {
 	r.lastMinted[key] = now
 }
 
+// Bounds of the AssumeRole calls of one namespace: a burst (a team creating its Credentials)
+// and then a steady rate. Refreshes on schedule count too; at an hour a session, a namespace
+// of 3,600 assumeRole Credentials would still be served.
+const (
+	NamespaceMintRate  = 1
+	NamespaceMintBurst = 20
+)
+
+// namespaceMayMint takes one mint from ns's budget, or reports that there is none now.
+func (r *Refresher) namespaceMayMint(ns string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.nsMints == nil {
+		r.nsMints = make(map[string]*rate.Limiter)
+	}
+	l, ok := r.nsMints[ns]
+	if !ok {
+		l = rate.NewLimiter(NamespaceMintRate, NamespaceMintBurst)
+		r.nsMints[ns] = l
+	}
+	return l.AllowN(now, 1)
+}
+
 func (r *Refresher) forgetMinted(key types.NamespacedName) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -323,7 +366,7 @@ func hasRefresherStatus(c *v1alpha1.Credential) bool {
 	}
 	switch ready.Reason {
 	case ReasonMinted, ReasonRefreshRetrying, ReasonSourceSecretNotFound, ReasonSourceSecretInvalid,
-		ReasonSourceNotGranted, ReasonAssumeRoleFailed, ReasonSecretWriteFailed, ReasonNamespaceNotEnabled:
+		ReasonSourceNotGranted, ReasonSourceUnavailable, ReasonAssumeRoleFailed, ReasonSecretWriteFailed, ReasonNamespaceNotEnabled:
 		return true
 	}
 	return false
@@ -366,10 +409,13 @@ func (r *Refresher) source(ctx context.Context, c *v1alpha1.Credential) (Source,
 		if apierrors.IsNotFound(err) {
 			return Source{}, Grant{}, ReasonSourceSecretNotFound, fmt.Errorf("source Secret %s not found (source Secrets live in the refresher's namespace, %s)", key, r.Namespace)
 		}
-		return Source{}, Grant{}, ReasonSourceSecretNotFound, fmt.Errorf("read source Secret %s: %w", key, err)
+		return Source{}, Grant{}, ReasonSourceUnavailable, fmt.Errorf("read source Secret %s: %w", key, err)
 	}
 	grant, err := r.granted(ctx, c, &src)
 	if err != nil {
+		if !errors.Is(err, ErrNotGranted) {
+			return Source{}, Grant{}, ReasonSourceUnavailable, err
+		}
 		return Source{}, Grant{}, ReasonSourceNotGranted, err
 	}
 	source := Source{AccessKeyID: string(src.Data[SourceAccessKeyID]), SecretAccessKey: string(src.Data[SourceSecretAccessKey])}
@@ -507,8 +553,9 @@ func (r *Refresher) failed(c *v1alpha1.Credential, reason string, err error, now
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
 		Message: err.Error(), ObservedGeneration: c.Generation}
 	ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
-	// A revoked grant stops new pods at once; the sessions already minted run out.
-	if reason != ReasonSourceNotGranted && ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == c.Generation &&
+	// A revoked grant or a removed source stops new pods at once; the sessions already
+	// minted run out.
+	if !revoked(reason) && ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == c.Generation &&
 		c.Status.ExpiresAt != nil && c.Status.ExpiresAt.After(now.Add(time.Minute)) {
 		cond.Status = metav1.ConditionTrue
 		cond.Reason = ReasonRefreshRetrying

@@ -361,3 +361,58 @@ func TestRefresherShortSessionsRefreshOnSchedule(t *testing.T) {
 		t.Errorf("%d AssumeRole calls by %s into a 30s session, want 2", len(h.sts.calls), res.RequeueAfter)
 	}
 }
+
+// A namespace mints at most NamespaceMintBurst Credentials at once, then NamespaceMintRate a
+// second, however many it creates (and deletes) in a loop.
+func TestRefresherNamespaceMintBudget(t *testing.T) {
+	h := newHarness(t, assumeRole())
+	for range NamespaceMintBurst {
+		if !h.r.namespaceMayMint("ml", h.now) {
+			t.Fatal("a mint within the burst was refused")
+		}
+	}
+	if h.r.namespaceMayMint("ml", h.now) {
+		t.Fatal("a mint past the burst was allowed at once")
+	}
+	if !h.r.namespaceMayMint("other", h.now) {
+		t.Error("another namespace's budget was spent")
+	}
+	res, err := h.reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.sts.calls) != 0 || res.RequeueAfter <= 0 {
+		t.Fatalf("%d AssumeRole calls, requeue after %s: want none yet", len(h.sts.calls), res.RequeueAfter)
+	}
+	h.now = h.now.Add(res.RequeueAfter)
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.sts.calls) != 1 {
+		t.Errorf("%d AssumeRole calls once the budget refilled, want 1", len(h.sts.calls))
+	}
+}
+
+// Deleting the source Secret withdraws what was minted with it, like a revoked grant.
+func TestRefresherSourceRemoved(t *testing.T) {
+	h := newHarness(t, assumeRole())
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "credgate-refresher"}}
+	if err := h.client.Delete(t.Context(), src); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = h.reconcile()
+	ready := meta.FindStatusCondition(h.credential().Status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != ReasonSourceSecretNotFound {
+		t.Fatalf("Ready: %+v", ready)
+	}
+	var managed corev1.Secret
+	if err := h.client.Get(t.Context(), client.ObjectKey{Namespace: "ml", Name: "credgate-aws-s3"}, &managed); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(managed.Data["credentials.json"]); n != 0 {
+		t.Errorf("%d bytes of credentials left after the source was removed", n)
+	}
+}

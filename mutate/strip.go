@@ -49,10 +49,15 @@ func InjectedNames(v string) ([]string, bool) {
 //   - the image-pull secrets naming the Secret of a listed credential;
 //   - the annotation.
 //
+// A listed credential the pod no longer requests (requested, when not nil, names those it does)
+// vouches for nothing by name: only its exact definitions, and variables reading its Secret,
+// are removed — else a tenant listing a Credential of its own that "injects" HTTPS_PROXY
+// would have credgate strip what another webhook set.
+//
 // What it cannot tell from the pod's own definitions stays: a literal no listed credential sets
 // any longer (or an overridable one of another value), a variable reading a Secret no listed
 // credential names any longer, anything in a container that is not a target. Strip is pure.
-func Strip(t workload.Template, listed []credential.Resolved, targets []string) Stripped {
+func Strip(t workload.Template, listed []credential.Resolved, requested []string, targets []string) Stripped {
 	var s Stripped
 	secrets := map[string]bool{}
 	for i := range listed {
@@ -62,7 +67,7 @@ func Strip(t workload.Template, listed []credential.Resolved, targets []string) 
 	}
 	forEachTarget(t.Spec, targets, func(ctr *corev1.Container) {
 		n := len(ctr.Env)
-		ctr.Env = slices.DeleteFunc(ctr.Env, func(v corev1.EnvVar) bool { return earlierEnv(v, listed, secrets) })
+		ctr.Env = slices.DeleteFunc(ctr.Env, func(v corev1.EnvVar) bool { return earlierEnv(v, listed, requested, secrets) })
 		s.Env += n - len(ctr.Env)
 	})
 
@@ -105,7 +110,7 @@ func Strip(t workload.Template, listed []credential.Resolved, targets []string) 
 
 // earlierEnv reports whether the container variable v is one an earlier injection of listed
 // added (see Strip).
-func earlierEnv(v corev1.EnvVar, listed []credential.Resolved, secrets map[string]bool) bool {
+func earlierEnv(v corev1.EnvVar, listed []credential.Resolved, requested []string, secrets map[string]bool) bool {
 	literal := v.ValueFrom == nil
 	var secretKey bool
 	if f := v.ValueFrom; f != nil && f.SecretKeyRef != nil && f.FieldRef == nil && f.ResourceFieldRef == nil && f.ConfigMapKeyRef == nil {
@@ -123,7 +128,8 @@ func earlierEnv(v corev1.EnvVar, listed []credential.Resolved, secrets map[strin
 			if e.Name != v.Name {
 				continue
 			}
-			if e.Overridable && !equality.Semantic.DeepEqual(v, envVar(c.SecretName, e)) {
+			exact := e.Overridable || requested != nil && !slices.Contains(requested, c.Name)
+			if exact && !equality.Semantic.DeepEqual(v, envVar(c.SecretName, e)) {
 				continue
 			}
 			return true

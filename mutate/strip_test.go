@@ -100,7 +100,7 @@ func TestStripUndoesApply(t *testing.T) {
 			}
 			stripped := injected.DeepCopy()
 			tmpl, targets, _ := templateOf(t, stripped)
-			mutate.Strip(tmpl, listedOf(t, stripped, creds), targets)
+			mutate.Strip(tmpl, listedOf(t, stripped, creds), nil, targets)
 			if diff := cmp.Diff(submitted, stripped, cmpopts.EquateEmpty(), cmpopts.IgnoreFields(corev1.PodSpec{}, "ImagePullSecrets")); diff != "" {
 				t.Errorf("Strip did not give back the submitted pod (-submitted +stripped):\n%s", diff)
 			}
@@ -145,7 +145,7 @@ func TestStripRecognises(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "trainer", Env: []corev1.EnvVar{tt.env}}, {Name: "other", Env: []corev1.EnvVar{tt.env}}}}
 			meta := metav1.ObjectMeta{Annotations: map[string]string{workload.InjectedAnnotation: "aws,wandb sha256:0123456789abcdef"}}
-			s := mutate.Strip(workload.Template{Meta: &meta, Spec: &spec}, listed, []string{"trainer"})
+			s := mutate.Strip(workload.Template{Meta: &meta, Spec: &spec}, listed, nil, []string{"trainer"})
 			if got := len(spec.Containers[0].Env) == 0; got != tt.want {
 				t.Errorf("removed = %v, want %v", got, tt.want)
 			}
@@ -184,7 +184,7 @@ func TestStripVolumes(t *testing.T) {
 			VolumeMounts: []corev1.VolumeMount{{Name: "credgate--team-wandb-dbd219fb", MountPath: "/w"}}}}},
 	}
 	meta := metav1.ObjectMeta{}
-	s := mutate.Strip(workload.Template{Meta: &meta, Spec: &spec}, nil, nil)
+	s := mutate.Strip(workload.Template{Meta: &meta, Spec: &spec}, nil, nil, nil)
 	if diff := cmp.Diff(mutate.Stripped{Volumes: 3, Mounts: 4}, s); diff != "" {
 		t.Errorf("Stripped (-want +got):\n%s", diff)
 	}
@@ -260,7 +260,7 @@ func TestRewriteThenPatchEqualsStripAndApply(t *testing.T) {
 			mustUnmarshal(t, doc, pod)
 			before := &corev1.PodTemplateSpec{ObjectMeta: *pod.ObjectMeta.DeepCopy(), Spec: *pod.Spec.DeepCopy()}
 			tmpl, targets, _ := templateOf(t, pod)
-			mutate.Strip(tmpl, listedOf(t, pod, creds), targets)
+			mutate.Strip(tmpl, listedOf(t, pod, creds), nil, targets)
 			taken, err := mutate.Rewrite(nil, before, &corev1.PodTemplateSpec{ObjectMeta: pod.ObjectMeta, Spec: pod.Spec})
 			if err != nil {
 				t.Fatal(err)
@@ -358,7 +358,7 @@ func TestApplyVolumeNamesNeverCollide(t *testing.T) {
 func stripThenApply(t *testing.T, pod *corev1.Pod, creds map[string]*v1alpha1.Credential) (mutate.Stripped, []mutate.Conflict) {
 	t.Helper()
 	tmpl, targets, names := templateOf(t, pod)
-	s := mutate.Strip(tmpl, listedOf(t, pod, creds), targets)
+	s := mutate.Strip(tmpl, listedOf(t, pod, creds), nil, targets)
 	return s, mutate.Apply(tmpl, resolve(t, creds, names...), targets)
 }
 
@@ -417,4 +417,22 @@ func withUnknownFields(t *testing.T, doc []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A listed credential the pod no longer requests vouches for no variable by name: a tenant
+// listing a Credential of its own that "injects" HTTPS_PROXY cannot have credgate strip the
+// HTTPS_PROXY another webhook set; only that credential's exact definition goes.
+func TestStripUnrequestedOnlyExact(t *testing.T) {
+	proxy := credential.Resolved{Name: "proxy", SecretName: "proxy-secret",
+		Env: []credential.Env{{Name: "HTTPS_PROXY", Value: "http://tenant.example:3128"}, {Name: "NO_PROXY", Value: "internal"}}}
+	meta := metav1.ObjectMeta{Annotations: map[string]string{workload.InjectedAnnotation: "proxy sha256:0011223344556677"}}
+	spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "trainer", Env: []corev1.EnvVar{
+		{Name: "HTTPS_PROXY", Value: "http://corporate-proxy:3128"}, // set by another webhook
+		{Name: "NO_PROXY", Value: "internal"},                       // proxy's own, exactly
+	}}}}
+	mutate.Strip(workload.Template{Meta: &meta, Spec: &spec}, []credential.Resolved{proxy}, []string{}, []string{"trainer"})
+	want := []corev1.EnvVar{{Name: "HTTPS_PROXY", Value: "http://corporate-proxy:3128"}}
+	if diff := cmp.Diff(want, spec.Containers[0].Env); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
+	}
 }

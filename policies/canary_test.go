@@ -315,3 +315,21 @@ func TestRecentInputsConcurrent(t *testing.T) {
 		t.Errorf("%d inputs kept, want %d", n, maxRecentInputs)
 	}
 }
+
+// Dry-run requests are not kept for the canary: no object stands behind them, and a tenant
+// could otherwise fill the ring with whatever shapes it likes at no cost.
+func TestRecentInputsSkipDryRuns(t *testing.T) {
+	rev, err := Compile(t.Context(), Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(rev)
+	dry := ast.MustParseTerm(`{"request": {"operation": "CREATE", "namespace": "team-a", "name": "dry", "dryRun": true, "kind": {"kind": "Pod"}},
+		"namespace": {"name": "team-a", "labels": {}}, "pod": {"spec": {"containers": []}}, "credentials": [], "missing": [], "available": [], "targets": []}`).Value
+	if _, err := e.Evaluate(t.Context(), dry); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.RecentInputs(); len(got) != 0 {
+		t.Errorf("recent inputs %v, want none", names(got))
+	}
+}

@@ -69,7 +69,7 @@ func CheckDir(dir string, fix bool) ([]string, error) {
 		}
 		modules[name] = m
 	}
-	c := ast.NewCompiler().WithStrict(true).WithDefaultRegoVersion(ast.RegoV1)
+	c := ast.NewCompiler().WithStrict(true).WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
 	if c.Compile(modules); c.Failed() {
 		for _, e := range c.Errors {
 			problems = append(problems, e.Error())

@@ -126,7 +126,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	}
 	listed := rules(modules) // from the modules as parsed: the compiler rewrites rule heads
 	query := planQuery(modules)
-	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("compile policies: %w", compiler.Errors)
 	}
@@ -253,10 +253,29 @@ func (e *Engine) Evaluate(ctx context.Context, input ast.Value) (Result, error) 
 	if e.Metrics != nil {
 		e.Metrics.evalDuration.Observe(time.Since(start).Seconds())
 	}
-	if err == nil {
+	if err == nil && !dryRun(input) {
 		e.recent.offer(input, start)
 	}
 	return res, err
+}
+
+// dryRun reports whether input is that of a dry-run request: those are not kept for the
+// canary, so that a tenant cannot fill it with inputs no object stands behind.
+func dryRun(input ast.Value) bool {
+	in, ok := input.(ast.Object)
+	if !ok {
+		return false
+	}
+	req := in.Get(ast.StringTerm("request"))
+	if req == nil {
+		return false
+	}
+	r, ok := req.Value.(ast.Object)
+	if !ok {
+		return false
+	}
+	d := r.Get(ast.StringTerm("dryRun"))
+	return d != nil && d.Value.Compare(ast.Boolean(true)) == 0
 }
 
 // RecentInputs returns the recent inputs the engine keeps for the canary, newest first.

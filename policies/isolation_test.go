@@ -280,3 +280,35 @@ func write(t *testing.T, dir, name, text string) {
 		t.Fatal(err)
 	}
 }
+
+// A package under credgate written with brackets, or with a lookalike letter, is under
+// credgate all the same.
+func TestReservedPackagesRefusedHoweverWritten(t *testing.T) {
+	for _, pkg := range []string{`credgate["x-y"]`, `credgate["bυiltin"]`, `credgate["builtin"].static_credentials`} {
+		t.Run(pkg, func(t *testing.T) {
+			_, err := compileWith(t, map[string]string{"user/mine.rego": "package " + pkg + "\n\nx := true\n"})
+			var re *policies.ReservedError
+			if !errors.As(err, &re) {
+				t.Fatalf("Compile: %v, want a ReservedError", err)
+			}
+		})
+	}
+}
+
+// Policies cannot reach the network, the server's environment or chance.
+func TestForbiddenBuiltins(t *testing.T) {
+	for _, call := range []string{
+		`http.send({"method": "get", "url": "http://127.0.0.1:1/"})`,
+		`opa.runtime()`,
+		`net.lookup_ip_addr("example.com")`,
+		`rand.intn("x", 10)`,
+	} {
+		t.Run(call, func(t *testing.T) {
+			text := "package credgate.admission\n\ndeny contains {\"rule\": \"x\", \"credential\": \"\", \"message\": sprintf(\"%v\", [v])} if {\n\tv := " + call + "\n}\n"
+			_, err := compileWith(t, map[string]string{"user/reach.rego": text})
+			if err == nil || !strings.Contains(err.Error(), "undefined function") {
+				t.Fatalf("Compile: %v, want the function refused", err)
+			}
+		})
+	}
+}

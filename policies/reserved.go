@@ -64,9 +64,18 @@ func userPackageAllowed(pkg string, test bool) bool {
 // under says whether package pkg is p or lies below it.
 func under(pkg, p string) bool { return pkg == p || strings.HasPrefix(pkg, p+".") }
 
-// packageName is m's package as "a.b.c" (without data.).
+// packageName is m's package as "a.b.c" (without data.), from the terms of its path, however
+// it was written: package credgate["x-y"] is "credgate.x-y", under credgate like any other.
 func packageName(m *ast.Module) string {
-	return strings.TrimPrefix(m.Package.Path.String(), "data.")
+	parts := make([]string, 0, len(m.Package.Path))
+	for _, t := range m.Package.Path[1:] {
+		if s, ok := t.Value.(ast.String); ok {
+			parts = append(parts, string(s))
+		} else {
+			parts = append(parts, t.String())
+		}
+	}
+	return strings.Join(parts, ".")
 }
 
 // checkUserModule refuses user module m (of file name) if it declares a reserved package.

@@ -105,8 +105,11 @@ func RunTests(ctx context.Context, src Source) (TestReport, error) {
 // with tracing when it is not.
 func runTests(ctx context.Context, src Source, modules map[string]*ast.Module, cov *cover.Cover, filter string) ([]*tester.Result, error) {
 	store := inmem.NewFromObject(src.data())
+	// The serving capabilities: a test of a policy that calls a forbidden built-in fails to
+	// compile here as the policy would in the webhook.
+	compiler := ast.NewCompiler().WithCapabilities(capabilities()).WithEnablePrintStatements(true).WithDefaultRegoVersion(ast.RegoV1)
 	r := tester.NewRunner().
-		SetDefaultRegoVersion(ast.RegoV1).
+		SetCompiler(compiler).
 		SetStore(store).
 		SetModules(modules).
 		CapturePrintOutput(true).

@@ -168,7 +168,11 @@ func (w *Watcher) Reload(ctx context.Context) (bool, error) {
 		if ctx.Err() != nil {
 			return false, err // shutting down: nothing failed
 		}
-		w.failed = id
+		// A revision that only ran out of time (a loaded replica) is tried again at the next
+		// interval; one that errored is not, until the files change.
+		if !errors.Is(err, context.DeadlineExceeded) {
+			w.failed = id
+		}
 		return false, w.fail(id, ReasonCanary, fmt.Errorf("policies fail to evaluate %w", err))
 	}
 	w.failed = ""

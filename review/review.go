@@ -297,7 +297,11 @@ func (r *Reviewer) stripEarlier(ctx context.Context, req Request, t workload.Tem
 	if err != nil {
 		return err
 	}
-	s := mutate.Strip(t, listed, targets)
+	requested := make([]string, 0, len(resolved))
+	for i := range resolved {
+		requested = append(requested, resolved[i].Name)
+	}
+	s := mutate.Strip(t, listed, requested, targets)
 	d.Stripped = &s
 	d.Warnings = append(d.Warnings, strippedWarning(req.GVK.Kind, names, s))
 	return nil

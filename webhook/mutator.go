@@ -118,7 +118,8 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	case errors.Is(err, workload.ErrMalformed), errors.Is(err, workload.ErrUnsupportedKind):
 		return admission.Errored(http.StatusBadRequest, err), &d
 	case err != nil:
-		log.Error(err, "review failed")
+		// A policy's runtime error may quote the input: hide the pod's literal values.
+		log.Error(errors.New(redactor(obj)(err.Error())), "review failed")
 		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs")), &d
 	}
 	// Policy messages may quote what the pod sets: every one that leaves credgate — the
