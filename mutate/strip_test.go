@@ -86,13 +86,18 @@ func TestStripUndoesApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	pullSecrets := cmpopts.SortSlices(func(a, b corev1.LocalObjectReference) bool { return a.Name < b.Name })
+	tested := 0
 	for _, e := range entries {
+		// A pod Apply reports conflicts for is refused by conflicting-env: never injected, it
+		// has no injection to undo.
+		if conflicts := apply(t, loadPod(t, filepath.Join("testdata", "pods", e.Name())), creds); len(conflicts) > 0 {
+			continue
+		}
+		tested++
 		t.Run(e.Name(), func(t *testing.T) {
 			submitted := loadPod(t, filepath.Join("testdata", "pods", e.Name()))
 			injected := submitted.DeepCopy()
-			if conflicts := apply(t, injected, creds); len(conflicts) > 0 {
-				t.Skipf("Apply reports conflicts, which conflicting-env refuses: %v", conflicts)
-			}
+			apply(t, injected, creds)
 			pod := injected.DeepCopy()
 			stripThenApply(t, pod, creds)
 			if diff := cmp.Diff(injected, pod, pullSecrets); diff != "" {
@@ -110,6 +115,9 @@ func TestStripUndoesApply(t *testing.T) {
 				}
 			}
 		})
+	}
+	if tested < len(entries)/2 {
+		t.Errorf("only %d of %d pods injected without conflicts: the round trip proves little", tested, len(entries))
 	}
 }
 
