@@ -12,6 +12,8 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	gomodjsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -53,6 +55,10 @@ type Evaluator struct {
 	Enforcement policies.Enforcement
 	// Out receives the objects as YAML; Err the decisions and warnings.
 	Out, Err io.Writer
+	// AssumeMinted evaluates assumeRole Credentials that carry no Ready condition as if the
+	// refresher had minted their credentials. Without it they are refused, as the cluster
+	// refuses them until then (credential-not-ready).
+	AssumeMinted bool
 }
 
 // Run evaluates every workload of workloads against the Credentials (and Secrets) of creds and
@@ -245,6 +251,17 @@ func (s secretIndex) check(ns string, creds []credential.Resolved) []review.Viol
 	return out
 }
 
+// assumeMinted gives an assumeRole Credential without a Ready condition the status the
+// refresher would write once it minted its credentials.
+func assumeMinted(c *v1alpha1.Credential) {
+	if credential.AWSMode(&c.Spec) != v1alpha1.AWSAssumeRole || meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady) != nil {
+		return
+	}
+	c.Status.SecretName = credential.ManagedSecretName(c.Name)
+	meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+		Reason: "Minted", Message: "assumed as if minted (credgate eval --assume-minted)", ObservedGeneration: c.Generation})
+}
+
 // loadCredentials reads the Credentials, Secrets and Namespaces of the credentials inputs. An
 // invalid Credential is bad input, with every problem listed.
 func (e *Evaluator) loadCredentials(decoder runtime.Decoder, inputs []Input) (credential.Store, secretIndex, review.StaticNamespaces, error) {
@@ -271,6 +288,9 @@ func (e *Evaluator) loadCredentials(decoder runtime.Decoder, inputs []Input) (cr
 				}
 				for _, p := range credential.Validate(o) {
 					problems = append(problems, fmt.Sprintf("%s: Credential %s: %s", d.source, o.Name, p))
+				}
+				if e.AssumeMinted {
+					assumeMinted(o)
 				}
 				creds = append(creds, o)
 			case *corev1.Secret:

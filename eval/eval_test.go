@@ -27,8 +27,9 @@ func TestRun(t *testing.T) {
 		// wantStderr lists substrings of the decision output.
 		wantStderr []string
 		// golden compares stdout with testdata/golden/<name>.yaml.
-		golden      bool
-		enforcement policies.Enforcement
+		golden       bool
+		enforcement  policies.Enforcement
+		assumeMinted bool
 	}{
 		{name: "examples-training-job", workloads: []string{examples + "training-job.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
@@ -62,6 +63,12 @@ func TestRun(t *testing.T) {
 				"admitted Deployment ml-team/notebook: its pods get hf, injected when each is created",
 				"warning: Pod ml-team/notebook-7d9f8c6b5-x2k4p: this pod carries an injection of hf by an earlier version of credgate",
 				"admitted Pod ml-team/notebook-7d9f8c6b5-x2k4p: injected hf"}},
+		{name: "not-minted-yet", workloads: []string{"testdata/s3-data-pod.yaml"},
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitRefused,
+			wantStderr: []string{"[credential-not-ready] credential s3-data has no temporary credentials yet"}},
+		{name: "assume-minted", workloads: []string{"testdata/s3-data-pod.yaml"}, assumeMinted: true,
+			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted,
+			wantStderr: []string{"admitted Pod ml-team/reader: injected s3-data"}},
 		{name: "missing-secret-key", workloads: []string{"testdata/wandb-pod.yaml"},
 			credentials: []string{"testdata/missing-key.yaml"}, wantCode: eval.ExitRefused,
 			wantStderr: []string{`[missing-secret-key] Secret "wandb-secret" of credential wandb has no key "api-key" (read by WANDB_API_KEY)`}},
@@ -92,7 +99,7 @@ func TestRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			e := &eval.Evaluator{Namespace: "default", Scheme: scheme, Out: &stdout, Err: &stderr,
-				Policy: policies.NewEngine(rev), Enforcement: tt.enforcement}
+				Policy: policies.NewEngine(rev), Enforcement: tt.enforcement, AssumeMinted: tt.assumeMinted}
 			code := e.Run(t.Context(), inputs(t, tt.workloads), inputs(t, tt.credentials))
 			if code != tt.wantCode {
 				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, tt.wantCode, stderr.String())

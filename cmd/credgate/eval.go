@@ -13,10 +13,11 @@ import (
 )
 
 type evalOptions struct {
-	files       []string
-	credentials []string
-	namespace   string
-	policy      policyFlags
+	files        []string
+	credentials  []string
+	namespace    string
+	assumeMinted bool
+	policy       policyFlags
 }
 
 func newEvalCommand() *cobra.Command {
@@ -33,6 +34,10 @@ The credentials file holds Credential objects and, optionally, their Secrets and
 is given, the keys the injection reads are checked too. Secret values are never printed.
 Refusals name their rule id; the built-in policies run with those of --policy-dir, enforced
 as --enforce and --enforcement-config say, exactly as in the webhook.
+
+Credentials are taken with the status the file gives them, as the cluster would see them: an
+assumeRole Credential with none is refused (credential-not-ready), as the cluster refuses it
+until credgate refresher mints its credentials; --assume-minted evaluates as if it had.
 
 Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
 		Example: `  # Is a training Job admitted, and what do its pods get? (Evaluate a Pod, or the Job's
@@ -51,6 +56,7 @@ Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
 	cmd.Flags().StringArrayVarP(&o.files, "filename", "f", nil, "workload YAML file, or - for stdin (repeatable)")
 	cmd.Flags().StringArrayVar(&o.credentials, "credentials", nil, "YAML file of Credentials and optional Secrets (repeatable)")
 	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "default", "namespace of objects that name none")
+	cmd.Flags().BoolVar(&o.assumeMinted, "assume-minted", false, "evaluate assumeRole Credentials without a Ready condition as if credgate refresher had minted them (the cluster refuses them until it has)")
 	o.policy.register(cmd, "directory of extra .rego policies and JSON/YAML data")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagRequired("credentials")
@@ -80,7 +86,7 @@ func (o *evalOptions) run(cmd *cobra.Command) error {
 		return exitWith(cmd, err)
 	}
 	defer closeC()
-	e := &eval.Evaluator{Namespace: o.namespace, Scheme: scheme, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(),
+	e := &eval.Evaluator{Namespace: o.namespace, Scheme: scheme, AssumeMinted: o.assumeMinted, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(),
 		Policy: policies.NewEngine(rev), Enforcement: enforcement}
 	if code := e.Run(cmd.Context(), workloads, creds); code != 0 {
 		return exitError{code: code}
