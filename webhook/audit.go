@@ -33,9 +33,9 @@ func auditEvent(d *review.Decision) audit.Event {
 	return audit.EventAllowed
 }
 
-// audit writes the record of d, if the auditor wants its event; redact hides the pod's
-// literal values in violation messages.
-func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision, redact func(string) string) error {
+// audit writes the record of d, if the auditor wants its event. Its messages are d's, which
+// Review redacted of the pod's literal values.
+func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision) error {
 	event := auditEvent(d)
 	if !m.Audit.Wants(event) || m.ValidateOnly && event != audit.EventDenied ||
 		event == audit.EventAllowed && len(d.Credentials) == 0 {
@@ -70,17 +70,16 @@ func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.
 			r.Enforcement = set.action
 		}
 	}
-	r.Redact(redact)
 	return m.Audit.Record(ctx, r)
 }
 
-// redactor hides, in messages, the literal environment values the object's pod sets
-// (review.Redactor). Review has redacted the decision's messages already, before cutting them
-// to size; the webhook redacts again what it sends, whatever reaches it.
+// redactor hides, in a message that did not come from a decision (an error of the review),
+// the literal environment values the object's pod sets (review.Redactor); a decision's
+// messages Review redacted itself.
 func redactor(obj runtime.Object) func(string) string {
 	t, err := workload.PodTemplate(obj)
 	if err != nil {
-		return keep
+		return func(s string) string { return s }
 	}
 	return review.Redactor(t)
 }

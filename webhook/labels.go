@@ -62,7 +62,7 @@ func (m *Mutator) checkFixedMetadata(ctx context.Context, req admission.Request,
 	}
 	d.Violations = []review.Violation{{Rule: RuleFixedMetadata, Message: fixedMetadataMessage(strings.ToLower(m.Kind.GVK.Kind), changes)}}
 	// The message names keys only, never a value: nothing to redact.
-	if err := m.audit(ctx, req, obj, &d, keep); err != nil {
+	if err := m.audit(ctx, req, obj, &d); err != nil {
 		log.Error(err, "write audit record") // a refusal stays a refusal
 	}
 	refusal := d.Message()

@@ -122,14 +122,10 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		log.Error(errors.New(redactor(obj)(err.Error())), "review failed")
 		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs")), &d
 	}
-	// Policy messages may quote what the pod sets: every one that leaves credgate — the
-	// refusal, the warnings, the audit record, the Event — goes through one redactor, built
-	// once, and only when there is a message to redact.
-	redact := keep
-	if len(d.Violations)+len(d.Warned)+len(d.Audited)+len(d.Warnings) > 0 {
-		redact = redactor(obj)
-	}
-	if err := m.audit(ctx, req, obj, &d, redact); err != nil {
+	// Policy messages may quote what the pod sets: Review redacted every one — the refusal,
+	// the warnings, the audit record's and the Event's all come from them — before cutting
+	// them to size.
+	if err := m.audit(ctx, req, obj, &d); err != nil {
 		log.Error(err, "write audit record")
 		if !d.Denied() && m.Audit.FailClosed() {
 			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs")), &d
@@ -137,7 +133,7 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	var refusal string
 	if d.Denied() {
-		refusal = redact(d.Message())
+		refusal = d.Message()
 	}
 	m.event(req, obj, &d, refusal)
 	switch {
@@ -164,15 +160,8 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	default:
 		log.V(1).Info("checked; its pods get the credentials when they are created", keyCredentials, d.Credentials)
 	}
-	warnings := make([]string, len(d.Warnings))
-	for i, w := range d.Warnings {
-		warnings[i] = redact(w)
-	}
-	return patchResponse(d.Patch).WithWarnings(warnings...), &d
+	return patchResponse(d.Patch).WithWarnings(d.Warnings...), &d
 }
-
-// keep is the redactor of a decision with no message to redact.
-func keep(s string) string { return s }
 
 // decode decodes raw into a new object of the webhook's kind, as the API server's JSON
 // serializer does (case-sensitive field names, unknown fields ignored), in one pass: the
