@@ -49,19 +49,7 @@ func TestStripGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "golden", "earlier-"+name+".yaml")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden file (run make golden to create it): %v", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("pod differs from %s (-want +got):\n%s", path, diff)
-			}
+			compareGolden(t, filepath.Join("testdata", "golden", "earlier-"+name+".yaml"), got)
 			// Taken away and injected afresh, the pod is settled: injecting again changes nothing.
 			again := pod.DeepCopy()
 			apply(t, again, creds)

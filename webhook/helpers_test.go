@@ -9,12 +9,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -363,4 +365,20 @@ func post(t *testing.T, ts *httptest.Server, url string, body []byte) *admission
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// checkOutcome compares resp with want (its UID ignored) and checks that its message holds
+// each of wantMsg.
+func checkOutcome(t *testing.T, resp *admissionv1.AdmissionResponse, want outcome, wantMsg []string) {
+	t.Helper()
+	got := outcomeOf(resp)
+	got.UID = ""
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("response (-want +got):\n%s\nmessage: %s", diff, resp.Result.Message)
+	}
+	for _, s := range wantMsg {
+		if !strings.Contains(resp.Result.Message, s) {
+			t.Errorf("message %q does not contain %q", resp.Result.Message, s)
+		}
+	}
 }

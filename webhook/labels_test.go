@@ -170,16 +170,7 @@ func TestFixedMetadata(t *testing.T) {
 			var logs logBuffer
 			resp, _ := serve(t, newWebhook(t, m, newLogger(&logs)), body)
 
-			got := outcomeOf(resp)
-			got.UID = ""
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Fatalf("response (-want +got):\n%s\nmessage: %s", diff, resp.Result.Message)
-			}
-			for _, s := range tt.wantMsg {
-				if !strings.Contains(resp.Result.Message, s) {
-					t.Errorf("message %q does not contain %q", resp.Result.Message, s)
-				}
-			}
+			checkOutcome(t, resp, tt.want, tt.wantMsg)
 			if strings.Contains(resp.Result.Message, "sha256:") {
 				t.Errorf("message %q quotes an annotation value", resp.Result.Message)
 			}
