@@ -222,7 +222,7 @@ const (
 	// AWSStatic injects the keys of spec.secretRef as they are.
 	AWSStatic AWSMode = "static"
 	// AWSAssumeRole has credgate assume spec.aws.roleArn with the long-lived keys of
-	// spec.aws.sourceSecretRef (in credgate's namespace) and hand pods the temporary,
+	// spec.aws.sourceSecretRef (in the refresher's namespace) and hand pods the temporary,
 	// session-policy-scoped credentials, refreshed before they expire.
 	AWSAssumeRole AWSMode = "assumeRole"
 	// AWSWebIdentity has the pod's SDK assume spec.aws.roleArn with a projected
@@ -289,8 +289,9 @@ type AWS struct {
 	SessionPolicy *apiextensionsv1.JSON `json:"sessionPolicy,omitempty"`
 
 	// SourceSecretRef names the Secret with the long-lived keys (aws_access_key_id,
-	// aws_secret_access_key) that credgate assumes the role with. It lives in credgate's own
-	// namespace, never in the tenant's: pods never see these keys.
+	// aws_secret_access_key) that credgate assumes the role with. It lives in the refresher's
+	// namespace (credgate-refresher), never in the tenant's: pods never see these keys. Its
+	// credgate.dev/ annotations must grant this namespace, role and endpoint.
 	// +optional
 	SourceSecretRef *SecretReference `json:"sourceSecretRef,omitempty"`
 
