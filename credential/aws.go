@@ -3,7 +3,6 @@ package credential
 import (
 	"fmt"
 	"path"
-	"regexp"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 )
@@ -37,66 +36,6 @@ func AWSMode(s *v1alpha1.CredentialSpec) v1alpha1.AWSMode {
 // ManagedSecretName is the Secret, in the Credential's namespace, that credgate keeps the
 // temporary credentials of assumeRole Credential name in.
 func ManagedSecretName(name string) string { return "credgate-aws-" + name }
-
-var (
-	roleARNRE    = regexp.MustCompile(`^arn:[-a-z0-9]+:iam:[-a-z0-9]*:[^:]*:role/.+$`)
-	externalIDRE = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
-	bucketRE     = regexp.MustCompile(`^[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]$`)
-)
-
-// validateAWSMode checks spec.aws's mode and the fields that go with it, as the CRD's
-// schema does.
-func validateAWSMode(s *v1alpha1.CredentialSpec) []string {
-	var errs []string
-	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
-	a := s.AWS
-	mode := AWSMode(s)
-	switch mode {
-	case v1alpha1.AWSStatic:
-	case v1alpha1.AWSAssumeRole, v1alpha1.AWSWebIdentity:
-		if s.Type != v1alpha1.TypeAWS && s.Type != v1alpha1.TypeS3Compatible {
-			add("spec.aws.mode %s is for types aws and s3-compatible, not %s", mode, s.Type)
-		}
-		if s.SecretRef != nil {
-			add("spec.aws.mode %s takes no spec.secretRef: credgate provides the identity", mode)
-		}
-		if a.RoleARN == "" {
-			add("spec.aws.mode %s needs spec.aws.roleArn", mode)
-		}
-	default:
-		add("spec.aws.mode %q is not one of static, assumeRole, webIdentity", a.Mode)
-	}
-	if a.RoleARN != "" && (len(a.RoleARN) > 2048 || !roleARNRE.MatchString(a.RoleARN)) {
-		add("spec.aws.roleArn %q must be a role ARN such as arn:aws:iam::123456789012:role/train", a.RoleARN)
-	}
-	if (a.SourceSecretRef != nil) != (mode == v1alpha1.AWSAssumeRole) {
-		add("spec.aws.sourceSecretRef is required for mode assumeRole, and only used by it")
-	}
-	if a.SourceSecretRef != nil && a.SourceSecretRef.Name == "" {
-		add("spec.aws.sourceSecretRef.name must not be empty")
-	}
-	if mode != v1alpha1.AWSAssumeRole && (a.ExternalID != "" || a.DurationSeconds != nil || a.SessionPolicy != nil || a.Verify != nil) {
-		add("spec.aws: externalID, durationSeconds, sessionPolicy and verify apply to mode assumeRole only")
-	}
-	if a.ExternalID != "" && (len(a.ExternalID) < 2 || len(a.ExternalID) > 1224 || !externalIDRE.MatchString(a.ExternalID)) {
-		add("spec.aws.externalID must be 2 to 1224 of letters, digits and +=,.@:/-")
-	}
-	if d := a.DurationSeconds; d != nil && (*d < 900 || *d > 43200) {
-		add("spec.aws.durationSeconds %d is out of range (900 to 43200)", *d)
-	}
-	if v := a.Verify; v != nil && !bucketRE.MatchString(v.Bucket) {
-		add("spec.aws.verify.bucket %q is not a bucket name", v.Bucket)
-	}
-	if w := a.WebIdentity; w != nil {
-		if mode != v1alpha1.AWSWebIdentity {
-			add("spec.aws.webIdentity applies to mode webIdentity only")
-		}
-		if e := w.ExpirationSeconds; e != nil && (*e < 600 || *e > 86400) {
-			add("spec.aws.webIdentity.expirationSeconds %d is out of range (600 to 86400)", *e)
-		}
-	}
-	return errs
-}
 
 // temporaryAWS is what a credential of mode assumeRole or webIdentity mounts and sets in
 // place of the static keys: the Secret it mounts (none for webIdentity), its volume, and the

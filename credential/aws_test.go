@@ -116,7 +116,8 @@ func TestValidateAWSModes(t *testing.T) {
 		{
 			name: "assumeRole without role or source keys",
 			cred: awsCredential("a", v1alpha1.TypeAWS, v1alpha1.AWS{Mode: v1alpha1.AWSAssumeRole}),
-			want: []string{"needs spec.aws.roleArn", "sourceSecretRef is required for mode assumeRole"},
+			want: []string{"spec.aws: Invalid value: modes assumeRole and webIdentity need spec.aws.roleArn",
+				"spec.aws: Invalid value: spec.aws.sourceSecretRef is required for mode assumeRole"},
 		},
 		{
 			name: "assumeRole with a tenant Secret too",
@@ -125,36 +126,43 @@ func TestValidateAWSModes(t *testing.T) {
 				c.Spec.SecretRef = keys
 				return c
 			}(),
-			want: []string{"takes no spec.secretRef"},
+			want: []string{"spec: Invalid value: aws modes assumeRole and webIdentity are for types aws and s3-compatible, and take no spec.secretRef"},
 		},
 		{
 			name: "assumeRole options on webIdentity",
 			cred: awsCredential("w", v1alpha1.TypeAWS, v1alpha1.AWS{Mode: v1alpha1.AWSWebIdentity, RoleARN: roleARN, SourceSecretRef: keys,
 				DurationSeconds: new(int32(3600))}),
-			want: []string{"sourceSecretRef is required for mode assumeRole, and only used by it", "apply to mode assumeRole only"},
+			want: []string{"spec.aws: Invalid value: externalID, durationSeconds, sessionPolicy and verify apply to mode assumeRole only",
+				"spec.aws: Invalid value: spec.aws.sourceSecretRef is required for mode assumeRole, and only used by it"},
 		},
 		{
 			name: "static without secretRef",
 			cred: awsCredential("s", v1alpha1.TypeAWS, v1alpha1.AWS{Region: "eu-west-1"}),
-			want: []string{"spec.secretRef is required for type aws"},
+			want: []string{"spec: Invalid value: spec.secretRef is required for every type but generic"},
 		},
 		{
 			name: "a temporary mode on another type",
 			cred: awsCredential("g", v1alpha1.TypeGCP, v1alpha1.AWS{Mode: v1alpha1.AWSWebIdentity, RoleARN: roleARN}),
-			want: []string{"is for types aws and s3-compatible"},
+			want: []string{"spec: Invalid value: aws modes assumeRole and webIdentity are for types aws and s3-compatible"},
 		},
 		{
 			name: "bad values",
 			cred: awsCredential("a", v1alpha1.TypeAWS, v1alpha1.AWS{Mode: v1alpha1.AWSAssumeRole, RoleARN: "trainer", SourceSecretRef: keys,
 				ExternalID: "x", DurationSeconds: new(int32(60)), Verify: &v1alpha1.AWSVerify{Bucket: "No_Bucket"}}),
-			want: []string{`spec.aws.roleArn "trainer" must be a role ARN`, "externalID must be 2 to 1224", "durationSeconds 60 is out of range",
-				`verify.bucket "No_Bucket"`},
+			want: []string{"spec.aws.durationSeconds: Invalid value: 60", `spec.aws.externalID: Invalid value: "x"`,
+				`spec.aws.roleArn: Invalid value: "trainer"`, `spec.aws.verify.bucket: Invalid value: "No_Bucket"`},
 		},
 		{
 			name: "unknown mode and token lifetime",
 			cred: awsCredential("a", v1alpha1.TypeAWS, v1alpha1.AWS{Mode: "vault", WebIdentity: &v1alpha1.WebIdentity{ExpirationSeconds: new(int64(60))}}),
-			want: []string{`spec.aws.mode "vault" is not one of`, "webIdentity applies to mode webIdentity only",
-				"expirationSeconds 60 is out of range"},
+			want: []string{"<nil>: Invalid value: null: some validation rules were not checked", `spec.aws.mode: Unsupported value: "vault"`,
+				"spec.aws.webIdentity.expirationSeconds: Invalid value: 60"},
+		},
+		{
+			name: "webIdentity options on assumeRole",
+			cred: awsCredential("a", v1alpha1.TypeAWS, v1alpha1.AWS{Mode: v1alpha1.AWSAssumeRole, RoleARN: roleARN, SourceSecretRef: keys,
+				WebIdentity: &v1alpha1.WebIdentity{Audience: "sts"}}),
+			want: []string{"spec.aws: Invalid value: spec.aws.webIdentity applies to mode webIdentity only"},
 		},
 	}
 	for _, tt := range tests {

@@ -6,154 +6,53 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 )
 
-var (
-	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	secretKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
-	// Paths are limited to characters that need no quoting in a shell (GIT_SSH_COMMAND).
-	mountPathRE = regexp.MustCompile(`^/[-._a-zA-Z0-9/]*$`)
-	itemPathRE  = regexp.MustCompile(`^[-._a-zA-Z0-9/]+$`)
-	regionRE    = regexp.MustCompile(`^[a-z0-9-]+$`)
-	endpointRE  = regexp.MustCompile(`^https?://`)
-	// credNameRE is a lowercase DNS subdomain that is also a valid label-key name.
-	credNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
-)
-
 // Limits on the IAM documents a Credential declares, which policies read on every admission:
-// IAM's and STS's own limits, so that no real document is refused.
+// IAM's and STS's own limits, so that no real document is refused. The CRD cannot bound them
+// (they are schemaless), so they are checked at admission, as invalid-credential.
 const (
 	MaxPolicyDocumentBytes = 10240
 	MaxSessionPolicyBytes  = 2048
 )
 
-// Validate returns every problem with c that the API server's schema would refuse, so offline
-// evaluation refuses the same objects the cluster does. A nil result means c is valid.
+// Validate returns every problem the API server finds in c when it is created, in its words
+// and with its field paths: c is checked against the Credential CRD's own OpenAPI schema and
+// CEL rules by the API server's code (k8s.io/apiextensions-apiserver), so `credgate eval`
+// refuses exactly what `kubectl apply` refuses. A nil result means c is valid.
 func Validate(c *v1alpha1.Credential) []string {
+	return errorStrings(schemaErrors(c))
+}
+
+func errorStrings(errs field.ErrorList) []string {
+	if len(errs) == 0 {
+		return nil
+	}
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		out[i] = e.Error()
+	}
+	slices.Sort(out) // the schema validator's order follows Go maps; a user reads a stable list
+	return out
+}
+
+// admissionProblems returns what credgate refuses in a Credential beyond its schema: the byte
+// size of its schemaless IAM documents.
+func admissionProblems(c *v1alpha1.Credential) []string {
 	var errs []string
-	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
-	if len(c.Name) > 63 || !credNameRE.MatchString(c.Name) {
-		add("metadata.name %q must be a lowercase DNS name of at most 63 characters: it becomes the label key credentials.credgate.dev/<name>", c.Name)
+	if pd := c.Spec.Access.PolicyDocument; pd != nil && len(pd.Raw) > MaxPolicyDocumentBytes {
+		errs = append(errs, fmt.Sprintf("spec.access.policyDocument is %d bytes; at most %d are accepted (IAM's own limit on an inline policy)", len(pd.Raw), MaxPolicyDocumentBytes))
 	}
-	s := &c.Spec
-	if _, ok := presets[s.Type]; !ok && s.Type != "" { // the schema defaults "" to generic
-		add("spec.type %q is not one of %s", s.Type, joinTypes())
-	}
-	mode := AWSMode(s)
-	if s.SecretRef == nil && s.Type != v1alpha1.TypeGeneric && s.Type != "" && mode == v1alpha1.AWSStatic {
-		add("spec.secretRef is required for type %s", s.Type)
-	}
-	if s.SecretRef != nil && s.SecretRef.Name == "" {
-		add("spec.secretRef.name must not be empty")
-	}
-	if pd := s.Access.PolicyDocument; pd != nil && len(pd.Raw) > MaxPolicyDocumentBytes {
-		add("spec.access.policyDocument is %d bytes; at most %d are accepted (IAM's own limit on an inline policy)", len(pd.Raw), MaxPolicyDocumentBytes)
-	}
-	if s.AWS != nil && s.AWS.SessionPolicy != nil && len(s.AWS.SessionPolicy.Raw) > MaxSessionPolicyBytes {
-		add("spec.aws.sessionPolicy is %d bytes; at most %d are accepted (STS's own limit on a session policy)", len(s.AWS.SessionPolicy.Raw), MaxSessionPolicyBytes)
-	}
-	seenEnv := map[string]bool{}
-	for i, e := range s.Env {
-		if seenEnv[e.Name] {
-			add("spec.env[%d]: variable %s is listed twice", i, e.Name)
-		}
-		seenEnv[e.Name] = true
-		if !envNameRE.MatchString(e.Name) {
-			add("spec.env[%d].name %q must be a C identifier ([A-Za-z_][A-Za-z0-9_]*)", i, e.Name)
-		}
-		if (e.Key == nil) == (e.Value == nil) {
-			add("spec.env[%d] (%s): set exactly one of key (from the Secret) or value (a literal)", i, e.Name)
-		}
-		if e.Key != nil && !secretKeyRE.MatchString(*e.Key) {
-			add("spec.env[%d].key %q is not a valid Secret key", i, *e.Key)
-		}
-		if e.Key != nil && s.SecretRef == nil {
-			add("spec.env[%d] (%s) reads key %q but spec.secretRef is not set", i, e.Name, *e.Key)
-		}
-		if e.Overridable && e.Value == nil {
-			add("spec.env[%d] (%s): only literal values can be overridable", i, e.Name)
-		}
-	}
-	if f := s.Files; f != nil {
-		if f.MountPath != "" && !mountPathRE.MatchString(f.MountPath) {
-			add("spec.files.mountPath %q must be an absolute path of letters, digits, '-', '_', '.' and '/'", f.MountPath)
-		}
-		if s.SecretRef == nil {
-			add("spec.files needs spec.secretRef")
-		}
-		seenKey := map[string]bool{}
-		for i, it := range f.Items {
-			if !secretKeyRE.MatchString(it.Key) {
-				add("spec.files.items[%d].key %q is not a valid Secret key", i, it.Key)
-			}
-			if seenKey[it.Key] {
-				add("spec.files.items[%d]: key %s is listed twice", i, it.Key)
-			}
-			seenKey[it.Key] = true
-			if it.Path == "" || strings.HasPrefix(it.Path, "/") || hasDotDot(it.Path) || !itemPathRE.MatchString(it.Path) {
-				add("spec.files.items[%d].path %q must be relative to mountPath, of letters, digits, '-', '_', '.' and '/', without '..'", i, it.Path)
-			}
-			if s.Type == v1alpha1.TypeKaggle && it.Key == "kaggle.json" && path.Base(it.Path) != "kaggle.json" {
-				add("spec.files.items[%d].path %q: the Kaggle CLI reads a file named kaggle.json", i, it.Path)
-			}
-			if it.Mode != nil && (*it.Mode < 0 || *it.Mode > 0o777) {
-				add("spec.files.items[%d].mode %#o is out of range (0 to 0777)", i, *it.Mode)
-			}
-		}
-	}
-	if s.ImagePullSecret != nil && *s.ImagePullSecret && s.SecretRef == nil {
-		add("spec.imagePullSecret needs spec.secretRef")
-	}
-	if s.Type == v1alpha1.TypeS3Compatible && (s.AWS == nil || s.AWS.Endpoint == "") {
-		add("type s3-compatible needs spec.aws.endpoint")
-	}
-	if a := s.AWS; a != nil {
-		if a.Region != "" && !regionRE.MatchString(a.Region) {
-			add("spec.aws.region %q must be a region name such as eu-west-1", a.Region)
-		}
-		if a.Endpoint != "" && !endpointRE.MatchString(a.Endpoint) {
-			add("spec.aws.endpoint %q must be an http:// or https:// URL", a.Endpoint)
-		}
-		errs = append(errs, validateAWSMode(s)...)
-	}
-	if s.Type == v1alpha1.TypeDatabase && s.Database == nil {
-		add("type database needs spec.database.kind")
-	}
-	if d := s.Database; d != nil {
-		switch d.Kind {
-		case v1alpha1.DatabasePostgres, v1alpha1.DatabaseMySQL, v1alpha1.DatabaseMongoDB:
-		default:
-			add("spec.database.kind %q is not one of postgres, mysql, mongodb", d.Kind)
-		}
-	}
-	switch s.Access.Level {
-	case "", v1alpha1.AccessReadOnly, v1alpha1.AccessReadWrite, v1alpha1.AccessAdmin:
-	default:
-		add("spec.access.level %q is not one of read-only, read-write, admin", s.Access.Level)
+	if a := c.Spec.AWS; a != nil && a.SessionPolicy != nil && len(a.SessionPolicy.Raw) > MaxSessionPolicyBytes {
+		errs = append(errs, fmt.Sprintf("spec.aws.sessionPolicy is %d bytes; at most %d are accepted (STS's own limit on a session policy)", len(a.SessionPolicy.Raw), MaxSessionPolicyBytes))
 	}
 	return errs
-}
-
-func hasDotDot(p string) bool {
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return true
-		}
-	}
-	return false
-}
-
-func joinTypes() string {
-	names := make([]string, 0, len(presets))
-	for _, t := range Types() {
-		names = append(names, string(t))
-	}
-	return strings.Join(names, ", ")
 }
 
 // ErrInvalid wraps the problems Validate found.
@@ -162,7 +61,7 @@ var ErrInvalid = errors.New("invalid credential")
 // Resolve applies c's preset and merges c's own env and files over it. It returns ErrInvalid
 // (wrapped, with every problem listed) for a Credential the schema would refuse.
 func Resolve(c *v1alpha1.Credential) (Resolved, error) {
-	if errs := Validate(c); len(errs) > 0 {
+	if errs := append(validated(c), admissionProblems(c)...); len(errs) > 0 {
 		return Resolved{}, fmt.Errorf("%w %s: %s", ErrInvalid, c.Name, strings.Join(errs, "; "))
 	}
 	s := &c.Spec

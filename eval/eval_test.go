@@ -74,8 +74,8 @@ func TestRun(t *testing.T) {
 			wantStderr: []string{`[missing-secret-key] Secret "wandb-secret" of credential wandb has no key "api-key" (read by WANDB_API_KEY)`}},
 		{name: "invalid-credentials", workloads: []string{"testdata/wandb-pod.yaml"},
 			credentials: []string{"testdata/invalid-credentials.yaml"}, wantCode: eval.ExitBadInput,
-			wantStderr: []string{"needs spec.aws.endpoint", `"9LIVES" must be a C identifier`,
-				"set exactly one of key", `path "../etc/passwd" must be relative`}},
+			wantStderr: []string{"needs spec.aws.endpoint", `spec.env[0].name: Invalid value: "9LIVES"`,
+				"set exactly one of key", `spec.files.items[0].path: Invalid value: "../etc/passwd": path may not contain`}},
 		{name: "unknown-field", workloads: []string{"testdata/unknown-field.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitBadInput,
 			wantStderr: []string{`unknown field "spec.template.spec.containers[0].enviroment"`}}, //nolint:misspell // the typo is the input under test

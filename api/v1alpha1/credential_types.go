@@ -75,6 +75,7 @@ type Credential struct {
 // +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef) || (has(self.aws) && has(self.aws.mode) && self.aws.mode != 'static')",message="spec.secretRef is required for every type but generic (and aws modes assumeRole and webIdentity)"
 // +kubebuilder:validation:XValidation:rule="!has(self.aws) || !has(self.aws.mode) || self.aws.mode == 'static' || (!has(self.secretRef) && (self.type == 'aws' || self.type == 's3-compatible'))",message="aws modes assumeRole and webIdentity are for types aws and s3-compatible, and take no spec.secretRef: credgate provides the identity"
 // +kubebuilder:validation:XValidation:rule="has(self.secretRef) || ((!has(self.env) || self.env.all(e, !has(e.key))) && !has(self.files) && !(has(self.imagePullSecret) && self.imagePullSecret))",message="env keys, files and imagePullSecret read the Secret: set spec.secretRef"
+// +kubebuilder:validation:XValidation:rule="self.type != 'kaggle' || !has(self.files) || !has(self.files.items) || self.files.items.all(i, i.key != 'kaggle.json' || i.path == 'kaggle.json' || i.path.endsWith('/kaggle.json'))",message="the Kaggle CLI reads a file named kaggle.json: the path of key kaggle.json must end in it"
 type CredentialSpec struct {
 	// Type selects a preset; "generic" injects only what env, files and imagePullSecret list.
 	// +kubebuilder:default=generic
