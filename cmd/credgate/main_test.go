@@ -15,7 +15,8 @@ func TestRun(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{name: "version", args: []string{"version"}, wantStdout: "credgate dev"},
+		{name: "version", args: []string{"version"}, wantStdout: "credgate dev (commit "},
+		{name: "--version", args: []string{"--version"}, wantStdout: "credgate dev (commit "},
 		{name: "help lists commands", args: []string{"--help"}, wantStdout: "eval"},
 		{name: "eval help has examples", args: []string{"eval", "--help"}, wantStdout: "Exit status: 0"},
 		{name: "eval admitted", args: []string{"eval", "-f", "../../examples/training-job.yaml",

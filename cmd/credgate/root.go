@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -25,7 +27,9 @@ environment variables from Secrets, secret files, image-pull secrets — into ev
 of its pods, after refusing credentials that must not be used.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 	}
+	root.SetVersionTemplate("credgate {{.Version}}\n")
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -50,8 +54,31 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print the credgate version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "credgate %s\n", version)
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "credgate %s\n", versionString())
 			return err
 		},
 	}
+}
+
+// versionString is the release version (set by the build) with the commit, Go version and
+// platform the binary was built from, so a running image can be traced to its source.
+func versionString() string {
+	c, modified := commit, false
+	if info, ok := debug.ReadBuildInfo(); ok && c == "" {
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				c = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	if modified {
+		c += "-dirty"
+	}
+	return fmt.Sprintf("%s (commit %s, %s, %s/%s)", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
