@@ -30,6 +30,7 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
+	"github.com/credgate/credgate/charts"
 )
 
 var nsSeq atomic.Int64
@@ -355,49 +356,71 @@ func TestOnlyLabelledPodsDependOnCredgate(t *testing.T) {
 }
 
 // TestManifestsDryRun (scenario g): every object the kustomizations under manifests/ render —
-// the base and both certificate overlays — passes a server-side dry run against the real API
-// server. Objects of APIs this cluster does not serve (cert-manager's) are listed, not sent.
+// the base and both certificate overlays — and every object the Helm chart renders (charts/,
+// with its default values and with cert-manager certificates) passes a server-side dry run
+// against the real API server. Objects of APIs this cluster does not serve (cert-manager's) are
+// listed, not sent.
 func TestManifestsDryRun(t *testing.T) {
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	n := 0
+	dryRun := func(t *testing.T, objs []*unstructured.Unstructured) {
+		for _, u := range objs {
+			if strings.HasSuffix(u.GroupVersionKind().Group, "cert-manager.io") {
+				t.Logf("not sent (cert-manager is not installed here): %s %s", u.GetKind(), u.GetName())
+				continue
+			}
+			n++
+			// An object the harness installed (the CRD, the webhook configurations pointed
+			// at the local credgate, the namespaces and RBAC) is dry-run replaced by the
+			// manifest's; any other is dry-run created.
+			existing := &unstructured.Unstructured{}
+			existing.SetGroupVersionKind(u.GroupVersionKind())
+			err := c.Client.Get(t.Context(), client.ObjectKeyFromObject(u), existing)
+			switch {
+			case err == nil:
+				u.SetResourceVersion(existing.GetResourceVersion())
+				err = c.Client.Update(t.Context(), u, client.DryRunAll)
+			case apierrors.IsNotFound(err):
+				err = c.Client.Create(t.Context(), u, client.DryRunAll)
+			}
+			if err != nil {
+				t.Errorf("%s %s: server-side dry run: %v", u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	for _, dir := range []string{"base", "overlays/self-managed", "overlays/cert-manager"} {
 		t.Run(dir, func(t *testing.T) {
 			rm, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(c.Root, "manifests", dir))
 			if err != nil {
 				t.Fatalf("kustomize build manifests/%s: %v", dir, err)
 			}
+			var objs []*unstructured.Unstructured
 			for _, r := range rm.Resources() {
 				m, err := r.Map()
 				if err != nil {
 					t.Fatal(err)
 				}
-				u := &unstructured.Unstructured{Object: m}
-				if strings.HasSuffix(u.GroupVersionKind().Group, "cert-manager.io") {
-					t.Logf("not sent (cert-manager is not installed here): %s %s", u.GetKind(), u.GetName())
-					continue
-				}
-				n++
-				// An object the harness installed (the CRD, the webhook configurations pointed
-				// at the local credgate) is dry-run replaced by the manifest's; any other is
-				// dry-run created.
-				existing := &unstructured.Unstructured{}
-				existing.SetGroupVersionKind(u.GroupVersionKind())
-				err = c.Client.Get(t.Context(), client.ObjectKeyFromObject(u), existing)
-				switch {
-				case err == nil:
-					u.SetResourceVersion(existing.GetResourceVersion())
-					err = c.Client.Update(t.Context(), u, client.DryRunAll)
-				case apierrors.IsNotFound(err):
-					err = c.Client.Create(t.Context(), u, client.DryRunAll)
-				}
-				if err != nil {
-					t.Errorf("%s %s: server-side dry run: %v", u.GetKind(), u.GetName(), err)
-				}
+				objs = append(objs, &unstructured.Unstructured{Object: m})
 			}
+			dryRun(t, objs)
+		})
+	}
+	// The chart renders into the release namespace credgate-system, which Helm creates
+	// (--create-namespace) and the harness has.
+	for _, mode := range []string{"self", "cert-manager"} {
+		t.Run("helm/certificates="+mode, func(t *testing.T) {
+			objs, err := charts.Render(map[string]any{"certificates": map[string]any{"mode": mode}})
+			if err != nil {
+				t.Fatalf("render charts/credgate: %v", err)
+			}
+			if len(objs) == 0 {
+				t.Fatal("the chart renders nothing")
+			}
+			dryRun(t, objs)
 		})
 	}
 	if n == 0 {
-		t.Fatal("no objects rendered from manifests/")
+		t.Fatal("no objects rendered from manifests/ and charts/")
 	}
 	t.Logf("%d objects passed a server-side dry run", n)
 }
