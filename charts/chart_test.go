@@ -611,9 +611,14 @@ func TestReleaseNamespace(t *testing.T) {
 			}
 		})
 	}
-	for _, ns := range []string{"default", "kube-system"} {
+	for _, ns := range []string{"default", "kube-system", "kube-flannel"} {
 		if _, err := RenderRelease(ReleaseName, ns, nil); err == nil || !strings.Contains(err.Error(), "namespace of its own") {
 			t.Errorf("release in %s: err = %v, want a refusal", ns, err)
+		}
+		// The refresher's namespace is skipped by the webhooks too: never a shared one.
+		values := map[string]any{"refresher": map[string]any{"namespace": ns}}
+		if _, err := RenderRelease(ReleaseName, "credgate-system", values); err == nil || !strings.Contains(err.Error(), "refresher's own") {
+			t.Errorf("refresher in %s: err = %v, want a refusal", ns, err)
 		}
 	}
 	_, err := RenderRelease(ReleaseName, "credgate-refresher", nil)
@@ -640,6 +645,10 @@ func TestSchema(t *testing.T) {
 		"digest":                   {map[string]any{"image": map[string]any{"digest": "latest"}}, "digest"},
 		"audit.onError":            {map[string]any{"audit": map[string]any{"onError": "ignore"}}, "onError"},
 		"pull policy":              {map[string]any{"image": map[string]any{"pullPolicy": "Sometimes"}}, "pullPolicy"},
+		// Values rendered into YAML must not be able to add fields to it.
+		"priorityClassName injection": {map[string]any{"priorityClassName": "x\n      hostNetwork: true"}, "priorityClassName"},
+		"tag injection":               {map[string]any{"image": map[string]any{"tag": "v1\n      securityContext: {}"}}, "tag"},
+		"repository injection":        {map[string]any{"image": map[string]any{"repository": "r\n  hostPID: true"}}, "repository"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Render(tc.values)

@@ -15,6 +15,7 @@ import (
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
@@ -87,63 +88,103 @@ func (s *crdValidator) validate(obj map[string]any) field.ErrorList {
 
 // schemaErrors returns what the API server would refuse in c, in its words and field paths.
 func schemaErrors(c *v1alpha1.Credential) field.ErrorList {
-	s, err := crdSchema()
-	if err != nil { // the embedded CRD is built into the binary and tested; this is a build defect
-		return field.ErrorList{field.InternalError(nil, err)}
-	}
 	data, err := json.Marshal(c)
 	if err != nil {
+		return field.ErrorList{field.InternalError(nil, err)}
+	}
+	return schemaErrorsJSON(data, true)
+}
+
+// ValidateJSON is Validate for a Credential as a user wrote it (JSON): what the Go type
+// cannot tell apart from a field left out, such as `type: ""`, is checked as written.
+func ValidateJSON(data []byte) []string {
+	return errorStrings(schemaErrorsJSON(data, false))
+}
+
+func schemaErrorsJSON(data []byte, fromGo bool) field.ErrorList {
+	s, err := crdSchema()
+	if err != nil { // the embedded CRD is built into the binary and tested; this is a build defect
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
 	var obj map[string]any
 	// The API server's JSON decoding: integers as int64, as its validators expect.
 	if err := utiljson.Unmarshal(data, &obj); err != nil {
-		return field.ErrorList{field.InternalError(nil, err)}
+		return field.ErrorList{field.Invalid(nil, nil, err.Error())}
+	}
+	if obj == nil {
+		obj = map[string]any{}
 	}
 	obj["apiVersion"], obj["kind"] = v1alpha1.GroupVersion.String(), "Credential"
-	spec, _ := obj["spec"].(map[string]any)
-	if t, ok := spec["type"]; ok && t == "" {
+	if spec, _ := obj["spec"].(map[string]any); fromGo && spec != nil && spec["type"] == "" {
 		delete(spec, "type") // the Go type cannot omit it; a user who leaves it out gets the default
 	}
-	if md, _ := obj["metadata"].(map[string]any); md != nil && md["namespace"] == nil {
+	md, _ := obj["metadata"].(map[string]any)
+	if md == nil {
+		md = map[string]any{}
+		obj["metadata"] = md
+	}
+	if ns, _ := md["namespace"].(string); ns == "" {
 		md["namespace"] = "default" // the API server takes it from the request
 	}
 	return s.validate(obj)
 }
 
-// validatedCache remembers the verdict on each revision of a Credential the API server served:
-// admission resolves the same few revisions for every pod, and the schema's validators cost
-// far more than a map lookup. It is bounded: when full, it starts over.
+// validatedCache remembers the verdict on the latest generation of each Credential the API
+// server served: admission resolves the same few Credentials for every pod, and the schema's
+// validators cost far more than a map lookup. A Credential's generation changes with its spec
+// only (status is a subresource; metadata.name cannot change), so a status write by the
+// refresher, or a tenant touching annotations, costs no second check. It holds one entry per
+// Credential, and starts over when it holds maxValidated of them.
 var validatedCache = struct {
 	sync.Mutex
-	m map[revision][]string
-}{m: map[revision][]string{}}
+	m map[types.UID]verdict
+}{m: map[types.UID]verdict{}}
 
-type revision struct{ uid, resourceVersion string }
+type verdict struct {
+	generation int64
+	problems   []string
+}
 
-const maxValidatedRevisions = 4096
+const maxValidated = 16384
 
-// validated is Validate, remembered per revision for Credentials that have one. A Credential
-// from the API server passed the cluster's CRD already; credgate checks it against its own
-// too, so that a cluster whose CRD was not upgraded with credgate never gets credgate to act
-// on what its schema refuses.
+// MaxCheckedBytes bounds the Credential credgate checks at admission. The CRD bounds every
+// list and string, so no valid Credential comes near it; a cluster whose CRD predates those
+// bounds could serve a larger one, which is refused rather than checked at a cost the tenant
+// chooses.
+const MaxCheckedBytes = 256 << 10
+
+// validated is Validate for admission: remembered per generation for Credentials the API
+// server served, and refused unchecked above MaxCheckedBytes. A Credential from the API
+// server passed the cluster's CRD already; credgate checks it against its own too, so that a
+// cluster whose CRD was not upgraded with credgate never gets credgate to act on what its
+// schema refuses.
 func validated(c *v1alpha1.Credential) []string {
-	if c.UID == "" || c.ResourceVersion == "" {
-		return Validate(c)
+	if c.UID == "" || c.Generation == 0 {
+		return checked(c)
 	}
-	key := revision{string(c.UID), c.ResourceVersion}
 	validatedCache.Lock()
-	errs, ok := validatedCache.m[key]
+	v, ok := validatedCache.m[c.UID]
 	validatedCache.Unlock()
-	if ok {
-		return errs
+	if ok && v.generation == c.Generation {
+		return v.problems
 	}
-	errs = Validate(c)
+	problems := checked(c)
 	validatedCache.Lock()
-	if len(validatedCache.m) >= maxValidatedRevisions {
+	if len(validatedCache.m) >= maxValidated {
 		clear(validatedCache.m)
 	}
-	validatedCache.m[key] = errs
+	validatedCache.m[c.UID] = verdict{c.Generation, problems}
 	validatedCache.Unlock()
-	return errs
+	return problems
+}
+
+func checked(c *v1alpha1.Credential) []string {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if len(data) > MaxCheckedBytes {
+		return []string{fmt.Sprintf("the Credential is %d bytes; credgate checks at most %d (its CRD bounds every field well below that: upgrade the cluster's CRD)", len(data), MaxCheckedBytes)}
+	}
+	return Validate(c)
 }

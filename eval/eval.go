@@ -286,7 +286,7 @@ func (e *Evaluator) loadCredentials(decoder runtime.Decoder, inputs []Input) (cr
 				if o.Namespace == "" {
 					o.Namespace = e.Namespace
 				}
-				for _, p := range credential.Validate(o) {
+				for _, p := range credential.ValidateJSON(d.json) {
 					problems = append(problems, fmt.Sprintf("%s: Credential %s: %s", d.source, o.Name, p))
 				}
 				if e.AssumeMinted {

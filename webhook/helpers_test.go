@@ -106,12 +106,14 @@ func testCredentials() []*v1alpha1.Credential {
 	}
 }
 
-// stored gives creds what the API server gives every object it stores: a UID and a
-// resourceVersion (which the policy input's value cache keys on).
+// stored gives creds what the API server gives every object it stores: a UID, a
+// resourceVersion (which the policy input's value cache keys on) and a generation (which the
+// schema check's cache keys on).
 func stored(creds []*v1alpha1.Credential) []*v1alpha1.Credential {
 	for _, c := range creds {
 		c.UID = types.UID("uid-" + c.Namespace + "-" + c.Name)
 		c.ResourceVersion = "1"
+		c.Generation = 1
 	}
 	return creds
 }

@@ -117,6 +117,8 @@ type CredentialSpec struct {
 	// empty allows any service account in the namespace.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
 	AllowedServiceAccounts []string `json:"allowedServiceAccounts,omitempty"`
 }
 
@@ -147,6 +149,7 @@ type EnvVar struct {
 
 	// Value is a literal, for values that are not secret (a project name, an endpoint).
 	// +optional
+	// +kubebuilder:validation:MaxLength=32768
 	Value *string `json:"value,omitempty"`
 
 	// Overridable lets a container's own definition of the variable win over this literal.
@@ -211,6 +214,8 @@ type Access struct {
 	// Roles lists cloud role names the credential holds (GCP, Azure, Kubernetes).
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=2048
 	Roles []string `json:"roles,omitempty"`
 }
 
@@ -248,6 +253,7 @@ type AWS struct {
 	// Region sets AWS_REGION and AWS_DEFAULT_REGION.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[a-z0-9-]+$`
+	// +kubebuilder:validation:MaxLength=64
 	Region string `json:"region,omitempty"`
 
 	// Endpoint sets AWS_ENDPOINT_URL_S3, for S3-compatible servers (Wasabi, MinIO, ...); it
@@ -255,6 +261,7 @@ type AWS struct {
 	// AWS_ENDPOINT_URL_STS in mode webIdentity.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^https?://`
+	// +kubebuilder:validation:MaxLength=2048
 	Endpoint string `json:"endpoint,omitempty"`
 
 	// RoleARN is the role to assume (modes assumeRole and webIdentity): an IAM role ARN, or an

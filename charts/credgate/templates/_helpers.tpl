@@ -11,7 +11,7 @@ are never called for it.
 */}}
 {{- define "credgate.namespace" -}}
 {{- $ns := .Release.Namespace -}}
-{{- if has $ns (list "default" "kube-system" "kube-public" "kube-node-lease") -}}
+{{- if or (eq $ns "default") (hasPrefix "kube-" $ns) -}}
 {{- fail (printf "credgate needs a namespace of its own, not %q (its service account may read the Secrets there, and the webhooks skip it): helm install --namespace credgate-system --create-namespace" $ns) -}}
 {{- end -}}
 {{- $ns -}}
@@ -20,6 +20,9 @@ are never called for it.
 {{/* credgate.refresherNamespace: the refresher's namespace, where the source Secrets live. */}}
 {{- define "credgate.refresherNamespace" -}}
 {{- $ns := required "refresher.namespace is required" .Values.refresher.namespace -}}
+{{- if or (has $ns (list "default" "kube-public" "kube-node-lease")) (hasPrefix "kube-" $ns) -}}
+{{- fail (printf "refresher.namespace must be a namespace of the refresher's own, not %q: the source Secrets live there, and the webhooks skip it" $ns) -}}
+{{- end -}}
 {{- if eq $ns .Release.Namespace -}}
 {{- fail (printf "refresher.namespace must differ from the release namespace %q: only the refresher may read the source Secrets of its namespace" $ns) -}}
 {{- end -}}
