@@ -7,13 +7,16 @@ SHELL := /usr/bin/env bash
 BIN            := $(CURDIR)/bin
 GO             ?= go
 VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS        := -X main.version=$(VERSION)
+COMMIT         ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS        := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 # Pinned tools, installed into bin/ through the Go module proxy.
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION  ?= v2.15.0
+KO_VERSION             ?= v0.19.1
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KO             := $(BIN)/ko-$(KO_VERSION)
 
 # The control plane of the end-to-end tests, built from source by the test/tools module.
 KUBE_VERSION  := $(shell awk '$$1 == "k8s.io/kubernetes" {print $$2}' test/tools/go.mod)
@@ -56,33 +59,36 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD into manifests/crd.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=manifests/crd
+	cp manifests/crd/credgate.dev_*.yaml charts/credgate/crds/
 
 .PHONY: fmt
 fmt: ## Format the Go code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## gofmt, go vet, golangci-lint, opa fmt + strict compile of the policies, generated files.
+lint: $(GOLANGCI_LINT) ## gofmt, go vet, golangci-lint (both modules), opa fmt + strict compile of the policies, generated files.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GOLANGCI_LINT) run ./...
+	cd test/image && $(GO) vet ./... && $(GOLANGCI_LINT) run ./...
 	$(GO) run ./cmd/credgate policy check policies
 	$(GO) run ./cmd/credgate policy check examples/policies
 	@$(MAKE) --no-print-directory verify-generated
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Regenerate; in CI (CI=true), fail if the committed files were stale.
-	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- api manifests/crd || \
+	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- api manifests/crd charts/credgate/crds || \
 	  { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }; fi
 
 ##@ Test
 
 .PHONY: test
-test: verify-generated control-plane $(BIN)/minio build ## Run every test: unit, Rego, handler, fuzz seeds, golden files, end to end, S3/STS.
+test: verify-generated control-plane $(BIN)/minio build ## Run every test: unit, Rego, handler, fuzz seeds, golden files, end to end, S3/STS, the image.
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/ ./awscreds/
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags e2e ./test/e2e/ ./awscreds/
+	$(MAKE) --no-print-directory image-test
 
 .PHONY: e2e
 e2e: control-plane $(BIN)/minio build ## Run the end-to-end tests only (etcd, kube-apiserver, the Job controller, credgate serve and refresher, MinIO).
@@ -101,13 +107,62 @@ fuzz: ## Fuzz the admission handler and the policy input's JSON parser, FUZZTIME
 .PHONY: bench
 bench: ## Benchmark the admission path, policy evaluation and the durable audit write; results in bench/results.txt.
 	@mkdir -p bench
-	$(GO) test ./webhook/ ./policies/ ./audit/ -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 | tee bench/results.txt
+	$(GO) test ./webhook/ ./policies/ ./audit/ -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 | tee bench/raw.txt
+	grep '^Benchmark' bench/raw.txt > bench/results.txt && rm bench/raw.txt
+	$(GO) run ./bench/summarize
 
 ##@ Build
 
 .PHONY: build
 build: ## Build bin/credgate.
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/credgate ./cmd/credgate
+
+.PHONY: release-assets
+release-assets: ## Render a release's assets into bin/release: install manifests, CRDs, the packaged chart (the release workflow attaches them).
+	rm -rf $(BIN)/release
+	$(GO) run ./manifests/render -o $(BIN)/release
+	$(MAKE) --no-print-directory chart BIN=$(BIN)/release
+
+.PHONY: chart
+chart: ## Package the Helm chart charts/credgate into bin/credgate-<version>.tgz (renders it first; files stamped with the commit's time).
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null)} $(GO) run ./charts/cmd/package -o $(BIN) charts/credgate
+
+# The image: ko cross-compiles credgate (.ko.yaml) onto a base that test/image/cmd/imagebase
+# assembles from the Debian packages pinned in test/image/base.lock, or onto BASE_IMAGE.
+# ko has no way to read a base from disk, but it looks base images up by digest in its
+# cache (KOCACHE/img) before any registry: imagebase writes the base there and prints its
+# reference. Timestamps come from the commit, so one commit always gives one digest.
+IMAGE_DIR         := $(BIN)/image
+IMAGE_LAYOUT      ?= $(IMAGE_DIR)/credgate
+IMAGE_PLATFORMS   ?= linux/amd64,linux/arm64
+IMAGE_TAGS        ?= $(VERSION)
+BASE_IMAGE        ?=
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+
+.PHONY: image
+image: $(KO) ## Build the linux/amd64+arm64 image with ko into bin/image/credgate (OCI layout, SBOMs in credgate.sbom/); PUSH=1 KO_DOCKER_REPO=... pushes; BASE_IMAGE=... swaps the base.
+	$(if $(PUSH),$(if $(KO_DOCKER_REPO),,$(error PUSH=1 needs KO_DOCKER_REPO=<registry>/<repository>)))
+	@# ko appends to an existing layout, so start afresh (a push leaves the layout alone).
+	@rm -rf $(if $(PUSH),,$(IMAGE_LAYOUT)) $(IMAGE_LAYOUT).sbom && mkdir -p $(IMAGE_DIR)
+ifeq ($(BASE_IMAGE),)
+	cd test/image && $(GO) run ./cmd/imagebase build -lock base.lock -debs $(IMAGE_DIR)/debs \
+	  -platforms $(IMAGE_PLATFORMS) -o $(IMAGE_DIR)/kocache/img > $(IMAGE_DIR)/base.ref
+endif
+	KOCACHE=$(IMAGE_DIR)/kocache KO_DEFAULTBASEIMAGE=$(or $(BASE_IMAGE),$$(cat $(IMAGE_DIR)/base.ref)) \
+	  KO_GO_PATH=$(GO) VERSION=$(VERSION) COMMIT=$(COMMIT) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+	  $(KO) build ./cmd/credgate --bare --platform=$(IMAGE_PLATFORMS) --sbom-dir=$(IMAGE_LAYOUT).sbom \
+	  --image-label=org.opencontainers.image.version=$(VERSION),org.opencontainers.image.revision=$(COMMIT) \
+	  $(if $(PUSH),--push --tags=$(IMAGE_TAGS) --image-refs=$(IMAGE_DIR)/pushed.ref,--push=false --oci-layout-path=$(IMAGE_LAYOUT))
+
+.PHONY: image-test
+image-test: image ## Build the image twice (warm, the second into bin/image/rebuild) and test it: platforms, user, binary, CA bundle, zoneinfo, SBOM, same digest.
+	$(MAKE) --no-print-directory image IMAGE_LAYOUT=$(IMAGE_DIR)/rebuild VERSION=$(VERSION) COMMIT=$(COMMIT)
+	cd test/image && $(GO) vet ./... && IMAGE_LAYOUT=$(IMAGE_LAYOUT) IMAGE_REBUILD=$(IMAGE_DIR)/rebuild \
+	  VERSION=$(VERSION) COMMIT=$(COMMIT) BASE_IMAGE=$(BASE_IMAGE) $(GO) test -count=1 ./...
+
+.PHONY: image-pin
+image-pin: ## Re-pin test/image/base.lock to Debian's newest ca-certificates and tzdata (when a build says the pinned ones are gone); review and commit.
+	cd test/image && $(GO) run ./cmd/imagebase pin -lock base.lock
 
 .PHONY: control-plane
 control-plane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver and kube-controller-manager from source into bin/ (once).
@@ -150,3 +205,7 @@ $(CONTROLLER_GEN):
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/golangci-lint $@
+
+$(KO):
+	GOBIN=$(BIN) $(GO) install github.com/google/ko@$(KO_VERSION)
+	mv $(BIN)/ko $@
