@@ -21,8 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	sigsjson "sigs.k8s.io/json"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/credgate/credgate/manifests"
 )
 
 // What the chart adds to the kustomize install's objects for Helm's sake, and the only
@@ -44,17 +44,9 @@ var (
 // kustomize builds manifests/<dir> as kubectl apply -k does.
 func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join("..", "manifests", dir))
+	objs, err := manifests.Objects(filepath.Join("..", "manifests", dir))
 	if err != nil {
-		t.Fatalf("kustomize build manifests/%s: %v", dir, err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, r := range rm.Resources() {
-		m, err := r.Map()
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
+		t.Fatal(err)
 	}
 	return objs
 }

@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/credgate/credgate/manifests"
 )
 
 // defaultImage is the image the manifests deploy; -image replaces it.
@@ -62,8 +62,6 @@ func run(root, out, image string) error {
 // build runs kustomize on dir, as `kubectl apply -k` does; with image, through a kustomization
 // of its own that sets it, as `kustomize edit set image` would.
 func build(dir, image string) (resmap.ResMap, error) {
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	fs := filesys.MakeFsOnDisk()
 	target := dir
 	if image != "" {
 		abs, err := filepath.Abs(dir)
@@ -86,11 +84,7 @@ func build(dir, image string) (resmap.ResMap, error) {
 			return nil, err
 		}
 	}
-	rm, err := k.Run(fs, target)
-	if err != nil {
-		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
-	}
-	return rm, nil
+	return manifests.Build(target)
 }
 
 // splitImage splits name[:tag][@digest].

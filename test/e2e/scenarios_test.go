@@ -25,12 +25,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/charts"
+	"github.com/credgate/credgate/manifests"
 )
 
 var nsSeq atomic.Int64
@@ -387,20 +386,11 @@ func TestManifestsDryRun(t *testing.T) {
 			}
 		}
 	}
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	for _, dir := range []string{"base", "overlays/self-managed", "overlays/cert-manager"} {
 		t.Run(dir, func(t *testing.T) {
-			rm, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(c.Root, "manifests", dir))
+			objs, err := manifests.Objects(filepath.Join(c.Root, "manifests", dir))
 			if err != nil {
-				t.Fatalf("kustomize build manifests/%s: %v", dir, err)
-			}
-			var objs []*unstructured.Unstructured
-			for _, r := range rm.Resources() {
-				m, err := r.Map()
-				if err != nil {
-					t.Fatal(err)
-				}
-				objs = append(objs, &unstructured.Unstructured{Object: m})
+				t.Fatal(err)
 			}
 			dryRun(t, objs)
 		})
