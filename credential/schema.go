@@ -186,5 +186,5 @@ func checked(c *v1alpha1.Credential) []string {
 	if len(data) > MaxCheckedBytes {
 		return []string{fmt.Sprintf("the Credential is %d bytes; credgate checks at most %d (its CRD bounds every field well below that: upgrade the cluster's CRD)", len(data), MaxCheckedBytes)}
 	}
-	return Validate(c)
+	return errorStrings(schemaErrorsJSON(data, true))
 }
