@@ -61,7 +61,7 @@ var ErrInvalid = errors.New("invalid credential")
 // Resolve applies c's preset and merges c's own env and files over it. It returns ErrInvalid
 // (wrapped, with every problem listed) for a Credential the schema would refuse.
 func Resolve(c *v1alpha1.Credential) (Resolved, error) {
-	if errs := append(validated(c), admissionProblems(c)...); len(errs) > 0 {
+	if errs := slices.Concat(validated(c), admissionProblems(c)); len(errs) > 0 { // validated's slice is shared: never append to it
 		return Resolved{}, fmt.Errorf("%w %s: %s", ErrInvalid, c.Name, strings.Join(errs, "; "))
 	}
 	s := &c.Spec
