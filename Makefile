@@ -100,8 +100,9 @@ golden: ## Regenerate golden files under testdata/ (review the diff): mutate, ev
 	$(GO) test ./webhook/ -run TestHandler -update
 
 .PHONY: fuzz
-fuzz: ## Fuzz the admission handler and the policy input's JSON parser, FUZZTIME each (default 30s).
+fuzz: ## Fuzz the admission handler, the patch (against a generic diff) and the policy input's JSON parser, FUZZTIME each (default 30s).
 	$(GO) test ./webhook/ -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME)
+	$(GO) test ./mutate/ -run '^$$' -fuzz FuzzPatch -fuzztime $(FUZZTIME)
 	$(GO) test ./policies/ -run '^$$' -fuzz FuzzParseJSON -fuzztime $(FUZZTIME)
 
 .PHONY: bench
@@ -110,6 +111,31 @@ bench: ## Benchmark the admission path, policy evaluation and the durable audit 
 	$(GO) test ./webhook/ ./policies/ ./audit/ -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 | tee bench/raw.txt
 	grep '^Benchmark' bench/raw.txt > bench/results.txt && rm bench/raw.txt
 	$(GO) run ./bench/summarize
+
+# make bench-peer measures credgate serve beside an OPA server that only decides, built from
+# source by its own module (bench/peer/opa) at the version of the OPA library credgate's go.mod
+# pins, with CGO off as OPA's releases are. PEER_FLAGS passes flags (go run ./bench/peer --help).
+OPA_VERSION := $(shell awk '$$1 == "github.com/open-policy-agent/opa" {print $$2}' go.mod)
+OPA         := $(BIN)/opa-$(OPA_VERSION)
+PEER_FLAGS  ?=
+
+.PHONY: bench-peer
+bench-peer: control-plane build $(OPA) ## credgate serve beside an OPA server deciding the same rules on the same inputs, over TLS, closed and open loop; results in bench/peer.txt.
+	$(GO) run ./bench/peer --opa $(OPA) -o bench/peer.txt $(PEER_FLAGS)
+
+.PHONY: opa
+opa: $(OPA) ## Build the OPA server of make bench-peer from source into bin/ (once).
+
+$(OPA): bench/peer/opa/go.mod bench/peer/opa/go.sum go.mod
+	@grep -q '^require github.com/open-policy-agent/opa $(OPA_VERSION)$$' bench/peer/opa/go.mod || \
+	  { echo "bench/peer/opa/go.mod must require github.com/open-policy-agent/opa $(OPA_VERSION), as go.mod does"; exit 1; }
+	@echo ">> building OPA $(OPA_VERSION) from source (bench/peer/opa; a few minutes the first time)"
+	cd bench/peer/opa && CGO_ENABLED=0 $(GO) build -o $@ github.com/open-policy-agent/opa
+
+.PHONY: bench-e2e
+bench-e2e: control-plane $(BIN)/minio build ## Admission latency as kube-apiserver measures it (p50/p99 of credgate's pod webhooks, 20 pods/s for 10s); results in bench/e2e.txt.
+	CREDGATE_E2E_RESULTS=bench/e2e.txt $(GO) test -count=1 -tags e2e ./test/e2e/ -run '^TestAdmissionLatency$$' -v
+	@cat bench/e2e.txt
 
 ##@ Build
 

@@ -3,6 +3,7 @@ package mutate_test
 import (
 	"bytes"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,9 +109,21 @@ func apply(t *testing.T, pod *corev1.Pod, creds map[string]*v1alpha1.Credential)
 // copy of a workload's pod template, which only gets the labels. It returns the conflicts.
 func review(t *testing.T, obj runtime.Object, creds map[string]*v1alpha1.Credential) []mutate.Conflict {
 	t.Helper()
+	_, _, conflicts := reviewRecorded(t, obj, creds)
+	return conflicts
+}
+
+// reviewRecorded is review, returning also obj's pod template and what it held before
+// credgate added to it (mutate.Record), for mutate.Patch.
+func reviewRecorded(t *testing.T, obj runtime.Object, creds map[string]*v1alpha1.Credential) (workload.Template, mutate.Recorded, []mutate.Conflict) {
+	t.Helper()
 	tmpl, err := workload.PodTemplate(obj)
 	if err != nil {
 		t.Fatal(err)
+	}
+	labels := tmpl.Meta.Labels
+	if !workload.IsPod(obj) {
+		labels = maps.Clone(labels)
 	}
 	workload.InheritLabels(obj, tmpl)
 	names, problems := workload.Requested(tmpl.Meta.Labels)
@@ -121,10 +134,12 @@ func review(t *testing.T, obj runtime.Object, creds map[string]*v1alpha1.Credent
 	if problem != "" {
 		t.Fatal(problem)
 	}
+	rec := mutate.Record(tmpl, labels)
+	into := tmpl
 	if !workload.IsPod(obj) {
-		tmpl = workload.Template{Meta: tmpl.Meta.DeepCopy(), Spec: tmpl.Spec.DeepCopy(), Path: tmpl.Path}
+		into = workload.Template{Meta: tmpl.Meta.DeepCopy(), Spec: tmpl.Spec.DeepCopy(), Path: tmpl.Path}
 	}
-	return mutate.Apply(tmpl, resolve(t, creds, names...), targets)
+	return tmpl, rec, mutate.Apply(into, resolve(t, creds, names...), targets)
 }
 
 func resolve(t *testing.T, creds map[string]*v1alpha1.Credential, names ...string) []credential.Resolved {
@@ -145,6 +160,11 @@ func resolve(t *testing.T, creds map[string]*v1alpha1.Credential, names ...strin
 }
 
 func loadCredentials(t *testing.T) map[string]*v1alpha1.Credential {
+	t.Helper()
+	return loadCredentialsTB(t)
+}
+
+func loadCredentialsTB(t testing.TB) map[string]*v1alpha1.Credential {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "credentials.yaml"))
 	if err != nil {

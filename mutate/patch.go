@@ -3,139 +3,191 @@ package mutate
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
-	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/credgate/credgate/workload"
 )
 
-// injectedPathSuffix ends the JSON pointer of the credgate.dev/injected annotation, at
-// whatever depth the pod template sits.
-const injectedPathSuffix = "/annotations/credgate.dev~1injected"
+// Recorded is what a pod template held, before credgate added to it, of the lists and maps it
+// adds to: Record takes it, Patch compares the template with it afterwards.
+type Recorded struct {
+	labels      map[string]string
+	annotations int
+	injected    string
+	hasInjected bool
+	volumes     int
+	pullSecrets int
+	// Per init container, then per container: how many variables and mounts it had.
+	initContainers, containers []lengths
+}
 
-// Patch returns the JSON patch that turns the submitted object into the mutated one: the diff
-// of the two documents (jsonpatch.CreatePatch, as admission.PatchResponseFromRaw computes it),
-// minus what the round trip through Go types introduced rather than mutate. Apply only ever
-// adds (variables, volumes, mounts, pull secrets, labels, the annotation) and rewrites the
-// injected annotation, so
-//
-//   - a "remove" is a field the submitted object has and credgate's API types do not know
-//     (a newer Kubernetes field): dropping the op keeps the field;
-//   - a "replace" of anything but the annotation is a value re-encoded differently (a
-//     quantity "1000m" re-encoded as "1"): dropping it keeps the user's spelling; except a
-//     replace of an explicit null ("env": null, "volumes": null, a template's "labels": null),
-//     which is credgate filling a list or map the object left empty, and is kept;
-//   - null members and empty objects inside a kept value ("resources": {}, "status": {},
-//     "creationTimestamp": null) are encoding artefacts, pruned; an op left empty is dropped.
-//
-// What remains is exactly credgate's change, so a patch never touches a field credgate did
-// not mean to touch, whatever version of Kubernetes sent the object. The operations are sorted
-// by path (array indices numerically), so the same objects always give the same patch.
-func Patch(original, mutated []byte) ([]jsonpatch.Operation, error) {
-	ops, err := jsonpatch.CreatePatch(original, mutated)
-	if err != nil {
-		return nil, fmt.Errorf("diff submitted and mutated object: %w", err)
+type lengths struct{ env, mounts int }
+
+// Record records t before credgate adds to it. labels are the template's labels before
+// workload.InheritLabels copied any into it (t's own for a Pod, which inherits none); Record
+// keeps the map, which must not change afterwards (only t's may).
+func Record(t workload.Template, labels map[string]string) Recorded {
+	r := Recorded{
+		labels:      labels,
+		annotations: len(t.Meta.Annotations),
+		volumes:     len(t.Spec.Volumes),
+		pullSecrets: len(t.Spec.ImagePullSecrets),
 	}
-	var doc any // the submitted object, parsed only if a replace needs a look at it
-	kept := ops[:0]
-	for _, op := range ops {
-		switch {
-		case op.Operation == "replace" && strings.HasSuffix(op.Path, injectedPathSuffix):
-			kept = append(kept, op)
-			continue
-		case op.Operation == "replace":
-			if doc == nil {
-				if err := json.Unmarshal(original, &doc); err != nil {
-					return nil, fmt.Errorf("parse submitted object: %w", err)
+	r.injected, r.hasInjected = t.Meta.Annotations[workload.InjectedAnnotation]
+	r.initContainers = recordContainers(t.Spec.InitContainers)
+	r.containers = recordContainers(t.Spec.Containers)
+	return r
+}
+
+func recordContainers(cs []corev1.Container) []lengths {
+	out := make([]lengths, len(cs))
+	for i := range cs {
+		out[i] = lengths{len(cs[i].Env), len(cs[i].VolumeMounts)}
+	}
+	return out
+}
+
+// Patch returns the JSON patch that turns the submitted object, raw, into the object whose pod
+// template t now is, given r, what t held before credgate added to it (Record). credgate only
+// ever adds — labels a workload's template inherits (workload.InheritLabels); variables,
+// mounts, volumes, pull secrets and the injected annotation (Apply) — so the patch is read off
+// the lists that grew and the map members that are new, in Go, without encoding or diffing the
+// documents:
+//
+//   - an element appended to a list that had some gives an "add" at its index; a list that
+//     had none (absent, null or empty in raw) is added whole;
+//   - a map member that is new gives an "add" of the member, or of the whole map when the map
+//     had no member; a template whose metadata is absent from raw gets its metadata whole;
+//   - the injected annotation, when it held another value, gives a "replace".
+//
+// Every value is one of credgate's own, encoded with the API types, so the patch touches no
+// field credgate did not mean to touch — a field of a newer Kubernetes, a quantity's spelling —
+// whatever version sent the object. The operations are in path order (array indices
+// numerically), so the same objects always give the same patch. TestPatchEqualsApply and
+// FuzzPatch hold the patch applied to raw equal to the template Apply produced.
+func Patch(raw []byte, t workload.Template, r Recorded) ([]jsonpatch.Operation, error) {
+	spec := t.Spec
+	if len(spec.InitContainers) != len(r.initContainers) || len(spec.Containers) != len(r.containers) ||
+		len(spec.Volumes) < r.volumes || len(spec.ImagePullSecrets) < r.pullSecrets {
+		return nil, fmt.Errorf("the pod template changed other than by additions since it was recorded")
+	}
+	prefix := ""
+	for _, p := range t.Path {
+		prefix += "/" + escapePointer(p)
+	}
+	var ops []jsonpatch.Operation
+
+	// Metadata: "annotations" sorts before "labels".
+	newLabels := len(t.Meta.Labels) - len(r.labels)
+	injected, ok := t.Meta.Annotations[workload.InjectedAnnotation]
+	newAnnotation := ok && (!r.hasInjected || injected != r.injected)
+	if newLabels > 0 || newAnnotation {
+		meta := prefix + "/metadata"
+		if len(r.labels) == 0 && r.annotations == 0 {
+			present, err := memberPresent(raw, t.Path, "metadata")
+			if err != nil {
+				return nil, err
+			}
+			if !present {
+				m := map[string]any{}
+				if newLabels > 0 {
+					m["labels"] = t.Meta.Labels
+				}
+				if newAnnotation {
+					m["annotations"] = t.Meta.Annotations
+				}
+				return appendSpecOps(append(ops, jsonpatch.NewOperation("add", meta, m)), prefix, t, r), nil
+			}
+		}
+		if newAnnotation {
+			switch {
+			case r.annotations == 0:
+				ops = append(ops, jsonpatch.NewOperation("add", meta+"/annotations", t.Meta.Annotations))
+			case r.hasInjected:
+				ops = append(ops, jsonpatch.NewOperation("replace", meta+injectedPathSuffix, injected))
+			default:
+				ops = append(ops, jsonpatch.NewOperation("add", meta+injectedPathSuffix, injected))
+			}
+		}
+		if newLabels > 0 {
+			if len(r.labels) == 0 {
+				ops = append(ops, jsonpatch.NewOperation("add", meta+"/labels", t.Meta.Labels))
+			} else {
+				for _, k := range slices.Sorted(maps.Keys(t.Meta.Labels)) {
+					if _, ok := r.labels[k]; !ok {
+						ops = append(ops, jsonpatch.NewOperation("add", meta+"/labels/"+escapePointer(k), t.Meta.Labels[k]))
+					}
 				}
 			}
-			if v, found := lookup(doc, op.Path); !found || v != nil {
-				continue
-			}
-		case op.Operation != "add":
-			continue
 		}
-		v, empty := prune(op.Value)
-		if empty {
-			continue
-		}
-		op.Value = v
-		kept = append(kept, op)
 	}
-	slices.SortFunc(kept, func(a, b jsonpatch.Operation) int { return comparePaths(a.Path, b.Path) })
-	return kept, nil
+	return appendSpecOps(ops, prefix, t, r), nil
 }
 
-// comparePaths orders JSON pointers token by token, array indices numerically, so that a
-// parent comes before its members and "/env/9" before "/env/10".
-func comparePaths(a, b string) int {
-	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		if as[i] == bs[i] {
+// injectedPathSuffix ends the JSON pointer of the credgate.dev/injected annotation, after the
+// template's metadata.
+const injectedPathSuffix = "/annotations/credgate.dev~1injected"
+
+// appendSpecOps appends the additions to t's spec, in path order: containers, imagePullSecrets,
+// initContainers, volumes.
+func appendSpecOps(ops []jsonpatch.Operation, prefix string, t workload.Template, r Recorded) []jsonpatch.Operation {
+	spec := prefix + "/spec"
+	ops = appendContainers(ops, spec+"/containers", t.Spec.Containers, r.containers)
+	ops = appendList(ops, spec+"/imagePullSecrets", t.Spec.ImagePullSecrets, r.pullSecrets)
+	ops = appendContainers(ops, spec+"/initContainers", t.Spec.InitContainers, r.initContainers)
+	return appendList(ops, spec+"/volumes", t.Spec.Volumes, r.volumes)
+}
+
+func appendContainers(ops []jsonpatch.Operation, path string, cs []corev1.Container, was []lengths) []jsonpatch.Operation {
+	for i := range cs {
+		if len(cs[i].Env) == was[i].env && len(cs[i].VolumeMounts) == was[i].mounts {
 			continue
 		}
-		ai, aerr := strconv.Atoi(as[i])
-		bi, berr := strconv.Atoi(bs[i])
-		if aerr == nil && berr == nil {
-			return ai - bi
-		}
-		return strings.Compare(as[i], bs[i])
+		p := path + "/" + strconv.Itoa(i)
+		ops = appendList(ops, p+"/env", cs[i].Env, was[i].env)
+		ops = appendList(ops, p+"/volumeMounts", cs[i].VolumeMounts, was[i].mounts)
 	}
-	return len(as) - len(bs)
+	return ops
 }
 
-// lookup returns the value at the JSON pointer p (RFC 6901) in doc and whether it exists.
-func lookup(doc any, p string) (any, bool) {
-	if p == "" {
-		return doc, true
+// appendList appends the adds of list's elements from index had on: the whole list when it
+// had none (the member may be absent, null or empty), else one add per element.
+func appendList[E any](ops []jsonpatch.Operation, path string, list []E, had int) []jsonpatch.Operation {
+	switch {
+	case len(list) <= had:
+		return ops
+	case had == 0:
+		return append(ops, jsonpatch.NewOperation("add", path, list))
 	}
-	if !strings.HasPrefix(p, "/") {
-		return nil, false
+	for i := had; i < len(list); i++ {
+		ops = append(ops, jsonpatch.NewOperation("add", path+"/"+strconv.Itoa(i), list[i]))
 	}
-	cur := doc
-	for tok := range strings.SplitSeq(p[1:], "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch c := cur.(type) {
-		case map[string]any:
-			v, ok := c[tok]
-			if !ok {
-				return nil, false
-			}
-			cur = v
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil, false
-			}
-			cur = c[i]
-		default:
-			return nil, false
-		}
-	}
-	return cur, true
+	return ops
 }
 
-// prune removes null members and empty objects from v, recursively, and reports whether
-// nothing is left.
-func prune(v any) (any, bool) {
-	switch t := v.(type) {
-	case nil:
-		return nil, true
-	case map[string]any:
-		for k, mv := range t {
-			pv, empty := prune(mv)
-			if empty {
-				delete(t, k)
-				continue
-			}
-			t[k] = pv
+// memberPresent reports whether the object at path in the JSON document raw has the member
+// name. Only a template with neither labels nor annotations asks (an API server always sends a
+// pod template's metadata, a client may not), so the cost of a parse is rare.
+func memberPresent(raw []byte, path []string, name string) (bool, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return false, fmt.Errorf("parse submitted object: %w", err)
+	}
+	for _, p := range path {
+		v, ok := obj[p]
+		if !ok {
+			return false, nil
 		}
-		return t, len(t) == 0
-	case []any:
-		for i, e := range t {
-			t[i], _ = prune(e)
+		obj = nil
+		if err := json.Unmarshal(v, &obj); err != nil {
+			return false, fmt.Errorf("parse submitted object: %w", err)
 		}
 	}
-	return v, false
+	v, ok := obj[name]
+	return ok && string(v) != "null", nil
 }

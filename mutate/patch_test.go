@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -14,9 +15,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/mutate"
+	"github.com/credgate/credgate/workload"
 )
 
 // submitted is a pod as a newer API server might send it: a native sidecar, pod-level
@@ -175,31 +179,57 @@ func TestPatchEscapesKeys(t *testing.T) {
 }
 
 // patchFor decodes doc into obj, reviews it with the test credentials and returns the patch
-// and the mutated object.
+// (mutate.Patch) and the mutated object. It also holds the patch to the reference diff
+// (referenceDiff): applied to doc, both give the same document.
 func patchFor[T runtime.Object](t *testing.T, obj T, doc []byte) ([]gomodjsonpatch.Operation, T) {
 	t.Helper()
 	mustUnmarshal(t, doc, obj)
-	review(t, obj, loadCredentials(t))
+	tmpl, rec, _ := reviewRecorded(t, obj, loadCredentials(t))
+	ops, err := mutate.Patch(doc, tmpl, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mutated, err := json.Marshal(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops, err := mutate.Patch(doc, mutated)
+	ref, err := referenceDiff(doc, mutated)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got, want := applyOps(t, doc, ops), applyOps(t, doc, ref); !jsonEqual(t, got, want) {
+		t.Errorf("the patch and the reference diff give different documents:\npatch:     %s\nreference: %s", got, want)
 	}
 	return ops, obj
 }
 
+// jsonEqual reports whether two JSON documents hold the same value.
+func jsonEqual(t testing.TB, a, b []byte) bool {
+	var av, bv any
+	if err := json.Unmarshal(a, &av); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &bv); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(av, bv)
+}
+
 // isNull reports whether the JSON pointer p names an explicit null in doc.
 func isNull(doc any, p string) bool {
-	v, found := mutate.Lookup(doc, p)
+	v, found := lookup(doc, p)
 	return found && v == nil
 }
 
-func TestPatchRejectsBadJSON(t *testing.T) {
-	if _, err := mutate.Patch([]byte("{"), []byte("{}")); err == nil {
-		t.Error("Patch accepted a truncated document")
+// TestPatchRejectsChangedTemplate: a template that lost a container since it was recorded is
+// an internal error, not a patch.
+func TestPatchRejectsChangedTemplate(t *testing.T) {
+	pod := &corev1.Pod{}
+	mustUnmarshal(t, []byte(submitted), pod)
+	tmpl, rec, _ := reviewRecorded(t, pod, loadCredentials(t))
+	tmpl.Spec.Containers = nil
+	if _, err := mutate.Patch([]byte(submitted), tmpl, rec); err == nil {
+		t.Error("Patch accepted a template that lost its containers")
 	}
 }
 
@@ -216,7 +246,7 @@ func TestPatchOrdered(t *testing.T) {
 
 // withNulls returns doc with every list and map credgate adds to that doc lacks set to an
 // explicit null, as some clients send them.
-func withNulls(t *testing.T, doc []byte) []byte {
+func withNulls(t testing.TB, doc []byte) []byte {
 	t.Helper()
 	var pod map[string]any
 	mustUnmarshal(t, doc, &pod)
@@ -243,7 +273,7 @@ func withNulls(t *testing.T, doc []byte) []byte {
 	return out
 }
 
-func applyOps(t *testing.T, doc []byte, ops any) []byte {
+func applyOps(t testing.TB, doc []byte, ops any) []byte {
 	t.Helper()
 	raw, err := json.Marshal(ops)
 	if err != nil {
@@ -260,9 +290,103 @@ func applyOps(t *testing.T, doc []byte, ops any) []byte {
 	return out
 }
 
-func mustUnmarshal(t *testing.T, data []byte, v any) {
+func mustUnmarshal(t testing.TB, data []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzPatch holds mutate.Patch to its contract on any pod: the submitted document with the
+// patch applied decodes to exactly the pod Apply produced, and to the pod the reference diff
+// gives; it only adds, and replaces the injected annotation. Seeds: every pod under testdata/pods, as written and with explicit nulls.
+func FuzzPatch(f *testing.F) {
+	entries, err := os.ReadDir(filepath.Join("testdata", "pods"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		y, err := os.ReadFile(filepath.Join("testdata", "pods", e.Name()))
+		if err != nil {
+			f.Fatal(err)
+		}
+		doc, err := yaml.YAMLToJSON(y)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(doc)
+		f.Add(withNulls(f, doc))
+	}
+	f.Add([]byte(submitted))
+	creds := map[string]credential.Resolved{}
+	for name, c := range loadCredentialsTB(f) {
+		r, err := credential.Resolve(c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		creds[name] = r
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		pod := &corev1.Pod{}
+		if kjson.UnmarshalCaseSensitivePreserveInts(doc, pod) != nil { // as the webhook decodes
+			return
+		}
+		tmpl, err := workload.PodTemplate(pod)
+		if err != nil {
+			return
+		}
+		names, _ := workload.Requested(tmpl.Meta.Labels)
+		var resolved []credential.Resolved
+		for _, n := range names {
+			if r, ok := creds[n]; ok {
+				resolved = append(resolved, r)
+			}
+		}
+		targets, problem := workload.TargetContainers(tmpl)
+		if problem != "" || len(resolved) == 0 {
+			return
+		}
+		rec := mutate.Record(tmpl, tmpl.Meta.Labels)
+		mutate.Apply(tmpl, resolved, targets)
+		ops, err := mutate.Patch(doc, tmpl, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mutated, err := json.Marshal(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := referenceDiff(doc, mutated)
+		if err != nil {
+			return // not a document the reference reads
+		}
+		want, err := mutate.ApplyPatch(doc, ref)
+		if err != nil {
+			return // the reference cannot patch it either (a null where a list's element should be)
+		}
+		got, err := mutate.ApplyPatch(doc, ops)
+		if err != nil {
+			t.Fatalf("the patch does not apply where the reference's does: %v\npatch: %+v", err, ops)
+		}
+		for _, op := range ops {
+			if op.Operation != "add" && (op.Operation != "replace" || !strings.HasSuffix(op.Path, "/annotations/credgate.dev~1injected")) {
+				t.Errorf("patch has %s %s, want only adds and a replace of the injected annotation", op.Operation, op.Path)
+			}
+		}
+		// The reference re-encodes what it adds to (a container without a name gets "name":
+		// ""), so the documents are compared as the API server decodes them.
+		patched, reference := &corev1.Pod{}, &corev1.Pod{}
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(got, patched); err != nil {
+			t.Fatal(err)
+		}
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(want, reference); err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(reference, patched) {
+			t.Errorf("the patch and the reference diff give different pods (-reference +patch):\n%s", cmp.Diff(reference, patched))
+		}
+		if !equality.Semantic.DeepEqual(pod, patched) {
+			t.Errorf("patched document differs from Apply's pod (-apply +patched):\n%s", cmp.Diff(pod, patched))
+		}
+	})
 }

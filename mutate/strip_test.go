@@ -270,12 +270,8 @@ func TestRewriteThenPatchEqualsStripAndApply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			apply(t, pod, creds)
-			mutated, err := json.Marshal(pod)
-			if err != nil {
-				t.Fatal(err)
-			}
-			added, err := mutate.Patch(stripped, mutated)
+			tmpl, rec, _ := reviewRecorded(t, pod, creds)
+			added, err := mutate.Patch(stripped, tmpl, rec)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -178,10 +178,11 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if req.Old != nil {
 		workload.FollowLabels(req.Old, req.Object, t)
 	}
-	// The labels before InheritLabels adds any: what Rewrite compares.
-	var followed map[string]string
-	if before != nil {
-		followed = maps.Clone(t.Meta.Labels)
+	// The labels before InheritLabels adds any: what Rewrite compares, and what the patch of
+	// what credgate adds starts from. A Pod inherits none.
+	labels := t.Meta.Labels
+	if !pod {
+		labels = maps.Clone(labels)
 	}
 	workload.InheritLabels(req.Object, t)
 	if v := overLimits(t); v != nil {
@@ -219,7 +220,7 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 			}
 		}
 		after := corev1.PodTemplateSpec{ObjectMeta: *t.Meta, Spec: *t.Spec}
-		after.Labels = followed
+		after.Labels = labels
 		ops, err := mutate.Rewrite(t.Path, before, &after)
 		if err != nil {
 			return Decision{}, err
@@ -244,6 +245,7 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("review: %w", err)
 	}
+	recorded := mutate.Record(t, labels)
 	if len(names) > 0 {
 		into := t
 		if !pod {
@@ -265,13 +267,9 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("review: %w", err)
 	}
-	mutated, err := json.Marshal(req.Object)
+	added, err := mutate.Patch(raw, t, recorded)
 	if err != nil {
-		return Decision{}, fmt.Errorf("encode mutated object: %w", err)
-	}
-	added, err := mutate.Patch(raw, mutated)
-	if err != nil {
-		return Decision{}, err
+		return Decision{}, fmt.Errorf("patch: %w", err)
 	}
 	d.Patch = append(d.Patch, added...)
 	return d, nil

@@ -1,4 +1,0 @@
-package mutate
-
-// Lookup exposes lookup to the external tests.
-var Lookup = lookup
