@@ -28,7 +28,7 @@ import (
 // BenchmarkHandler measures the whole admission path for a realistic training pod — a pod
 // the job controller creates for a Job, with a data-download init container, a trainer and a
 // metrics sidecar, requesting three credentials (wandb, hf, aws with a region): AdmissionReview
-// bytes in, through admission.Webhook.ServeHTTP (decode, guards, review, mutate, patch), to
+// bytes in, through Endpoint.ServeHTTP (decode, guards, review, mutate, patch), to
 // response bytes out. The logger is zap's production JSON logger at info level, as serve wires
 // it, writing to io.Discard. Compare with BenchmarkFloor.
 //

@@ -8,12 +8,12 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	admissionv1 "k8s.io/api/admission/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 )
 
 // FuzzHandler sends arbitrary bytes, as an AdmissionReview body, to one of the webhook's
-// endpoints (mutating or validating) through admission.Webhook.ServeHTTP with panic recovery off. Whatever the input:
+// endpoints (mutating or validating) through Endpoint.ServeHTTP with panic recovery off. Whatever the input:
 // no panic; a strictly valid AdmissionReview response with a result; allowed exactly when the
 // code is 200; never 500, since the store cannot fail here and bad input is the client's
 // error; the request's UID echoed; and a patch that applies to the submitted object, only
@@ -121,20 +121,16 @@ func FuzzHandler(f *testing.F) {
 	})
 }
 
-// admissionDecoder decodes AdmissionReviews as controller-runtime's webhook does.
-var admissionDecoder = func() runtime.Decoder {
-	s := runtime.NewScheme()
-	if err := admissionv1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return serializer.NewCodecFactory(s).UniversalDeserializer()
-}()
-
-// decodeRequest returns the AdmissionRequest of body, if body is a v1 AdmissionReview with one.
+// decodeRequest returns the AdmissionRequest of body, if body is what the API server sends: a
+// JSON AdmissionReview (field names case-sensitive; admission.k8s.io/v1 or v1beta1, or no
+// apiVersion and kind) with a request.
 func decodeRequest(body []byte) (*admissionv1.AdmissionRequest, bool) {
 	var ar admissionv1.AdmissionReview
-	ar.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
-	if _, _, err := admissionDecoder.Decode(body, nil, &ar); err != nil || ar.Request == nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &ar); err != nil || ar.Request == nil {
+		return nil, false
+	}
+	if ar.TypeMeta != (metav1.TypeMeta{}) && (ar.Kind != "AdmissionReview" ||
+		ar.APIVersion != "admission.k8s.io/v1" && ar.APIVersion != "admission.k8s.io/v1beta1") {
 		return nil, false
 	}
 	return ar.Request, true

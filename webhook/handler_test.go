@@ -60,7 +60,7 @@ func setsWandbKey(req map[string]any) {
 // errCacheTimeout is what a Credential informer that never synced answers, word for word.
 var errCacheTimeout = errors.New("Timeout: failed waiting for *v1alpha1.Credential Informer to sync") //nolint:staticcheck // controller-runtime's text
 
-// TestHandler sends AdmissionReview fixtures through admission.Webhook.ServeHTTP, the path
+// TestHandler sends AdmissionReview fixtures through Endpoint.ServeHTTP, the path
 // the API server's requests take, and checks the AdmissionReview that comes back. Every
 // response is also compared with testdata/golden/<case>.json (go test -update rewrites them).
 func TestHandler(t *testing.T) {
@@ -87,7 +87,7 @@ func TestHandler(t *testing.T) {
 			kind:    "Pod",
 			fixture: "malformed.json",
 			want:    outcome{Code: 400},
-			wantMsg: []string{"json parse error", "unexpected end of JSON input"},
+			wantMsg: []string{"decode the AdmissionReview", "unexpected end of JSON input"},
 		},
 		{
 			name:    "deployment sent to the pod endpoint",

@@ -21,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/credential"
@@ -210,18 +209,12 @@ func newMutator(t testing.TB, kind string, r *review.Reviewer) *Mutator {
 	return &Mutator{Kind: kindNamed(t, kind), Handlers: Handlers{Reviewer: r}}
 }
 
-// newWebhook returns m served as Register serves it, in an admission.Webhook, but with its own
-// logger: log receives both the Mutator's lines and controller-runtime's (no global logger is
-// set). Panics are not recovered, so a panicking handler fails the test.
+// newWebhook returns m served as Register serves it, in an Endpoint, with log, and with panic
+// recovery off: a panic fails the test.
 func newWebhook(t testing.TB, m *Mutator, log logr.Logger) http.Handler {
 	t.Helper()
 	m.Log = log.WithName("mutator")
-	wh := &admission.Webhook{Handler: m, LogConstructor: admission.DefaultLogConstructor}
-	h, err := admission.StandaloneWebhook(wh.WithRecoverPanic(false), admission.StandaloneOptions{Logger: log.WithName("admission")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
+	return &Endpoint{Mutator: m}
 }
 
 func readFixture(t testing.TB, name string) []byte {

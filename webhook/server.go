@@ -27,7 +27,6 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
@@ -295,8 +294,8 @@ func (h Handlers) Register(srv crwebhook.Server) {
 	for _, k := range Kinds {
 		mh, vh := h, h
 		mh.Log, vh.Log = h.Log.WithValues(keyPath, k.Path), h.Log.WithValues(keyPath, k.ValidatePath)
-		srv.Register(k.Path, &admission.Webhook{Handler: &Mutator{Handlers: mh, Kind: k}})
-		srv.Register(k.ValidatePath, &admission.Webhook{Handler: &Mutator{Handlers: vh, Kind: k, ValidateOnly: true}})
+		srv.Register(k.Path, &Endpoint{Mutator: &Mutator{Handlers: mh, Kind: k}, RecoverPanic: true})
+		srv.Register(k.ValidatePath, &Endpoint{Mutator: &Mutator{Handlers: vh, Kind: k, ValidateOnly: true}, RecoverPanic: true})
 	}
 }
 
