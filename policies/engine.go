@@ -84,6 +84,31 @@ type Revision struct {
 	prepared rego.PreparedEvalQuery
 	modules  int
 	rules    []Rule
+	// deterministic: no user module calls a built-in function OPA marks non-deterministic.
+	deterministic bool
+}
+
+// Deterministic reports whether the revision decides the same on the same input whenever it
+// is asked, so that a decision may be reused for an identical admission: no user policy calls
+// a Rego function whose result depends on when or how often it is called (time.now_ns,
+// io.jwt.encode_sign, …: those OPA marks non-deterministic). The built-in rules read the clock
+// only to compare it with a Credential's status.expiresAt, which bounds a reused decision's
+// life instead (see review.Decisions).
+func (r *Revision) Deterministic() bool { return r.deterministic }
+
+// nondeterministic returns the first non-deterministic built-in function m calls, or "".
+func nondeterministic(m *ast.Module) string {
+	var found string
+	ast.WalkRefs(m, func(ref ast.Ref) bool {
+		if found != "" {
+			return true
+		}
+		if b, ok := ast.BuiltinMap[ref.String()]; ok && b.IsNondeterministic() {
+			found = b.Name
+		}
+		return false
+	})
+	return found
 }
 
 // ID is the revision's content hash.
@@ -102,6 +127,7 @@ var parserOptions = ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation
 // the Watcher run the canary (Revision.Canary) before serving a revision.
 func Compile(ctx context.Context, src Source) (*Revision, error) {
 	modules := make(map[string]*ast.Module, len(src.Modules))
+	deterministic := true
 	var errs []error
 	for name, text := range src.Modules {
 		m, err := ast.ParseModuleWithOpts(name, text, parserOptions)
@@ -114,6 +140,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 				errs = append(errs, err)
 				continue
 			}
+			deterministic = deterministic && nondeterministic(m) == ""
 		}
 		modules[name] = m
 	}
@@ -139,7 +166,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy query: %w", err)
 	}
-	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed}, nil
+	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic}, nil
 }
 
 // Evaluate runs the policies on input, the input document of docs/policies.md.

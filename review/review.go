@@ -93,6 +93,9 @@ type Decision struct {
 	DryRun bool
 	// Kind is the kind of the object reviewed, for messages.
 	Kind string
+
+	// inputs are what the decision read, for Decisions.
+	inputs inputs
 }
 
 // Denied reports whether the decision refuses the object.
@@ -256,6 +259,7 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 		}
 		d.Warnings = boundWarnings(d.Warnings)
 		d.Mutated = true
+		r.recordInputs(req, missing, &d)
 	}
 	if req.DecideOnly {
 		d.Patch = nil
@@ -376,6 +380,7 @@ func (r *Reviewer) decide(ctx context.Context, req Request, raw []byte, t worklo
 			return fmt.Errorf("get namespace %s: %w", req.Namespace, err)
 		}
 		in.NamespaceLabels = labels
+		d.inputs.labels = labels
 	}
 	if len(missing) > 0 {
 		available, err := r.Store.Names(ctx, req.Namespace)

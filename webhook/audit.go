@@ -34,7 +34,7 @@ func auditEvent(d *review.Decision) audit.Event {
 }
 
 // audit writes the record of d, if the auditor wants its event. Its messages are d's, which
-// Review redacted of the pod's literal values.
+// Review redacted of the pod's literal values. obj is the object decoded, or nil.
 func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision) error {
 	event := auditEvent(d)
 	if !m.Audit.Wants(event) || m.ValidateOnly && event != audit.EventDenied ||
@@ -47,7 +47,10 @@ func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.
 		Kind: m.Kind.GVK.Kind, Name: req.Name, Credentials: d.Credentials,
 		PolicyRevision: d.PolicyRevision, Enforcement: "allow",
 	}
-	if acc, err := meta.Accessor(obj); err == nil {
+	if obj == nil { // a reused decision: the object is decoded only now, for its owner
+		obj, _ = m.decode(req.Object.Raw)
+	}
+	if acc, err := meta.Accessor(obj); err == nil && obj != nil {
 		if r.Name == "" {
 			r.Name = acc.GetName()
 		}

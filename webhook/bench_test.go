@@ -35,12 +35,22 @@ import (
 // Sub-benchmarks: policy=builtin runs the built-in Rego policies, as credgate serves;
 // policy=none replaces them with an evaluator that finds nothing, which is the handler as it
 // was before the policy layer: their difference is what policy costs per request.
+//
+// policy=builtin,reused is the same request again with review.Decisions, as serve runs: the
+// next pod of a Job, whose decision and patch are reused once their inputs are checked.
 func BenchmarkHandler(b *testing.B) {
-	b.Run("policy=builtin", func(b *testing.B) { benchmarkHandler(b, newReviewer(b, testStore())) })
+	b.Run("policy=builtin", func(b *testing.B) { benchmarkHandler(b, newReviewer(b, testStore()), nil) })
 	b.Run("policy=none", func(b *testing.B) {
 		r := newReviewer(b, testStore())
 		r.Policy = noPolicy{}
-		benchmarkHandler(b, r)
+		benchmarkHandler(b, r, nil)
+	})
+	b.Run("policy=builtin,reused", func(b *testing.B) {
+		d := review.NewDecisions(0)
+		benchmarkHandler(b, newReviewer(b, testStore()), d)
+		if s := d.Stats(); s.Hits < int64(b.N) {
+			b.Fatalf("%d of %d requests reused the decision", s.Hits, b.N)
+		}
 	})
 }
 
@@ -51,10 +61,12 @@ func (noPolicy) Evaluate(context.Context, ast.Value) (policies.Result, error) {
 	return policies.Result{Revision: "none"}, nil
 }
 
-func benchmarkHandler(b *testing.B, r *review.Reviewer) {
+func benchmarkHandler(b *testing.B, r *review.Reviewer, reuse *review.Decisions) {
 	body := readFixture(b, "pod-training.json")
 	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
-	h := newWebhook(b, newMutator(b, "Pod", r), zapr.NewLogger(zl))
+	m := newMutator(b, "Pod", r)
+	m.Decisions = reuse
+	h := newWebhook(b, m, zapr.NewLogger(zl))
 
 	// The path measured is the one that patches.
 	resp, _ := serve(b, h, body)

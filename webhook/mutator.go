@@ -2,12 +2,14 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"time"
 
+	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -91,12 +93,21 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	if len(req.Object.Raw) == 0 {
 		return admission.Errored(http.StatusBadRequest, errors.New("the admission request has no object")), nil
 	}
+	log := m.Log.WithValues(keyUID, req.UID, keyKind, m.Kind.GVK.Kind, keyNamespace, req.Namespace, keyName, req.Name)
+	// An admission identical to one decided a moment ago (the next pod of a Job) reuses its
+	// decision and encoded patch, if nothing it read has changed (review.Decisions).
+	var key review.Key
+	reuse := m.Decisions != nil && req.Operation == admissionv1.Create && !fixed
+	if reuse {
+		key = m.key(req)
+		if e, ok := m.Decisions.Get(ctx, m.Reviewer, key, req.Namespace); ok {
+			return m.respond(ctx, req, nil, &e.Decision, e.Patch, log), &e.Decision
+		}
+	}
 	obj, err := m.decode(req.Object.Raw)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode %s: %w", m.Kind.GVK.Kind, err)), nil
 	}
-
-	log := m.Log.WithValues(keyUID, req.UID, keyKind, m.Kind.GVK.Kind, keyNamespace, req.Namespace, keyName, req.Name)
 	if fixed {
 		return m.checkFixedMetadata(ctx, req, obj, log)
 	}
@@ -122,45 +133,77 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		log.Error(errors.New(redactor(obj)(err.Error())), "review failed")
 		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs")), &d
 	}
+	var patch []byte
+	if len(d.Patch) > 0 && !m.ValidateOnly && !d.Denied() {
+		if patch, err = json.Marshal(d.Patch); err != nil {
+			log.Error(err, "encode the patch")
+			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not encode its response; see the credgate logs")), &d
+		}
+	}
+	resp := m.respond(ctx, req, obj, &d, patch, log)
+	if reuse && resp.Allowed {
+		m.Decisions.Put(key, &d, patch)
+	}
+	return resp, &d
+}
+
+// key is req's review.Key at this webhook.
+func (m *Mutator) key(req admission.Request) review.Key {
+	path := m.Kind.Path
+	if m.ValidateOnly {
+		path = m.Kind.ValidatePath
+	}
+	return review.KeyOf(review.KeyRequest{
+		Webhook: path, Operation: string(req.Operation), Namespace: req.Namespace, Name: req.Name,
+		User: req.UserInfo.Username, Groups: req.UserInfo.Groups, DryRun: req.DryRun != nil && *req.DryRun,
+		Object: req.Object.Raw,
+	})
+}
+
+// respond records, logs and answers d, the decision on req, whose patch encodes to patch. obj
+// is the object decoded, or nil when d is a reused decision (it is decoded then only if an
+// audit record needs its owner).
+func (m *Mutator) respond(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision, patch []byte, log logr.Logger) admission.Response {
 	// Policy messages may quote what the pod sets: Review redacted every one — the refusal,
 	// the warnings, the audit record's and the Event's all come from them — before cutting
 	// them to size.
-	if err := m.audit(ctx, req, obj, &d); err != nil {
+	if err := m.audit(ctx, req, obj, d); err != nil {
 		log.Error(err, "write audit record")
 		if !d.Denied() && m.Audit.FailClosed() {
-			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs")), &d
+			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs"))
 		}
 	}
 	var refusal string
 	if d.Denied() {
 		refusal = d.Message()
 	}
-	m.event(req, obj, &d, refusal)
+	m.event(req, obj, d, refusal)
 	switch {
 	case d.Denied():
 		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
-		return admission.Denied(refusal), &d
+		return admission.Denied(refusal)
 	case !d.Mutated && len(d.Patch) == 0:
-		return admission.Allowed("no credentials requested"), &d
+		return admission.Allowed("no credentials requested")
 	case len(d.Audited) > 0:
 		log.Info("admitted with audited violations", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Audited), keyRevision, d.PolicyRevision)
 	}
 	if m.ValidateOnly {
-		return admission.Allowed(""), &d
+		return admission.Allowed("")
 	}
 
 	if d.Stripped != nil {
 		log.Info("removed an injection by an earlier credgate", keyCredentials, d.Credentials)
 	}
-	_, pod := obj.(*corev1.Pod)
 	switch {
 	case !d.Mutated:
-	case pod:
+	case m.Kind.GVK.Kind == "Pod":
 		log.V(1).Info("injected", keyCredentials, d.Credentials)
 	default:
 		log.V(1).Info("checked; its pods get the credentials when they are created", keyCredentials, d.Credentials)
 	}
-	return patchResponse(d.Patch).WithWarnings(d.Warnings...), &d
+	resp := patchResponse(d.Patch).WithWarnings(d.Warnings...)
+	resp.Patch = patch
+	return resp
 }
 
 // decode decodes raw into a new object of the webhook's kind, as the API server's JSON

@@ -50,6 +50,9 @@ type Options struct {
 	// PolicyDir holds extra .rego policies and data files, reloaded every PolicyReload.
 	PolicyDir    string
 	PolicyReload time.Duration
+	// ReusedDecisions bounds the decisions kept for identical admissions to reuse
+	// (review.Decisions); 0 keeps none.
+	ReusedDecisions int
 	// Enforcement maps rule ids to actions.
 	Enforcement policies.Enforcement
 	// Audit configures the audit records.
@@ -169,8 +172,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err != nil {
 		return nil, err
 	}
+	var decisions *review.Decisions
+	if o.ReusedDecisions > 0 {
+		decisions = review.NewDecisions(o.ReusedDecisions)
+	}
 	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Events: recorder,
-		Metrics: metrics, Log: log}.Register(srv)
+		Metrics: metrics, Decisions: decisions, Log: log}.Register(srv)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)
@@ -286,7 +293,9 @@ type Handlers struct {
 	Events events.EventRecorder
 	// Metrics counts and times the requests (nil: none).
 	Metrics *Metrics
-	Log     logr.Logger
+	// Decisions keeps recent decisions for identical admissions to reuse (nil: none).
+	Decisions *review.Decisions
+	Log       logr.Logger
 }
 
 // Register serves a mutating and a validating webhook for each of Kinds on srv.

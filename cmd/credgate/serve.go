@@ -20,6 +20,7 @@ import (
 
 	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/certs"
+	"github.com/credgate/credgate/review"
 	"github.com/credgate/credgate/webhook"
 )
 
@@ -89,6 +90,8 @@ on the metrics address.`,
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity: 0 decisions, 1 every injection")
 	f.DurationVar(&o.PolicyReload, "policy-reload-interval", 2*time.Second, "how often --policy-dir is checked for changes")
+	f.IntVar(&o.ReusedDecisions, "reused-decisions", review.DefaultMaxDecisions,
+		"recent decisions kept for identical admissions (a Job's next pods) to reuse while all they read is unchanged (0: none)")
 	o.policy.register(cmd, "directory of extra .rego policies and JSON/YAML data, reloaded on change")
 	f.StringVar(&o.Audit.File, "audit-file", "", "append audit records to this JSON-lines file (default none)")
 	f.IntVar(&o.auditMaxMiB, "audit-max-size", 100, "rotate --audit-file at this size, in MiB")

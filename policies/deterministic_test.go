@@ -1,0 +1,46 @@
+package policies
+
+import "testing"
+
+// TestDeterministic: a revision is deterministic unless a user module calls a function OPA
+// marks non-deterministic; the built-in rules' own clock reads (against a Credential's
+// expiresAt) do not count.
+func TestDeterministic(t *testing.T) {
+	for _, tt := range []struct {
+		name, module string
+		want         bool
+	}{
+		{"built-in only", "", true},
+		{"a user rule on the input", `package credgate.admission
+
+deny contains "x" if input.request.user == "mallory"
+`, true},
+		{"the clock", `package credgate.admission
+
+deny contains "night" if time.clock([time.now_ns(), "UTC"])[0] < 6
+`, false},
+		{"the clock in a helper", `package credgate.admission
+
+now := time.now_ns()
+
+deny contains "late" if now > 0
+`, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src := Builtin()
+			if tt.module != "" {
+				var err error
+				if src, err = Merge(src, Source{Modules: map[string]string{"user/p.rego": tt.module}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rev, err := Compile(t.Context(), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rev.Deterministic(); got != tt.want {
+				t.Errorf("Deterministic() = %t, want %t", got, tt.want)
+			}
+		})
+	}
+}

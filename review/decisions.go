@@ -1,0 +1,263 @@
+package review
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"hash"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/credgate/credgate/policies"
+)
+
+// Key identifies an admission by everything a decision reads of the request: the webhook
+// (mutating or validating, and its kind), the operation, namespace, name, user, groups,
+// dry-run flag, and the object's bytes as submitted. A Job's pods are created from one
+// template, by one controller, with the name still to be generated: they have one Key.
+type Key [sha256.Size]byte
+
+// KeyRequest is what a Key is made of.
+type KeyRequest struct {
+	Webhook, Operation, Namespace, Name, User string
+	Groups                                    []string
+	DryRun                                    bool
+	Object                                    []byte
+}
+
+var hashes = sync.Pool{New: func() any { return sha256.New() }}
+
+// KeyOf returns the Key of r. Every field is written with its length, so no two requests
+// share a preimage.
+func KeyOf(r KeyRequest) Key {
+	h := hashes.Get().(hash.Hash)
+	defer hashes.Put(h)
+	h.Reset()
+	var n [8]byte
+	field := func(s string) {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field(r.Webhook)
+	field(r.Operation)
+	field(r.Namespace)
+	field(r.Name)
+	field(r.User)
+	binary.LittleEndian.PutUint64(n[:], uint64(len(r.Groups)))
+	h.Write(n[:])
+	for _, g := range r.Groups {
+		field(g)
+	}
+	if r.DryRun {
+		h.Write([]byte{1})
+	} else {
+		h.Write([]byte{0})
+	}
+	binary.LittleEndian.PutUint64(n[:], uint64(len(r.Object)))
+	h.Write(n[:])
+	h.Write(r.Object)
+	var k Key
+	h.Sum(k[:0])
+	return k
+}
+
+// inputs are what a decision read besides its request: the policy revision, each Credential
+// at the version it was read, the namespace's labels (decide records them); and until when the
+// clock allows it (the earliest status.expiresAt of its Credentials). Review fills them in when
+// the decision may be reused (reusable).
+type inputs struct {
+	reusable    bool
+	revision    string
+	credentials []credentialVersion
+	labels      map[string]string
+	until       time.Time
+}
+
+type credentialVersion struct {
+	name, resourceVersion string
+	uid                   types.UID
+}
+
+// Decisions keeps recent decisions, so that an admission identical to one already decided —
+// the next pod of a Job — reuses its decision and encoded patch instead of reviewing again.
+// A decision is reused only while everything it read is unchanged, checked on every reuse:
+// the policy revision served (one whose user policies call no non-deterministic function:
+// policies.Revision.Deterministic), every Credential it resolved (same UID and
+// resourceVersion, so any change to its spec or status), the namespace's labels, and the
+// clock (before the earliest expiresAt of its Credentials). Only admissions that were
+// admitted with every requested Credential found, nothing to audit, and no earlier object to
+// compare (a CREATE) are kept. It holds at most Max entries, the oldest let go first. Safe for
+// concurrent use; the zero value is not: use NewDecisions.
+type Decisions struct {
+	max int
+	now func() time.Time
+
+	hits, misses, stale atomic.Int64
+
+	mu      sync.Mutex
+	entries map[Key]*Reused
+	order   []Key // insertion order, a ring of max keys
+	next    int
+	wrapped bool // every slot of order has been written
+}
+
+// Reused is a decision kept for reuse, with its patch encoded. Treat it as read-only: it is
+// shared by every admission that reuses it.
+type Reused struct {
+	Decision Decision
+	// Patch is Decision.Patch encoded as JSON (nil when it is empty).
+	Patch []byte
+}
+
+// DefaultMaxDecisions is NewDecisions' bound when given none: a burst of Jobs' pods, at a few
+// kilobytes each.
+const DefaultMaxDecisions = 512
+
+// NewDecisions returns an empty cache of at most max decisions (DefaultMaxDecisions when
+// max <= 0).
+func NewDecisions(max int) *Decisions {
+	if max <= 0 {
+		max = DefaultMaxDecisions
+	}
+	return &Decisions{max: max, now: time.Now, entries: make(map[Key]*Reused, max), order: make([]Key, max)}
+}
+
+// Len returns how many decisions are kept.
+func (c *Decisions) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
+
+// Put keeps d, decided for the admission k, with its encoded patch, if d may be reused.
+func (c *Decisions) Put(k Key, d *Decision, patch []byte) {
+	if c == nil || !d.inputs.reusable {
+		return
+	}
+	e := &Reused{Decision: *d, Patch: patch}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[k]; ok {
+		c.entries[k] = e
+		return
+	}
+	// Every key kept sits in a slot of the ring; the slot's next writer lets it go. So at most
+	// max are kept, whatever Get dropped meanwhile.
+	if c.wrapped {
+		delete(c.entries, c.order[c.next])
+	}
+	c.entries[k] = e
+	c.order[c.next] = k
+	if c.next++; c.next == c.max {
+		c.next, c.wrapped = 0, true
+	}
+}
+
+// Get returns the decision kept for k in namespace ns if everything it read is as it was:
+// r's policy revision, Credentials and namespace labels are read again (from r's caches) and
+// compared. A stale entry is dropped.
+func (c *Decisions) Get(ctx context.Context, r *Reviewer, k Key, ns string) (*Reused, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	c.mu.Unlock()
+	if !ok {
+		c.misses.Add(1)
+		return nil, false
+	}
+	if !r.current(ctx, ns, &e.Decision.inputs, c.now()) {
+		c.stale.Add(1)
+		c.mu.Lock()
+		if c.entries[k] == e {
+			delete(c.entries, k) // its slot in order is reused in turn
+		}
+		c.mu.Unlock()
+		return nil, false
+	}
+	c.hits.Add(1)
+	return e, true
+}
+
+// DecisionStats count the lookups of a Decisions.
+type DecisionStats struct {
+	// Hits reused a decision; Misses found none; Stale found one that something it read had
+	// changed since.
+	Hits, Misses, Stale int64
+}
+
+// Stats returns the counts so far.
+func (c *Decisions) Stats() DecisionStats {
+	return DecisionStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Stale: c.stale.Load()}
+}
+
+// current reports whether in still holds in namespace ns at now.
+func (r *Reviewer) current(ctx context.Context, ns string, in *inputs, now time.Time) bool {
+	if !in.until.IsZero() && !now.Before(in.until) {
+		return false
+	}
+	rev, ok := revisionOf(r.Policy)
+	if !ok || rev.ID() != in.revision || !rev.Deterministic() {
+		return false
+	}
+	for _, cv := range in.credentials {
+		c, err := r.Store.Get(ctx, ns, cv.name)
+		if err != nil || c.UID != cv.uid || c.ResourceVersion != cv.resourceVersion {
+			return false
+		}
+	}
+	if r.Namespaces != nil {
+		labels, err := r.Namespaces.Labels(ctx, ns)
+		if err != nil || !maps.Equal(labels, in.labels) {
+			return false
+		}
+	}
+	return true
+}
+
+// revisioned is an Evaluator that tells which revision it evaluates with: *policies.Engine.
+type revisioned interface {
+	Current() *policies.Revision
+}
+
+func revisionOf(e Evaluator) (*policies.Revision, bool) {
+	rv, ok := e.(revisioned)
+	if !ok {
+		return nil, false
+	}
+	rev := rv.Current()
+	return rev, rev != nil
+}
+
+// recordInputs fills in d.inputs, for Decisions, when d may be reused: the request is a
+// CREATE with every requested Credential found, admitted with nothing audited, by a
+// deterministic revision, from Credentials that carry a version.
+func (r *Reviewer) recordInputs(req Request, missing []string, d *Decision) {
+	if req.Old != nil || len(missing) > 0 || d.Denied() || len(d.Audited) > 0 || len(d.Credentials) == 0 ||
+		len(d.Resolved) != len(d.Credentials) {
+		return
+	}
+	rev, ok := revisionOf(r.Policy)
+	if !ok || rev.ID() != d.PolicyRevision || !rev.Deterministic() {
+		return
+	}
+	in := inputs{reusable: true, revision: d.PolicyRevision, labels: d.inputs.labels,
+		credentials: make([]credentialVersion, 0, len(d.Resolved))}
+	for i := range d.Resolved {
+		src := d.Resolved[i].Source
+		if src == nil || src.UID == "" || src.ResourceVersion == "" {
+			return
+		}
+		in.credentials = append(in.credentials, credentialVersion{name: src.Name, uid: src.UID, resourceVersion: src.ResourceVersion})
+		if exp := src.Status.ExpiresAt; exp != nil && (in.until.IsZero() || exp.Time.Before(in.until)) {
+			in.until = exp.Time
+		}
+	}
+	d.inputs = in
+}
