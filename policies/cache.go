@@ -9,9 +9,9 @@ import (
 	"github.com/credgate/credgate/credential"
 )
 
-// maxCachedCredentials bounds a ValueCache: past it, the cache starts afresh rather than grow
-// with Credentials deleted long ago.
-const maxCachedCredentials = 10000
+// maxCachedCredentials bounds a ValueCache (a value is a few kilobytes): past it, the cache
+// starts afresh rather than grow with every Credential of the cluster, or ones deleted long ago.
+const maxCachedCredentials = 1024
 
 // ValueCache keeps the input value of each Credential revision. A Credential changes far less
 // often than pods start, and its value (of the input's credentials) is built from it alone,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -111,10 +113,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			// Credentials are only read, never modified, on the admission path: sharing the
-			// cached object saves a deep copy per credential per request.
+			// cached object saves a deep copy per credential per request. The informers keep
+			// only what admission reads (trimCredential, trimNamespace).
 			ByObject: map[client.Object]cache.ByObject{
-				&v1alpha1.Credential{}: {UnsafeDisableDeepCopy: new(true)},
-				&corev1.Namespace{}:    {UnsafeDisableDeepCopy: new(true)},
+				&v1alpha1.Credential{}: {UnsafeDisableDeepCopy: new(true), Transform: trimCredential},
+				&corev1.Namespace{}:    {UnsafeDisableDeepCopy: new(true), Transform: trimNamespace},
 			},
 		},
 	}
@@ -306,6 +309,33 @@ func (h Handlers) Register(srv crwebhook.Server) {
 		srv.Register(k.Path, &Endpoint{Mutator: &Mutator{Handlers: mh, Kind: k}, RecoverPanic: true})
 		srv.Register(k.ValidatePath, &Endpoint{Mutator: &Mutator{Handlers: vh, Kind: k, ValidateOnly: true}, RecoverPanic: true})
 	}
+}
+
+// lastApplied is the annotation kubectl apply keeps a copy of the whole object in.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// trimCredential keeps of a Credential what credgate reads — all of it but its managed fields
+// and kubectl's copy of it (the last-applied annotation) — so that the informer holds each
+// Credential once.
+func trimCredential(obj any) (any, error) {
+	if c, ok := obj.(*v1alpha1.Credential); ok {
+		c.ManagedFields = nil
+		if _, ok := c.Annotations[lastApplied]; ok {
+			c.Annotations = maps.Clone(c.Annotations)
+			delete(c.Annotations, lastApplied)
+		}
+	}
+	return obj, nil
+}
+
+// trimNamespace keeps of a Namespace what admission reads: its name, identity and labels.
+func trimNamespace(obj any) (any, error) {
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		return &corev1.Namespace{TypeMeta: ns.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+			Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion, Labels: ns.Labels,
+		}}, nil
+	}
+	return obj, nil
 }
 
 // clientNamespaces reads namespace labels from the informer cache, with one direct GET on a
