@@ -19,6 +19,7 @@
 # custom:
 #   id: admin-scoped-credential
 #   enforcement: deny
+#   scope: credential
 package credgate.builtin.admin_scoped_credential
 
 import data.credgate.lib

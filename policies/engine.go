@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -40,12 +39,14 @@ type Result struct {
 // otherwise through a comprehension, so that a complete rule undefined for some input empties
 // its set rather than leaving the whole query undefined. (One array per kind is cheaper than a
 // binding per set, or the union of the sets: BenchmarkPolicyEvaluate.)
-func planQuery(modules map[string]*ast.Module) string {
+//
+// The credential-scoped packages (scoped.go), which are evaluated per credential, are left out.
+func planQuery(modules map[string]*ast.Module, scopedPkgs []string) string {
 	type key struct{ pkg, set string }
 	partial := map[key]bool{}
 	for _, m := range modules {
 		pkg := packageName(m)
-		if pkg != EntryPackage && !strings.HasPrefix(pkg, BuiltinPackage+".") {
+		if pkg != EntryPackage && !strings.HasPrefix(pkg, BuiltinPackage+".") || slices.Contains(scopedPkgs, pkg) {
 			continue
 		}
 		for _, r := range m.Rules {
@@ -86,6 +87,8 @@ type Revision struct {
 	rules    []Rule
 	// deterministic: no user module calls a built-in function OPA marks non-deterministic.
 	deterministic bool
+	// scoped evaluates the credential-scoped rules per credential; nil when there are none.
+	scoped *scoped
 }
 
 // Deterministic reports whether the revision decides the same on the same input whenever it
@@ -127,6 +130,7 @@ var parserOptions = ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation
 // the Watcher run the canary (Revision.Canary) before serving a revision.
 func Compile(ctx context.Context, src Source) (*Revision, error) {
 	modules := make(map[string]*ast.Module, len(src.Modules))
+	builtin := map[string]bool{}
 	deterministic := true
 	var errs []error
 	for name, text := range src.Modules {
@@ -135,7 +139,8 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if !isBuiltin(name, text) {
+		builtin[name] = isBuiltin(name, text)
+		if !builtin[name] {
 			if err := checkUserModule(name, m, false); err != nil {
 				errs = append(errs, err)
 				continue
@@ -152,10 +157,18 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		return nil, fmt.Errorf("parse policies: %w", errors.Join(errs...))
 	}
 	listed := rules(modules) // from the modules as parsed: the compiler rewrites rule heads
-	query := planQuery(modules)
+	scopedPkgs := credentialScoped(modules, builtin)
+	query := planQuery(modules, scopedPkgs)
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("compile policies: %w", compiler.Errors)
+	}
+	if err := checkScoped(scopedPkgs, compiler.Modules); err != nil {
+		return nil, err
+	}
+	sc, err := newScoped(ctx, compiler, src.data(), scopedPkgs)
+	if err != nil {
+		return nil, err
 	}
 	prepared, err := rego.New(
 		rego.Query(query),
@@ -166,7 +179,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy query: %w", err)
 	}
-	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic}, nil
+	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic, scoped: sc}, nil
 }
 
 // Evaluate runs the policies on input, the input document of docs/policies.md.
@@ -187,11 +200,29 @@ func (r *Revision) evaluate(ctx context.Context, input ast.Value) (Result, error
 		// Every set the query reads is a partial set rule or a comprehension: always defined.
 		return Result{}, errors.New("the deny and warn sets are undefined")
 	}
-	return Result{
+	res := Result{
 		Deny:     violations(rs[0].Bindings["deny"]),
 		Warn:     violations(rs[0].Bindings["warn"]),
 		Revision: r.id,
-	}, nil
+	}
+	if r.scoped != nil {
+		more, err := r.scoped.evaluate(ctx, input)
+		if err != nil {
+			return Result{}, err
+		}
+		res.Deny, res.Warn = mergeViolations(res.Deny, more.Deny), mergeViolations(res.Warn, more.Warn)
+	}
+	return res, nil
+}
+
+// mergeViolations returns the violations of a and b, sorted, each once, as violations orders them.
+func mergeViolations(a, b []Violation) []Violation {
+	if len(b) == 0 {
+		return a
+	}
+	out := append(slices.Clip(a), b...)
+	slices.SortFunc(out, compareViolations)
+	return slices.Compact(out)
 }
 
 // violations turns an array of sets of policy results into Violations, sorted, each once. An
@@ -222,17 +253,19 @@ func violations(sets any) []Violation {
 		}
 		out = append(out, v)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Rule != b.Rule {
-			return a.Rule < b.Rule
-		}
-		if a.Credential != b.Credential {
-			return a.Credential < b.Credential
-		}
-		return a.Message < b.Message
-	})
+	slices.SortFunc(out, compareViolations)
 	return slices.Compact(out)
+}
+
+// compareViolations orders violations by rule, credential, message.
+func compareViolations(a, b Violation) int {
+	if c := strings.Compare(a.Rule, b.Rule); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Credential, b.Credential); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Message, b.Message)
 }
 
 // Engine serves the current Revision and replaces it atomically: requests in flight finish

@@ -13,6 +13,7 @@
 # custom:
 #   id: static-credentials
 #   enforcement: warn
+#   scope: credential
 package credgate.builtin.static_credentials
 
 import data.credgate.lib

@@ -1,0 +1,221 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// A built-in rule whose package annotation says `custom: {scope: credential}` decides on each
+// requested Credential alone, in its namespace: its deny and warn sets for an input are the
+// union of its sets for each Credential c of input.credentials given alone, with the
+// namespace ({"credentials": [c], "namespace": input.namespace}). So it is evaluated once per
+// Credential revision (and namespace labels), not per admission: a Credential's policy-input
+// value is built once per revision and shared (ValueCache), and a scoped rule's violations are
+// kept per value. admin-scoped-credential, the IAM analysis of policy documents — the costliest
+// rule, whose cost grows with what a tenant writes — and static-credentials are.
+//
+// Compile checks that such a package reads nothing of the input but input.credentials and
+// input.namespace, itself or through the helpers it calls; TestCredentialScopedParity holds the
+// split evaluation equal to the whole one on every sample input.
+
+// scopeCredential is the custom.scope value of a credential-scoped built-in rule.
+const scopeCredential = "credential"
+
+// maxScopedValues bounds the violations kept per credential value.
+const maxScopedValues = 1024
+
+// scoped evaluates a revision's credential-scoped rules per credential value.
+type scoped struct {
+	packages []string // sorted
+	prepared rego.PreparedEvalQuery
+
+	mu   sync.Mutex
+	kept map[ast.Value][]keptResult // by the identity of the credential's value (ValueCache shares it)
+}
+
+// keptResult is what the scoped rules found on a credential in a namespace (its value).
+type keptResult struct {
+	namespace ast.Value
+	result    Result
+}
+
+// credentialScoped returns the packages of the built-in modules (the builtin names of
+// modules, as parsed, with their annotations) whose package annotation scopes them to a
+// credential.
+func credentialScoped(modules map[string]*ast.Module, builtin map[string]bool) []string {
+	var pkgs []string
+	for name, m := range modules {
+		pkg := packageName(m)
+		if !builtin[name] || !strings.HasPrefix(pkg, BuiltinPackage+".") {
+			continue
+		}
+		for _, a := range m.Annotations {
+			if a.Scope == "package" && a.Custom["scope"] == scopeCredential && !slices.Contains(pkgs, pkg) {
+				pkgs = append(pkgs, pkg)
+			}
+		}
+	}
+	slices.Sort(pkgs)
+	return pkgs
+}
+
+// checkScoped checks, in the compiled modules, that each of the credential-scoped packages
+// pkgs reads only input.credentials.
+func checkScoped(pkgs []string, compiled map[string]*ast.Module) error {
+	rules := map[string][]*ast.Rule{} // data.<package>.<name> → its definitions
+	for _, m := range compiled {
+		for _, r := range m.Rules {
+			key := m.Package.Path.String() + "." + r.Head.Ref()[0].String()
+			rules[key] = append(rules[key], r)
+		}
+	}
+	for _, pkg := range pkgs {
+		if err := readsOnlyCredentials(pkg, compiled, rules); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readsOnlyCredentials checks that the rules of package pkg, and every rule they reach under
+// data, refer to the input only under input.credentials and input.namespace.
+func readsOnlyCredentials(pkg string, compiled map[string]*ast.Module, rules map[string][]*ast.Rule) error {
+	var work []*ast.Rule
+	for _, m := range compiled {
+		if packageName(m) == pkg {
+			work = append(work, m.Rules...)
+		}
+	}
+	seen := map[*ast.Rule]bool{}
+	var bad string
+	for len(work) > 0 && bad == "" {
+		r := work[len(work)-1]
+		work = work[:len(work)-1]
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		ast.WalkRefs(r, func(ref ast.Ref) bool {
+			switch {
+			case ref[0].Equal(ast.InputRootDocument):
+				if len(ref) < 2 || !ref[1].Equal(credentialsKey) && !ref[1].Equal(namespaceKey) {
+					bad = ref.String()
+				}
+			case ref[0].Equal(ast.DefaultRootDocument):
+				for i := len(ref); i > 1; i-- {
+					if defs, ok := rules[ref[:i].String()]; ok {
+						work = append(work, defs...)
+						break
+					}
+				}
+			}
+			return false
+		})
+	}
+	if bad != "" {
+		return fmt.Errorf("built-in package %s is scoped to a credential, but reads %s (only input.credentials and input.namespace)", pkg, bad)
+	}
+	return nil
+}
+
+// newScoped prepares the query of the credential-scoped packages pkgs, or returns nil if none.
+func newScoped(ctx context.Context, compiler *ast.Compiler, data map[string]any, pkgs []string) (*scoped, error) {
+	if len(pkgs) == 0 {
+		return nil, nil
+	}
+	var deny, warn []string
+	for _, pkg := range pkgs {
+		deny = append(deny, "object.get(data."+pkg+", \"deny\", set())")
+		warn = append(warn, "object.get(data."+pkg+", \"warn\", set())")
+	}
+	prepared, err := rego.New(
+		rego.Query("deny := ["+strings.Join(deny, ", ")+"]; warn := ["+strings.Join(warn, ", ")+"]"),
+		rego.Compiler(compiler),
+		rego.Store(inmem.NewFromObject(data)),
+		rego.SetRegoVersion(ast.RegoV1),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare the credential-scoped policy query: %w", err)
+	}
+	return &scoped{packages: pkgs, prepared: prepared, kept: map[ast.Value][]keptResult{}}, nil
+}
+
+// credentialsKey and namespaceKey are the input's members a scoped rule reads.
+var credentialsKey, namespaceKey = ast.StringTerm("credentials"), ast.StringTerm("namespace")
+
+// evaluate returns the violations of the scoped rules on each credential of input.
+func (s *scoped) evaluate(ctx context.Context, input ast.Value) (Result, error) {
+	var out Result
+	in, _ := input.(ast.Object)
+	if in == nil {
+		return out, nil
+	}
+	creds := in.Get(credentialsKey)
+	if creds == nil {
+		return out, nil
+	}
+	arr, _ := creds.Value.(*ast.Array)
+	if arr == nil {
+		return out, nil
+	}
+	var ns ast.Value = ast.Null{}
+	if t := in.Get(namespaceKey); t != nil {
+		ns = t.Value
+	}
+	for i := range arr.Len() {
+		res, err := s.one(ctx, arr.Elem(i).Value, ns)
+		if err != nil {
+			return Result{}, err
+		}
+		out.Deny = append(out.Deny, res.Deny...)
+		out.Warn = append(out.Warn, res.Warn...)
+	}
+	return out, nil
+}
+
+// one returns the violations of the scoped rules on the credential value c in the namespace
+// ns: kept from an earlier admission that shared the value, in a namespace of the same name
+// and labels, or evaluated with c alone as the input's credentials.
+func (s *scoped) one(ctx context.Context, c, ns ast.Value) (Result, error) {
+	_, cacheable := c.(ast.Object) // compared by identity: the ValueCache shares a revision's
+	if cacheable {
+		s.mu.Lock()
+		kept := s.kept[c]
+		s.mu.Unlock()
+		for _, k := range kept {
+			if k.namespace.Compare(ns) == 0 {
+				return k.result, nil
+			}
+		}
+	}
+	input := ast.NewObject([2]*ast.Term{credentialsKey, ast.ArrayTerm(ast.NewTerm(c))}, [2]*ast.Term{namespaceKey, ast.NewTerm(ns)})
+	rs, err := s.prepared.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return Result{}, err
+	}
+	if len(rs) == 0 {
+		return Result{}, fmt.Errorf("the deny and warn sets of %s are undefined", strings.Join(s.packages, ", "))
+	}
+	res := Result{Deny: violations(rs[0].Bindings["deny"]), Warn: violations(rs[0].Bindings["warn"])}
+	if cacheable {
+		s.mu.Lock()
+		if len(s.kept) >= maxScopedValues {
+			clear(s.kept)
+		}
+		// A credential is in one namespace, whose labels change seldom: keep the latest few.
+		kept := s.kept[c]
+		if len(kept) >= 4 {
+			kept = kept[1:]
+		}
+		s.kept[c] = append(slices.Clip(kept), keptResult{namespace: ns, result: res})
+		s.mu.Unlock()
+	}
+	return res, nil
+}
