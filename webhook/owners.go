@@ -2,7 +2,10 @@ package webhook
 
 import (
 	"context"
+	"sync"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,9 +21,37 @@ var ownerKinds = map[string]schema.GroupVersionKind{
 }
 
 // apiOwners resolves owners with a metadata-only GET. It runs for audited decisions only
-// (refusals, warnings), never for an admission that records nothing.
+// (refusals, warnings), never for an admission that records nothing. What it found is kept for
+// ownerTTL, so that the pods of one Job — refused or warned alike, one after the other, from
+// one template — cost one GET, not one each under the client's rate limit; and a GET that
+// takes longer than ownerTimeout is given up (the record then names the object's own owner).
 type apiOwners struct {
 	reader client.Reader
+	now    func() time.Time
+
+	mu   sync.Mutex
+	kept map[ownerKey]keptOwner
+}
+
+type ownerKey struct{ namespace, kind, name string }
+
+type keptOwner struct {
+	owner *audit.Owner
+	at    time.Time
+}
+
+const (
+	// ownerTTL is how long an owner's owner found is kept: a Job's controller (its CronJob)
+	// does not change.
+	ownerTTL = 5 * time.Minute
+	// ownerTimeout bounds one lookup.
+	ownerTimeout = time.Second
+	// maxOwners bounds the owners kept.
+	maxOwners = 4096
+)
+
+func newAPIOwners(reader client.Reader) *apiOwners {
+	return &apiOwners{reader: reader, now: time.Now, kept: map[ownerKey]keptOwner{}}
 }
 
 var _ OwnerResolver = (*apiOwners)(nil)
@@ -32,15 +63,34 @@ func (o *apiOwners) Owner(ctx context.Context, namespace, kind, name string) *au
 	if !ok {
 		return nil
 	}
+	key := ownerKey{namespace, kind, name}
+	now := o.now()
+	o.mu.Lock()
+	k, ok := o.kept[key]
+	o.mu.Unlock()
+	if ok && now.Sub(k.at) < ownerTTL {
+		return k.owner
+	}
+	ctx, cancel := context.WithTimeout(ctx, ownerTimeout)
+	defer cancel()
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(gvk)
-	if err := o.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
-		return nil
+	err := o.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil // not kept: the next record tries again
 	}
+	var owner *audit.Owner
 	for _, ref := range m.OwnerReferences {
 		if ref.Controller != nil && *ref.Controller {
-			return &audit.Owner{Kind: ref.Kind, Name: ref.Name}
+			owner = &audit.Owner{Kind: ref.Kind, Name: ref.Name}
+			break
 		}
 	}
-	return nil
+	o.mu.Lock()
+	if len(o.kept) >= maxOwners {
+		clear(o.kept)
+	}
+	o.kept[key] = keptOwner{owner: owner, at: now}
+	o.mu.Unlock()
+	return owner
 }

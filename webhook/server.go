@@ -179,7 +179,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if o.ReusedDecisions > 0 {
 		decisions = review.NewDecisions(o.ReusedDecisions)
 	}
-	Handlers{Reviewer: reviewer, Audit: auditor, Owners: &apiOwners{reader: mgr.GetAPIReader()}, Events: recorder,
+	Handlers{Reviewer: reviewer, Audit: auditor, Owners: newAPIOwners(mgr.GetAPIReader()), Events: recorder,
 		Metrics: metrics, Decisions: decisions, Log: log}.Register(srv)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

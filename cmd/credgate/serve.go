@@ -183,10 +183,20 @@ func newLogger(verbosity int, w io.Writer) (log logr.Logger, sync func()) {
 }
 
 // loadConfig reads the kubeconfig file named, or else the in-cluster config, then $KUBECONFIG
-// and ~/.kube/config.
+// and ~/.kube/config. Either way client-side rate limiting is off unless the file sets it, as
+// controller-runtime's GetConfig leaves it (the API server's priority and fairness protects it):
+// client-go's default of 5 requests a second would hold an admission that looks something up
+// (an audit record's owner) for 200ms once a burst has used it up.
 func loadConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if kubeconfig == "" {
+		return ctrl.GetConfig()
 	}
-	return ctrl.GetConfig()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.QPS == 0 {
+		cfg.QPS = -1
+	}
+	return cfg, nil
 }

@@ -1,0 +1,82 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/credgate/credgate/audit"
+)
+
+// countingReader answers metadata GETs of Jobs from jobs (name → controller CronJob, "" for
+// none), counting them; a name not in jobs is not found, "broken" fails.
+type countingReader struct {
+	jobs map[string]string
+	gets int
+}
+
+func (r *countingReader) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	r.gets++
+	if key.Name == "broken" {
+		return errors.New("connection refused")
+	}
+	owner, ok := r.jobs[key.Name]
+	if !ok {
+		return apierrors.NewNotFound(schema.GroupResource{Group: "batch", Resource: "jobs"}, key.Name)
+	}
+	if owner != "" {
+		obj.SetOwnerReferences([]metav1.OwnerReference{{Kind: "CronJob", Name: owner, Controller: new(true)}})
+	}
+	return nil
+}
+
+func (r *countingReader) List(context.Context, client.ObjectList, ...client.ListOption) error {
+	return errors.New("not listed")
+}
+
+// TestOwnersAreKept: the pods of one Job cost one lookup of its owner, for ownerTTL; a Job not
+// found is kept as having none; a failed lookup is not kept.
+func TestOwnersAreKept(t *testing.T) {
+	r := &countingReader{jobs: map[string]string{"nightly-1": "nightly", "adhoc": ""}}
+	o := newAPIOwners(r)
+	now := time.Now()
+	o.now = func() time.Time { return now }
+	for range 5 {
+		if got := o.Owner(t.Context(), "ml", "Job", "nightly-1"); got == nil || *got != (audit.Owner{Kind: "CronJob", Name: "nightly"}) {
+			t.Fatalf("owner = %+v", got)
+		}
+	}
+	if r.gets != 1 {
+		t.Errorf("%d lookups for five pods of one Job, want 1", r.gets)
+	}
+	for _, name := range []string{"adhoc", "gone", "adhoc", "gone"} {
+		if got := o.Owner(t.Context(), "ml", "Job", name); got != nil {
+			t.Errorf("owner of %s = %+v, want none", name, got)
+		}
+	}
+	if r.gets != 3 {
+		t.Errorf("%d lookups, want 3 (an owner-less and a missing Job kept too)", r.gets)
+	}
+	o.Owner(t.Context(), "ml", "Job", "broken")
+	o.Owner(t.Context(), "ml", "Job", "broken")
+	if r.gets != 5 {
+		t.Errorf("%d lookups, want 5 (a failed lookup is not kept)", r.gets)
+	}
+	now = now.Add(ownerTTL)
+	o.Owner(t.Context(), "ml", "Job", "nightly-1")
+	if r.gets != 6 {
+		t.Errorf("%d lookups, want 6 (an owner is looked up again after ownerTTL)", r.gets)
+	}
+	if o.Owner(t.Context(), "ml", "ReplicaSet", "x"); r.gets != 7 {
+		t.Errorf("%d lookups, want 7", r.gets)
+	}
+	if o.Owner(t.Context(), "ml", "Pod", "x") != nil || r.gets != 7 {
+		t.Error("an owner kind credgate does not follow was looked up")
+	}
+}
