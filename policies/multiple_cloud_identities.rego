@@ -73,12 +73,13 @@ envfrom_source(from) := sprintf("Secret %s", [from.secretRef.name]) if from.secr
 
 envfrom_source(from) := sprintf("ConfigMap %s", [from.configMapRef.name]) if from.configMapRef
 
+# (The envFrom sources first: most pods have none, and then nothing else is looked at.)
 warn contains lib.violation("multiple-cloud-identities", cred.name, msg) if {
+	some c in lib.target_containers
+	some from in object.get(c, "envFrom", [])
 	some cloud, sources in identities
 	some cred in input.credentials
 	sprintf("credential %s", [cred.name]) in sources
-	some c in lib.target_containers
-	some from in object.get(c, "envFrom", [])
 	may_set_identity(from, cloud)
 	msg := sprintf("container %s takes variables from %s (envFrom, prefix %q), which may set %s identity variables beside credential %s: credgate cannot see them; make sure it does not", [c.name, envfrom_source(from), object.get(from, "prefix", ""), cloud, cred.name])
 }
