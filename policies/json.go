@@ -4,9 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // maxDepth bounds the nesting of a document parseJSON accepts, as encoding/json does.
@@ -131,7 +136,11 @@ func (p *jsonParser) object(depth int) (*ast.Term, error) {
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, [2]*ast.Term{p.term(ast.String(k)), v})
+		key, ok := fieldNames()[k]
+		if !ok {
+			key = p.term(ast.String(k))
+		}
+		items = append(items, [2]*ast.Term{key, v})
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unexpected end of input in an object")
@@ -270,3 +279,39 @@ func (p *jsonParser) number() (*ast.Term, error) {
 	}
 	return p.term(v), nil
 }
+
+// fieldNames are the member names of the objects credgate admits — every JSON field name of
+// the Pod, Job and CronJob types, at any depth — as shared terms: most member names of an
+// admitted object are among them, and a shared term costs no allocation (terms are immutable).
+// Any other name gets its own.
+var fieldNames = sync.OnceValue(func() map[string]*ast.Term {
+	names := map[string]*ast.Term{}
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			if t.Kind() == reflect.Map {
+				walk(t.Key())
+			}
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				if _, ok := names[name]; !ok {
+					names[name] = ast.StringTerm(name)
+				}
+			}
+			walk(f.Type)
+		}
+	}
+	for _, v := range []any{corev1.Pod{}, batchv1.Job{}, batchv1.CronJob{}} {
+		walk(reflect.TypeOf(v))
+	}
+	return names
+})
