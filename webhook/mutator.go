@@ -93,7 +93,7 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	if len(req.Object.Raw) == 0 {
 		return admission.Errored(http.StatusBadRequest, errors.New("the admission request has no object")), nil
 	}
-	log := m.Log.WithValues(keyUID, req.UID, keyKind, m.Kind.GVK.Kind, keyNamespace, req.Namespace, keyName, req.Name)
+	log := &requestLog{base: m.Log, req: &req, kind: m.Kind.GVK.Kind}
 	// An admission identical to one decided a moment ago (the next pod of a Job) reuses its
 	// decision and encoded patch, if nothing it read has changed (review.Decisions).
 	var key review.Key
@@ -109,7 +109,7 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode %s: %w", m.Kind.GVK.Kind, err)), nil
 	}
 	if fixed {
-		return m.checkFixedMetadata(ctx, req, obj, log)
+		return m.checkFixedMetadata(ctx, req, obj, log.get())
 	}
 	// An update's old object: a credential label credgate copied into a CronJob's pod template
 	// follows the CronJob's (workload.FollowLabels).
@@ -130,13 +130,13 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		return admission.Errored(http.StatusBadRequest, err), &d
 	case err != nil:
 		// A policy's runtime error may quote the input: hide the pod's literal values.
-		log.Error(errors.New(redactor(obj)(err.Error())), "review failed")
+		log.get().Error(errors.New(redactor(obj)(err.Error())), "review failed")
 		return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not review the request; see the credgate logs")), &d
 	}
 	var patch []byte
 	if len(d.Patch) > 0 && !m.ValidateOnly && !d.Denied() {
 		if patch, err = json.Marshal(d.Patch); err != nil {
-			log.Error(err, "encode the patch")
+			log.get().Error(err, "encode the patch")
 			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not encode its response; see the credgate logs")), &d
 		}
 	}
@@ -145,6 +145,23 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		m.Decisions.Put(key, &d, patch)
 	}
 	return resp, &d
+}
+
+// requestLog is the logger of one request, with its identity, built on first use: most
+// admissions log nothing.
+type requestLog struct {
+	base logr.Logger
+	req  *admission.Request
+	kind string
+	log  *logr.Logger
+}
+
+func (l *requestLog) get() logr.Logger {
+	if l.log == nil {
+		lg := l.base.WithValues(keyUID, l.req.UID, keyKind, l.kind, keyNamespace, l.req.Namespace, keyName, l.req.Name)
+		l.log = &lg
+	}
+	return *l.log
 }
 
 // key is req's review.Key at this webhook.
@@ -163,12 +180,12 @@ func (m *Mutator) key(req admission.Request) review.Key {
 // respond records, logs and answers d, the decision on req, whose patch encodes to patch. obj
 // is the object decoded, or nil when d is a reused decision (it is decoded then only if an
 // audit record needs its owner).
-func (m *Mutator) respond(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision, patch []byte, log logr.Logger) admission.Response {
+func (m *Mutator) respond(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision, patch []byte, log *requestLog) admission.Response {
 	// Policy messages may quote what the pod sets: Review redacted every one — the refusal,
 	// the warnings, the audit record's and the Event's all come from them — before cutting
 	// them to size.
 	if err := m.audit(ctx, req, obj, d); err != nil {
-		log.Error(err, "write audit record")
+		log.get().Error(err, "write audit record")
 		if !d.Denied() && m.Audit.FailClosed() {
 			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not write the audit record; see the credgate logs"))
 		}
@@ -180,26 +197,26 @@ func (m *Mutator) respond(ctx context.Context, req admission.Request, obj runtim
 	m.event(req, obj, d, refusal)
 	switch {
 	case d.Denied():
-		log.Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
+		log.get().Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
 		return admission.Denied(refusal)
 	case !d.Mutated && len(d.Patch) == 0:
 		return admission.Allowed("no credentials requested")
 	case len(d.Audited) > 0:
-		log.Info("admitted with audited violations", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Audited), keyRevision, d.PolicyRevision)
+		log.get().Info("admitted with audited violations", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Audited), keyRevision, d.PolicyRevision)
 	}
 	if m.ValidateOnly {
 		return admission.Allowed("")
 	}
 
 	if d.Stripped != nil {
-		log.Info("removed an injection by an earlier credgate", keyCredentials, d.Credentials)
+		log.get().Info("removed an injection by an earlier credgate", keyCredentials, d.Credentials)
 	}
 	switch {
-	case !d.Mutated:
+	case !d.Mutated || !m.Log.V(1).Enabled():
 	case m.Kind.GVK.Kind == "Pod":
-		log.V(1).Info("injected", keyCredentials, d.Credentials)
+		log.get().V(1).Info("injected", keyCredentials, d.Credentials)
 	default:
-		log.V(1).Info("checked; its pods get the credentials when they are created", keyCredentials, d.Credentials)
+		log.get().V(1).Info("checked; its pods get the credentials when they are created", keyCredentials, d.Credentials)
 	}
 	resp := patchResponse(d.Patch).WithWarnings(d.Warnings...)
 	resp.Patch = patch
