@@ -109,8 +109,9 @@ type Decisions struct {
 // Reused is a decision kept for reuse, with its patch encoded. Treat it as read-only: it is
 // shared by every admission that reuses it.
 type Reused struct {
+	// Decision is the decision, without its patch operations (Decision.Patch is nil).
 	Decision Decision
-	// Patch is Decision.Patch encoded as JSON (nil when it is empty).
+	// Patch is the decision's patch encoded as JSON (nil when it was empty).
 	Patch []byte
 }
 
@@ -139,7 +140,10 @@ func (c *Decisions) Put(k Key, d *Decision, patch []byte) {
 	if c == nil || !d.inputs.reusable {
 		return
 	}
+	// The operations are kept encoded only: their values (every variable, mount and volume
+	// injected) would double what an entry holds.
 	e := &Reused{Decision: *d, Patch: patch}
+	e.Decision.Patch = nil
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[k]; ok {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -353,9 +355,15 @@ func TestReusedDecisionsAreBounded(t *testing.T) {
 }
 
 // TestReuseSkipsTheReview: a reused decision resolves nothing beyond checking each
-// Credential's version — the same lookups, no policy evaluation — and costs no decode.
+// Credential's version — the same lookups, no policy evaluation — and is counted as the
+// review's would be (patched, each credential injected), and as reused.
 func TestReuseSkipsTheReview(t *testing.T) {
 	f := newReuseFixture(t)
+	metrics, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mutating.Metrics = metrics
 	body := readFixture(t, "pod-training.json")
 	f.admit(t, body)
 	f.admit(t, body)
@@ -365,6 +373,15 @@ func TestReuseSkipsTheReview(t *testing.T) {
 	}
 	if n := f.store.lookups() - gets; n != 3 {
 		t.Errorf("a reuse made %d credential lookups, want 3 (one per credential, its version)", n)
+	}
+	for what, got := range map[string]float64{
+		"patched": testutil.ToFloat64(metrics.requests.WithLabelValues("/mutate-v1-pod", "create", decisionPatched)),
+		"aws":     testutil.ToFloat64(metrics.injections.WithLabelValues("aws")),
+		"reused":  testutil.ToFloat64(metrics.reused.WithLabelValues("/mutate-v1-pod")),
+	} {
+		if want := map[string]float64{"patched": 3, "aws": 3, "reused": 2}[what]; got != want {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
 	}
 	if !bytes.Contains(body, []byte(`"credentials.credgate.dev/aws"`)) {
 		t.Fatal("the fixture requests other credentials than the test counts")

@@ -28,6 +28,7 @@ type Metrics struct {
 	duration   *prometheus.HistogramVec
 	denials    *prometheus.CounterVec
 	injections *prometheus.CounterVec
+	reused     *prometheus.CounterVec
 }
 
 // NewMetrics registers the admission metrics with reg.
@@ -50,8 +51,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "credgate_injections_total",
 			Help: "Credentials injected into pods by the mutating webhook, by credential type.",
 		}, []string{"type"}),
+		reused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "credgate_admission_reused_total",
+			Help: "Admissions answered with the decision of an identical one (a Job's next pod: review.Decisions), by webhook path.",
+		}, []string{"webhook"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.denials, m.injections} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.denials, m.injections, m.reused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register admission metrics: %w", err)
 		}
@@ -59,10 +64,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// observe records one answered request.
-func (m *Metrics) observe(path string, req admission.Request, resp admission.Response, d *review.Decision, start time.Time) {
+// observe records one answered request, with the decision reused when reused.
+func (m *Metrics) observe(path string, req admission.Request, resp admission.Response, d *review.Decision, reused bool, start time.Time) {
 	if m == nil {
 		return
+	}
+	if reused {
+		m.reused.WithLabelValues(path).Inc()
 	}
 	m.duration.WithLabelValues(path).Observe(time.Since(start).Seconds())
 	decision := decisionAllowed
@@ -73,7 +81,7 @@ func (m *Metrics) observe(path string, req admission.Request, resp admission.Res
 		decision = decisionError
 	case !resp.Allowed:
 		decision = decisionDenied
-	case len(resp.Patches) > 0:
+	case len(resp.Patches) > 0 || len(resp.Patch) > 0:
 		decision = decisionPatched
 	}
 	m.requests.WithLabelValues(path, strings.ToLower(string(req.Operation)), decision).Inc()

@@ -71,17 +71,19 @@ var _ admission.Handler = (*Mutator)(nil)
 // Handle implements admission.Handler: guard, decode, review, respond; and count.
 func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
-	resp, d := m.handle(ctx, req)
+	var reused bool
+	resp, d := m.handle(ctx, req, &reused)
 	path := m.Kind.Path
 	if m.ValidateOnly {
 		path = m.Kind.ValidatePath
 	}
-	m.Metrics.observe(path, req, resp, d, start)
+	m.Metrics.observe(path, req, resp, d, reused, start)
 	return resp
 }
 
-// handle answers req, with the decision when the review ran.
-func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.Response, *review.Decision) {
+// handle answers req, with the decision when the review ran or was reused (then *reused is
+// set).
+func (m *Mutator) handle(ctx context.Context, req admission.Request, reused *bool) (admission.Response, *review.Decision) {
 	fixed := m.ValidateOnly && m.Kind.FixedOnUpdate && req.Operation == admissionv1.Update
 	if !fixed && !slices.Contains(m.Kind.Operations, req.Operation) {
 		return admission.Allowed("credgate does not mutate this operation"), nil
@@ -101,6 +103,7 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	if reuse {
 		key = m.key(req)
 		if e, ok := m.Decisions.Get(ctx, m.Reviewer, key, req.Namespace); ok {
+			*reused = true
 			return m.respond(ctx, req, nil, &e.Decision, e.Patch, log), &e.Decision
 		}
 	}
@@ -199,7 +202,7 @@ func (m *Mutator) respond(ctx context.Context, req admission.Request, obj runtim
 	case d.Denied():
 		log.get().Info("refused", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Violations), keyRevision, d.PolicyRevision, keyDryRun, d.DryRun)
 		return admission.Denied(refusal)
-	case !d.Mutated && len(d.Patch) == 0:
+	case !d.Mutated && len(d.Patch) == 0 && len(patch) == 0:
 		return admission.Allowed("no credentials requested")
 	case len(d.Audited) > 0:
 		log.get().Info("admitted with audited violations", keyCredentials, d.Credentials, keyRules, ruleIDs(d.Audited), keyRevision, d.PolicyRevision)
@@ -219,7 +222,9 @@ func (m *Mutator) respond(ctx context.Context, req admission.Request, obj runtim
 		log.get().V(1).Info("checked; its pods get the credentials when they are created", keyCredentials, d.Credentials)
 	}
 	resp := patchResponse(d.Patch).WithWarnings(d.Warnings...)
-	resp.Patch = patch
+	if len(patch) > 0 {
+		resp.Patch, resp.PatchType = patch, new(admissionv1.PatchTypeJSONPatch)
+	}
 	return resp
 }
 
