@@ -121,7 +121,7 @@ PEER_FLAGS  ?=
 
 .PHONY: bench-peer
 bench-peer: control-plane build $(OPA) ## credgate serve beside an OPA server deciding the same rules on the same inputs, over TLS, closed and open loop; results in bench/peer.txt.
-	$(GO) run ./bench/peer --opa $(OPA) -o bench/peer.txt $(PEER_FLAGS)
+	$(GO) run ./bench/peer --opa $(patsubst $(CURDIR)/%,%,$(OPA)) -o bench/peer.txt $(PEER_FLAGS)
 
 .PHONY: opa
 opa: $(OPA) ## Build the OPA server of make bench-peer from source into bin/ (once).
@@ -136,6 +136,14 @@ $(OPA): bench/peer/opa/go.mod bench/peer/opa/go.sum go.mod
 bench-e2e: control-plane $(BIN)/minio build ## Admission latency as kube-apiserver measures it (p50/p99 of credgate's pod webhooks, 20 pods/s for 10s); results in bench/e2e.txt.
 	CREDGATE_E2E_RESULTS=bench/e2e.txt $(GO) test -count=1 -tags e2e ./test/e2e/ -run '^TestAdmissionLatency$$' -v
 	@cat bench/e2e.txt
+
+# make bench-scale creates 10,000 Credentials in 1,000 namespaces in a local cluster (several
+# minutes on two cores). SCALE_FLAGS passes flags (go run ./bench/scale --help).
+SCALE_FLAGS ?=
+
+.PHONY: bench-scale
+bench-scale: control-plane build ## credgate serve's memory (RSS, Go heap) with 10,000 Credentials, before and after each is used once, and its start-up with them; results in bench/scale.txt.
+	$(GO) run ./bench/scale -o bench/scale.txt $(SCALE_FLAGS)
 
 ##@ Build
 
