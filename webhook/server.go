@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -47,6 +48,8 @@ type Options struct {
 	Port int
 	// MetricsAddr serves Prometheus metrics ("0" disables).
 	MetricsAddr string
+	// Profiling also serves Go's profiles (net/http/pprof) under /debug/pprof/ on MetricsAddr.
+	Profiling bool
 	// HealthAddr serves /healthz and /readyz.
 	HealthAddr string
 	// PolicyDir holds extra .rego policies and data files, reloaded every PolicyReload.
@@ -108,7 +111,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	mo := manager.Options{
 		Scheme:                 scheme,
 		Logger:                 log,
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr, ExtraHandlers: profiling(o.Profiling)},
 		HealthProbeBindAddress: o.HealthAddr,
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
@@ -308,6 +311,20 @@ func (h Handlers) Register(srv crwebhook.Server) {
 		mh.Log, vh.Log = h.Log.WithValues(keyPath, k.Path), h.Log.WithValues(keyPath, k.ValidatePath)
 		srv.Register(k.Path, &Endpoint{Mutator: &Mutator{Handlers: mh, Kind: k}, RecoverPanic: true})
 		srv.Register(k.ValidatePath, &Endpoint{Mutator: &Mutator{Handlers: vh, Kind: k, ValidateOnly: true}, RecoverPanic: true})
+	}
+}
+
+// profiling returns Go's profile handlers, by path, when on.
+func profiling(on bool) map[string]http.Handler {
+	if !on {
+		return nil
+	}
+	return map[string]http.Handler{
+		"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+		"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+		"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+		"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+		"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
 	}
 }
 

@@ -1,6 +1,9 @@
 package webhook
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,5 +44,18 @@ func TestInformersKeepWhatAdmissionReads(t *testing.T) {
 	if gotNs.Name != want.Name || gotNs.UID != want.UID || gotNs.ResourceVersion != want.ResourceVersion ||
 		gotNs.Labels["credgate.dev/require-temporary"] != "true" || gotNs.Annotations != nil || len(gotNs.Spec.Finalizers) != 0 {
 		t.Errorf("trimmed Namespace = %+v", gotNs)
+	}
+}
+
+// TestProfiling: --profiling serves Go's profiles, and nothing is served without it.
+func TestProfiling(t *testing.T) {
+	if profiling(false) != nil {
+		t.Error("profiles served with profiling off")
+	}
+	h := profiling(true)["/debug/pprof/"]
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/debug/pprof/heap?debug=1", nil))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "heap profile") {
+		t.Errorf("GET /debug/pprof/heap: %d %.100s", rec.Code, rec.Body.String())
 	}
 }
