@@ -126,7 +126,7 @@ bench-peer: control-plane build $(OPA) ## credgate serve beside an OPA server de
 .PHONY: opa
 opa: $(OPA) ## Build the OPA server of make bench-peer from source into bin/ (once).
 
-$(OPA): bench/peer/opa/go.mod bench/peer/opa/go.sum go.mod
+$(OPA): bench/peer/opa/go.mod bench/peer/opa/go.sum
 	@grep -q '^require github.com/open-policy-agent/opa $(OPA_VERSION)$$' bench/peer/opa/go.mod || \
 	  { echo "bench/peer/opa/go.mod must require github.com/open-policy-agent/opa $(OPA_VERSION), as go.mod does"; exit 1; }
 	@echo ">> building OPA $(OPA_VERSION) from source (bench/peer/opa; a few minutes the first time)"
