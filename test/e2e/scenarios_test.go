@@ -41,7 +41,8 @@ func namespace(t *testing.T) string {
 	if err := c.Client.Create(t.Context(), ns); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Client.Delete(t.Context(), ns) })
+	// t.Context() is canceled before cleanups run: the delete needs a context of its own.
+	t.Cleanup(func() { _ = c.Client.Delete(context.Background(), ns) })
 	return ns.Name
 }
 
