@@ -119,9 +119,13 @@ OPA_VERSION := $(shell awk '$$1 == "github.com/open-policy-agent/opa" {print $$2
 OPA         := $(BIN)/opa-$(OPA_VERSION)
 PEER_FLAGS  ?=
 
+# It runs twice: as credgate serves by default, where the samples, repeated as a Job's pods are,
+# reuse their decisions (bench/peer.txt); and with reuse off, every admission reviewed in full
+# as a pod never seen before is (bench/peer-no-reuse.txt).
 .PHONY: bench-peer
-bench-peer: control-plane build $(OPA) ## credgate serve beside an OPA server deciding the same rules on the same inputs, over TLS, closed and open loop; results in bench/peer.txt.
+bench-peer: control-plane build $(OPA) ## credgate serve beside an OPA server deciding the same rules on the same inputs, over TLS, closed and open loop; results in bench/peer.txt (and bench/peer-no-reuse.txt, decisions never reused).
 	$(GO) run ./bench/peer --opa $(patsubst $(CURDIR)/%,%,$(OPA)) -o bench/peer.txt $(PEER_FLAGS)
+	$(GO) run ./bench/peer --opa $(patsubst $(CURDIR)/%,%,$(OPA)) -o bench/peer-no-reuse.txt --credgate-flag=--reused-decisions=0 $(PEER_FLAGS)
 
 .PHONY: opa
 opa: $(OPA) ## Build the OPA server of make bench-peer from source into bin/ (once).
