@@ -108,7 +108,7 @@ fuzz: ## Fuzz the admission handler, the patch (against a generic diff) and the 
 .PHONY: bench
 bench: ## Benchmark the admission path, policy evaluation and the durable audit write; results in bench/results.txt.
 	@mkdir -p bench
-	$(GO) test ./webhook/ ./policies/ ./audit/ -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 | tee bench/raw.txt
+	$(GO) test -p 1 ./webhook/ ./policies/ ./audit/ -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 | tee bench/raw.txt
 	grep '^Benchmark' bench/raw.txt > bench/results.txt && rm bench/raw.txt
 	$(GO) run ./bench/summarize
 

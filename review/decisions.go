@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/policies"
 )
 
@@ -109,7 +110,8 @@ type Decisions struct {
 // Reused is a decision kept for reuse, with its patch encoded. Treat it as read-only: it is
 // shared by every admission that reuses it.
 type Reused struct {
-	// Decision is the decision, without its patch operations (Decision.Patch is nil).
+	// Decision is the decision, without its patch operations (Decision.Patch is nil), and with
+	// only the name and type of each resolved credential (Decision.Resolved).
 	Decision Decision
 	// Patch is the decision's patch encoded as JSON (nil when it was empty).
 	Patch []byte
@@ -141,9 +143,14 @@ func (c *Decisions) Put(k Key, d *Decision, patch []byte) {
 		return
 	}
 	// The operations are kept encoded only: their values (every variable, mount and volume
-	// injected) would double what an entry holds.
+	// injected) would double what an entry holds; and of the resolved credentials, what is read
+	// after a reuse, their names and types.
 	e := &Reused{Decision: *d, Patch: patch}
 	e.Decision.Patch = nil
+	e.Decision.Resolved = make([]credential.Resolved, len(d.Resolved))
+	for i, r := range d.Resolved {
+		e.Decision.Resolved[i] = credential.Resolved{Name: r.Name, Type: r.Type}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[k]; ok {

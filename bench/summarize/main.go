@@ -37,12 +37,8 @@ var tables = []struct {
 	name, doc string
 	rows      []row
 }{
-	{"admission", "README.md", []row{
-		{"BenchmarkFloor", "the floor: decode the review and the pod, encode a response", ""},
-		{"BenchmarkHandler/policy=none", "the full admission without policies", ""},
-		{"BenchmarkHandler/policy=builtin", "the full admission with the built-in policies", "admissions"},
-		{"BenchmarkPolicyEvaluate/prebuilt", "policy evaluation alone", ""},
-	}},
+	{"admission", "README.md", admissionRows},
+	{"admission", "docs/performance.md", admissionRows},
 	{"audit", "docs/audit.md", []row{
 		{"BenchmarkFileSink/writers=1", "every record its own fsync", "records"},
 		{"BenchmarkFileSink/writers=8xGOMAXPROCS", "16 concurrent writers", "records"},
@@ -51,6 +47,18 @@ var tables = []struct {
 		{"BenchmarkDenial/audit-file=true", "the same, with the durable file", "denials"},
 	}},
 }
+
+// admissionRows are the admission path's figures, each also as a multiple of the floor's.
+var admissionRows = []row{
+	{"BenchmarkFloor", "the floor: decode the review and the pod, encode a response", ""},
+	{"BenchmarkHandler/policy=none", "the full admission without policies", ""},
+	{"BenchmarkHandler/policy=builtin", "the full admission with the built-in policies", "admissions"},
+	{"BenchmarkHandler/policy=builtin,reused", "the same pod again: the next pod of a Job, its decision reused", "admissions"},
+	{"BenchmarkPolicyEvaluate/prebuilt", "policy evaluation alone", ""},
+}
+
+// floor is the benchmark the admission rows are compared with.
+const floor = "BenchmarkFloor"
 
 func main() {
 	root := flag.String("root", ".", "the repository")
@@ -163,7 +171,13 @@ func median(xs []float64) float64 {
 
 func render(results map[string]result, rows []row) (string, error) {
 	var b strings.Builder
-	b.WriteString("| benchmark | per operation | allocations | throughput |\n| --- | --- | --- | --- |\n")
+	base, vsFloor := results[floor]
+	vsFloor = vsFloor && slices.ContainsFunc(rows, func(r row) bool { return r.bench == floor })
+	if vsFloor {
+		b.WriteString("| benchmark | per operation | allocations | × the floor (time, allocations) | throughput |\n| --- | --- | --- | --- | --- |\n")
+	} else {
+		b.WriteString("| benchmark | per operation | allocations | throughput |\n| --- | --- | --- | --- |\n")
+	}
 	runs := 0
 	for _, r := range rows {
 		res, ok := results[r.bench]
@@ -175,7 +189,11 @@ func render(results map[string]result, rows []row) (string, error) {
 		if r.per != "" {
 			rate = "≈ " + round(1e9/res.nsPerOp, 2) + " " + r.per + "/s"
 		}
-		fmt.Fprintf(&b, "| `%s` (%s) | ≈ %s | %s | %s |\n", r.bench, r.label, duration(res.nsPerOp), round(res.allocsPerOp, 3), rate)
+		ratio := ""
+		if vsFloor {
+			ratio = " " + round(res.nsPerOp/base.nsPerOp, 2) + "×, " + round(res.allocsPerOp/base.allocsPerOp, 2) + "× |"
+		}
+		fmt.Fprintf(&b, "| `%s` (%s) | ≈ %s | %s |%s %s |\n", r.bench, r.label, duration(res.nsPerOp), round(res.allocsPerOp, 3), ratio, rate)
 	}
 	fmt.Fprintf(&b, "\nMedians of %d runs in `bench/results.txt` (`make bench`, on the 2-core development machine; timings there move by ±30%% from run to run).\n", runs)
 	return b.String(), nil
