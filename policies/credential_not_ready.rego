@@ -15,6 +15,7 @@
 # custom:
 #   id: credential-not-ready
 #   enforcement: deny
+#   scope: credential
 package credgate.builtin.credential_not_ready
 
 import data.credgate.lib

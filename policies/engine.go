@@ -157,6 +157,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		return nil, fmt.Errorf("parse policies: %w", errors.Join(errs...))
 	}
 	listed := rules(modules) // from the modules as parsed: the compiler rewrites rule heads
+	parsedModules := maps.Clone(modules)
 	scopedPkgs := credentialScoped(modules, builtin)
 	query := planQuery(modules, scopedPkgs)
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
@@ -166,7 +167,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if err := checkScoped(scopedPkgs, compiler.Modules); err != nil {
 		return nil, err
 	}
-	sc, err := newScoped(ctx, compiler, src.data(), scopedPkgs)
+	sc, err := newScoped(ctx, compiler, src.data(), parsedModules, scopedPkgs)
 	if err != nil {
 		return nil, err
 	}

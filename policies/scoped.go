@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -19,7 +20,12 @@ import (
 // Credential revision (and namespace labels), not per admission: a Credential's policy-input
 // value is built once per revision and shared (ValueCache), and a scoped rule's violations are
 // kept per value. admin-scoped-credential, the IAM analysis of policy documents — the costliest
-// rule, whose cost grows with what a tenant writes — and static-credentials are.
+// rule, whose cost grows with what a tenant writes — static-credentials and
+// credential-not-ready are.
+//
+// Such a rule may read the clock only to compare it with its Credential's status.expiresAt
+// (credential-not-ready does): a result found before that time is kept until it, one found
+// after for good.
 //
 // Compile checks that such a package reads nothing of the input but input.credentials and
 // input.namespace, itself or through the helpers it calls; TestCredentialScopedParity holds the
@@ -40,10 +46,12 @@ type scoped struct {
 	kept map[ast.Value][]keptResult // by the identity of the credential's value (ValueCache shares it)
 }
 
-// keptResult is what the scoped rules found on a credential in a namespace (its value).
+// keptResult is what the scoped rules found on a credential in a namespace (its value), and
+// until when it holds (zero: for as long as the value lives).
 type keptResult struct {
 	namespace ast.Value
 	result    Result
+	until     time.Time
 }
 
 // credentialScoped returns the packages of the built-in modules (the builtin names of
@@ -125,15 +133,31 @@ func readsOnlyCredentials(pkg string, compiled map[string]*ast.Module, rules map
 	return nil
 }
 
-// newScoped prepares the query of the credential-scoped packages pkgs, or returns nil if none.
-func newScoped(ctx context.Context, compiler *ast.Compiler, data map[string]any, pkgs []string) (*scoped, error) {
+// newScoped prepares the query of the credential-scoped packages pkgs of modules (as parsed),
+// or returns nil if there are none. It reads each deny and warn set a package defines (the
+// built-in ones are partial sets: always defined).
+func newScoped(ctx context.Context, compiler *ast.Compiler, data map[string]any, modules map[string]*ast.Module, pkgs []string) (*scoped, error) {
 	if len(pkgs) == 0 {
 		return nil, nil
 	}
+	defined := map[string]bool{}
+	for _, m := range modules {
+		if pkg := packageName(m); slices.Contains(pkgs, pkg) {
+			for _, r := range m.Rules {
+				if set := setOf(r); set != "" {
+					defined["data."+pkg+"."+set] = true
+				}
+			}
+		}
+	}
 	var deny, warn []string
 	for _, pkg := range pkgs {
-		deny = append(deny, "object.get(data."+pkg+", \"deny\", set())")
-		warn = append(warn, "object.get(data."+pkg+", \"warn\", set())")
+		if ref := "data." + pkg + ".deny"; defined[ref] {
+			deny = append(deny, ref)
+		}
+		if ref := "data." + pkg + ".warn"; defined[ref] {
+			warn = append(warn, ref)
+		}
 	}
 	prepared, err := rego.New(
 		rego.Query("deny := ["+strings.Join(deny, ", ")+"]; warn := ["+strings.Join(warn, ", ")+"]"),
@@ -184,13 +208,18 @@ func (s *scoped) evaluate(ctx context.Context, input ast.Value) (Result, error) 
 // ns: kept from an earlier admission that shared the value, in a namespace of the same name
 // and labels, or evaluated with c alone as the input's credentials.
 func (s *scoped) one(ctx context.Context, c, ns ast.Value) (Result, error) {
-	_, cacheable := c.(ast.Object) // compared by identity: the ValueCache shares a revision's
+	obj, cacheable := c.(ast.Object) // compared by identity: the ValueCache shares a revision's
+	var expires time.Time
+	if cacheable {
+		expires, cacheable = expiresAt(obj)
+	}
+	now := time.Now()
 	if cacheable {
 		s.mu.Lock()
 		kept := s.kept[c]
 		s.mu.Unlock()
 		for _, k := range kept {
-			if k.namespace.Compare(ns) == 0 {
+			if k.namespace.Compare(ns) == 0 && (k.until.IsZero() || now.Before(k.until)) {
 				return k.result, nil
 			}
 		}
@@ -210,12 +239,43 @@ func (s *scoped) one(ctx context.Context, c, ns ast.Value) (Result, error) {
 			clear(s.kept)
 		}
 		// A credential is in one namespace, whose labels change seldom: keep the latest few.
-		kept := s.kept[c]
+		kept := slices.DeleteFunc(slices.Clone(s.kept[c]), func(k keptResult) bool { return k.namespace.Compare(ns) == 0 })
 		if len(kept) >= 4 {
 			kept = kept[1:]
 		}
-		s.kept[c] = append(slices.Clip(kept), keptResult{namespace: ns, result: res})
+		// Evaluated before the credential's expiry, the result holds until it; after, for good.
+		var until time.Time
+		if !expires.IsZero() && now.Before(expires) {
+			until = expires
+		}
+		s.kept[c] = append(kept, keptResult{namespace: ns, result: res, until: until})
 		s.mu.Unlock()
 	}
 	return res, nil
+}
+
+// statusKey and expiresAtKey locate a credential value's status.expiresAt.
+var statusKey, expiresAtKey = ast.StringTerm("status"), ast.StringTerm("expiresAt")
+
+// expiresAt returns the credential value's status.expiresAt (zero when it has none), and
+// whether the value may be kept: not when expiresAt is there but not a time (the rules would
+// read it otherwise than this does).
+func expiresAt(c ast.Object) (time.Time, bool) {
+	var st ast.Object
+	if t := c.Get(statusKey); t != nil {
+		st, _ = t.Value.(ast.Object)
+	}
+	if st == nil {
+		return time.Time{}, true
+	}
+	t := st.Get(expiresAtKey)
+	if t == nil {
+		return time.Time{}, true
+	}
+	s, ok := t.Value.(ast.String)
+	if !ok {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339, string(s))
+	return at, err == nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestCredentialScopedParity: evaluating the credential-scoped rules per credential, as a
@@ -22,7 +24,7 @@ func TestCredentialScopedParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"credgate.builtin.admin_scoped_credential", "credgate.builtin.static_credentials"}
+	want := []string{"credgate.builtin.admin_scoped_credential", "credgate.builtin.credential_not_ready", "credgate.builtin.static_credentials"}
 	if rev.scoped == nil || !slicesEqual(rev.scoped.packages, want) {
 		t.Fatalf("scoped packages = %v, want %v", rev.scoped, want)
 	}
@@ -220,4 +222,48 @@ func countRule(t *testing.T, ctx context.Context, pq rego.PreparedEvalQuery, inp
 		}
 	}
 	return n
+}
+
+// TestScopedResultsExpire: what the credential-scoped rules found on a credential before its
+// status.expiresAt is kept only until then: the same credential value, evaluated after, is
+// refused as expired.
+func TestScopedResultsExpire(t *testing.T) {
+	ctx := context.Background()
+	rev, err := Load(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := exampleInput(t)
+	c := in.Credentials[0]
+	src := c.Source.DeepCopy()
+	src.UID, src.ResourceVersion = "u-expiring", "1"
+	expiry := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second)
+	src.Status.ExpiresAt = &metav1.Time{Time: expiry}
+	c.Source = src
+	in.Credentials[0] = c
+	expired := func() bool {
+		v, err := in.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := rev.Evaluate(ctx, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range res.Deny {
+			if d.Rule == "credential-not-ready" && d.Credential == c.Name && strings.Contains(d.Message, "expired") {
+				return true
+			}
+		}
+		return false
+	}
+	for range 3 { // the second and third from what was kept
+		if expired() {
+			t.Fatalf("refused as expired before %s", expiry)
+		}
+	}
+	time.Sleep(time.Until(expiry) + 50*time.Millisecond)
+	if !expired() {
+		t.Fatalf("admitted after its expiry %s: a kept result outlived it", expiry)
+	}
 }

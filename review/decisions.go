@@ -266,8 +266,12 @@ func (r *Reviewer) recordInputs(req Request, missing []string, d *Decision) {
 			return
 		}
 		in.credentials = append(in.credentials, credentialVersion{name: src.Name, uid: src.UID, resourceVersion: src.ResourceVersion})
-		if exp := src.Status.ExpiresAt; exp != nil && (in.until.IsZero() || exp.Time.Before(in.until)) {
-			in.until = exp.Time
+		// The policy input carries expiresAt to the second, truncated: a policy sees the
+		// Credential expire at that second, up to a second before it does.
+		if exp := src.Status.ExpiresAt; exp != nil {
+			if at := exp.Truncate(time.Second); in.until.IsZero() || at.Before(in.until) {
+				in.until = at
+			}
 		}
 	}
 	d.inputs = in
