@@ -19,6 +19,14 @@ deny contains "x" if input.request.user == "mallory"
 
 deny contains "night" if time.clock([time.now_ns(), "UTC"])[0] < 6
 `, false},
+		{"certificates checked against the clock", `package credgate.admission
+
+deny contains "bad chain" if {
+	some c in input.pod.spec.containers
+	[ok, _] := crypto.x509.parse_and_verify_certificates(c.image)
+	not ok
+}
+`, false},
 		{"the clock in a helper", `package credgate.admission
 
 now := time.now_ns()

@@ -94,19 +94,29 @@ type Revision struct {
 // Deterministic reports whether the revision decides the same on the same input whenever it
 // is asked, so that a decision may be reused for an identical admission: no user policy calls
 // a Rego function whose result depends on when or how often it is called (time.now_ns,
-// io.jwt.encode_sign, …: those OPA marks non-deterministic). The built-in rules read the clock
+// io.jwt.encode_sign, …: those OPA marks non-deterministic; and those that check certificates
+// against the current time). The built-in rules read the clock
 // only to compare it with a Credential's status.expiresAt, which bounds a reused decision's
 // life instead (see review.Decisions).
 func (r *Revision) Deterministic() bool { return r.deterministic }
 
-// nondeterministic returns the first non-deterministic built-in function m calls, or "".
+// readsTheClock are built-in functions whose result depends on when they are called though OPA
+// does not mark them non-deterministic: they check certificates against the current time.
+var readsTheClock = map[string]bool{
+	"crypto.x509.parse_and_verify_certificates":              true,
+	"crypto.x509.parse_and_verify_certificates_with_options": true,
+}
+
+// nondeterministic returns the first built-in function m calls that is non-deterministic, or
+// reads the clock (readsTheClock), or "".
 func nondeterministic(m *ast.Module) string {
 	var found string
 	ast.WalkRefs(m, func(ref ast.Ref) bool {
 		if found != "" {
 			return true
 		}
-		if b, ok := ast.BuiltinMap[ref.String()]; ok && b.IsNondeterministic() {
+		name := ref.String()
+		if b, ok := ast.BuiltinMap[name]; ok && (b.IsNondeterministic() || readsTheClock[name]) {
 			found = b.Name
 		}
 		return false

@@ -34,7 +34,8 @@ import (
 // scopeCredential is the custom.scope value of a credential-scoped built-in rule.
 const scopeCredential = "credential"
 
-// maxScopedValues bounds the violations kept per credential value.
+// maxScopedValues bounds the credentials whose scoped violations are kept (each its latest
+// value only, which the ValueCache holds too).
 const maxScopedValues = 1024
 
 // scoped evaluates a revision's credential-scoped rules per credential value.
@@ -43,7 +44,18 @@ type scoped struct {
 	prepared rego.PreparedEvalQuery
 
 	mu   sync.Mutex
-	kept map[ast.Value][]keptResult // by the identity of the credential's value (ValueCache shares it)
+	kept map[scopedKey]keptValue
+}
+
+// scopedKey names a credential: its namespace and name. Only the credential's latest value is
+// kept, so that an old revision is let go with its results when a new one is evaluated.
+type scopedKey struct{ namespace, credential string }
+
+// keptValue is what the scoped rules found on one value of a credential, compared by identity
+// (the ValueCache shares a revision's value between admissions), per namespace value.
+type keptValue struct {
+	value   ast.Value
+	results []keptResult
 }
 
 // keptResult is what the scoped rules found on a credential in a namespace (its value), and
@@ -168,7 +180,7 @@ func newScoped(ctx context.Context, compiler *ast.Compiler, data map[string]any,
 	if err != nil {
 		return nil, fmt.Errorf("prepare the credential-scoped policy query: %w", err)
 	}
-	return &scoped{packages: pkgs, prepared: prepared, kept: map[ast.Value][]keptResult{}}, nil
+	return &scoped{packages: pkgs, prepared: prepared, kept: map[scopedKey]keptValue{}}, nil
 }
 
 // credentialsKey and namespaceKey are the input's members a scoped rule reads.
@@ -208,19 +220,21 @@ func (s *scoped) evaluate(ctx context.Context, input ast.Value) (Result, error) 
 // ns: kept from an earlier admission that shared the value, in a namespace of the same name
 // and labels, or evaluated with c alone as the input's credentials.
 func (s *scoped) one(ctx context.Context, c, ns ast.Value) (Result, error) {
-	obj, cacheable := c.(ast.Object) // compared by identity: the ValueCache shares a revision's
+	key, cacheable := keyOf(c, ns)
 	var expires time.Time
 	if cacheable {
-		expires, cacheable = expiresAt(obj)
+		expires, cacheable = expiresAt(c.(ast.Object))
 	}
 	now := time.Now()
 	if cacheable {
 		s.mu.Lock()
-		kept := s.kept[c]
+		kv := s.kept[key]
 		s.mu.Unlock()
-		for _, k := range kept {
-			if k.namespace.Compare(ns) == 0 && (k.until.IsZero() || now.Before(k.until)) {
-				return k.result, nil
+		if kv.value == c {
+			for _, k := range kv.results {
+				if k.namespace.Compare(ns) == 0 && (k.until.IsZero() || now.Before(k.until)) {
+					return k.result, nil
+				}
 			}
 		}
 	}
@@ -234,24 +248,55 @@ func (s *scoped) one(ctx context.Context, c, ns ast.Value) (Result, error) {
 	}
 	res := Result{Deny: violations(rs[0].Bindings["deny"]), Warn: violations(rs[0].Bindings["warn"])}
 	if cacheable {
-		s.mu.Lock()
-		if len(s.kept) >= maxScopedValues {
-			clear(s.kept)
-		}
-		// A credential is in one namespace, whose labels change seldom: keep the latest few.
-		kept := slices.DeleteFunc(slices.Clone(s.kept[c]), func(k keptResult) bool { return k.namespace.Compare(ns) == 0 })
-		if len(kept) >= 4 {
-			kept = kept[1:]
-		}
 		// Evaluated before the credential's expiry, the result holds until it; after, for good.
 		var until time.Time
 		if !expires.IsZero() && now.Before(expires) {
 			until = expires
 		}
-		s.kept[c] = append(kept, keptResult{namespace: ns, result: res, until: until})
+		s.mu.Lock()
+		if len(s.kept) >= maxScopedValues {
+			clear(s.kept)
+		}
+		kv := s.kept[key]
+		var results []keptResult
+		if kv.value == c { // another namespace value (labels) for the same credential value
+			results = slices.DeleteFunc(slices.Clone(kv.results), func(k keptResult) bool { return k.namespace.Compare(ns) == 0 })
+			if len(results) >= 4 {
+				results = results[1:]
+			}
+		}
+		s.kept[key] = keptValue{value: c, results: append(results, keptResult{namespace: ns, result: res, until: until})}
 		s.mu.Unlock()
 	}
 	return res, nil
+}
+
+// nameKey is the name member of a credential's and of the namespace's value.
+var nameKey = ast.StringTerm("name")
+
+// keyOf names the credential value c in the namespace value ns, and reports whether c may be
+// kept: an object (compared by identity) with a name, in a namespace with a name.
+func keyOf(c, ns ast.Value) (scopedKey, bool) {
+	co, ok := c.(ast.Object)
+	if !ok {
+		return scopedKey{}, false
+	}
+	no, ok := ns.(ast.Object)
+	if !ok {
+		return scopedKey{}, false
+	}
+	cn, ok1 := stringMember(co, nameKey)
+	nn, ok2 := stringMember(no, nameKey)
+	return scopedKey{namespace: nn, credential: cn}, ok1 && ok2
+}
+
+func stringMember(o ast.Object, k *ast.Term) (string, bool) {
+	t := o.Get(k)
+	if t == nil {
+		return "", false
+	}
+	s, ok := t.Value.(ast.String)
+	return string(s), ok
 }
 
 // statusKey and expiresAtKey locate a credential value's status.expiresAt.

@@ -137,15 +137,29 @@ func (c *Decisions) Len() int {
 	return len(c.entries)
 }
 
-// Put keeps d, decided for the admission k, with its encoded patch, if d may be reused.
+// MaxReuseAge is the longest a decision is reused, whatever else allows it.
+const MaxReuseAge = time.Minute
+
+// MaxReusedBytes is the most a kept decision may weigh — its patch, warnings and credential
+// names — so that a Decisions holds at most max × 32 KiB of them (a pod given ten credentials
+// has a patch of a few kilobytes).
+const MaxReusedBytes = 32 << 10
+
+// Put keeps d, decided for the admission k, with its encoded patch, if d may be reused and
+// weighs at most MaxReusedBytes.
 func (c *Decisions) Put(k Key, d *Decision, patch []byte) {
-	if c == nil || !d.inputs.reusable {
+	if c == nil || !d.inputs.reusable || weight(d, patch) > MaxReusedBytes {
 		return
 	}
 	// The operations are kept encoded only: their values (every variable, mount and volume
 	// injected) would double what an entry holds; and of the resolved credentials, what is read
 	// after a reuse, their names and types.
 	e := &Reused{Decision: *d, Patch: patch}
+	// However unchanged its inputs, a decision is reused for MaxReuseAge at most: what no check
+	// foresaw ends with it.
+	if limit := c.now().Add(MaxReuseAge); e.Decision.inputs.until.IsZero() || limit.Before(e.Decision.inputs.until) {
+		e.Decision.inputs.until = limit
+	}
 	e.Decision.Patch = nil
 	e.Decision.Resolved = make([]credential.Resolved, len(d.Resolved))
 	for i, r := range d.Resolved {
@@ -167,6 +181,21 @@ func (c *Decisions) Put(k Key, d *Decision, patch []byte) {
 	if c.next++; c.next == c.max {
 		c.next, c.wrapped = 0, true
 	}
+}
+
+// weight is roughly what keeping d with patch costs, in bytes.
+func weight(d *Decision, patch []byte) int {
+	n := len(patch)
+	for _, w := range d.Warnings {
+		n += len(w)
+	}
+	for _, v := range d.Warned {
+		n += len(v.Message)
+	}
+	for _, name := range d.Credentials {
+		n += len(name) + 64
+	}
+	return n
 }
 
 // Get returns the decision kept for k in namespace ns if everything it read is as it was:
@@ -247,11 +276,12 @@ func revisionOf(e Evaluator) (*policies.Revision, bool) {
 }
 
 // recordInputs fills in d.inputs, for Decisions, when d may be reused: the request is a
-// CREATE with every requested Credential found, admitted with nothing audited, by a
+// CREATE with every requested Credential found, admitted with nothing audited and no earlier
+// injection taken away (that read Credentials the pod may no longer request), by a
 // deterministic revision, from Credentials that carry a version.
 func (r *Reviewer) recordInputs(req Request, missing []string, d *Decision) {
 	if req.Old != nil || len(missing) > 0 || d.Denied() || len(d.Audited) > 0 || len(d.Credentials) == 0 ||
-		len(d.Resolved) != len(d.Credentials) {
+		len(d.Resolved) != len(d.Credentials) || d.Stripped != nil {
 		return
 	}
 	rev, ok := revisionOf(r.Policy)

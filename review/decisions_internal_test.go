@@ -32,3 +32,29 @@ func TestReuseEndsWhenPoliciesSeeTheExpiry(t *testing.T) {
 		t.Errorf("reused until %s, want %s (the second policies see it expire)", d.inputs.until, want)
 	}
 }
+
+// TestReuseLastsAMinuteAtMost: however unchanged its inputs, a decision is reused for
+// MaxReuseAge at most.
+func TestReuseLastsAMinuteAtMost(t *testing.T) {
+	rev, err := policies.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: "hf", Namespace: "ml", UID: "u", ResourceVersion: "1"}}
+	r := &Reviewer{Policy: policies.NewEngine(rev), Store: credential.NewStaticStore("ml", src)}
+	d := Decision{Credentials: []string{"hf"}, Resolved: []credential.Resolved{{Name: "hf", Source: src}}, PolicyRevision: rev.ID()}
+	r.recordInputs(Request{}, nil, &d)
+	c := NewDecisions(4)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	k := KeyOf(KeyRequest{Webhook: "/mutate-v1-pod", Namespace: "ml", Object: []byte("{}")})
+	c.Put(k, &d, nil)
+	now = now.Add(MaxReuseAge - time.Second)
+	if _, ok := c.Get(context.Background(), r, k, "ml"); !ok {
+		t.Fatal("not reused within MaxReuseAge")
+	}
+	now = now.Add(time.Second)
+	if _, ok := c.Get(context.Background(), r, k, "ml"); ok {
+		t.Error("reused after MaxReuseAge")
+	}
+}

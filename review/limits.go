@@ -29,6 +29,10 @@ const (
 	// target container. It bounds the patch (64 containers × 32 credentials × 64 variables
 	// would otherwise make one of megabytes).
 	MaxInjections = 4096
+	// MaxInjectedBytes bounds the bytes one pod may be given — literal values, names, keys and
+	// paths, counted once per target container — and so the patch: an object that size would
+	// be over what the API server stores anyway (1.5 MiB by default).
+	MaxInjectedBytes = 1 << 20
 )
 
 // RuleLimit refuses an object over one of the limits above.
@@ -57,19 +61,29 @@ func overLimits(t workload.Template) *Violation {
 }
 
 // overInjections returns a violation if injecting creds into targets containers would add
-// more than MaxInjections variables and mounts, else nil.
+// more than MaxInjections variables and mounts, or more than MaxInjectedBytes, else nil.
 func overInjections(creds []credential.Resolved, targets int) *Violation {
-	per := 0
+	per, bytes := 0, 0
 	for i := range creds {
-		per += len(creds[i].Env)
-		if creds[i].Files != nil {
+		c := &creds[i]
+		per += len(c.Env)
+		for _, e := range c.Env {
+			bytes += len(e.Name) + len(e.Value) + len(e.Key) + len(c.SecretName)
+		}
+		if c.Files != nil {
 			per++
+			bytes += len(c.Files.VolumeName) + len(c.Files.MountPath)
 		}
 	}
 	if n := per * targets; n > MaxInjections {
 		return &Violation{Rule: RuleLimit, Message: fmt.Sprintf(
 			"injecting these credentials would add %d variables and mounts to the pod's containers; at most %d are injected: "+
 				"request fewer credentials, or name the containers that need them (credgate.dev/containers)", n, MaxInjections)}
+	}
+	if n := bytes * targets; n > MaxInjectedBytes {
+		return &Violation{Rule: RuleLimit, Message: fmt.Sprintf(
+			"injecting these credentials would add %d bytes of variables and mounts to the pod's containers; at most %d are injected: "+
+				"request fewer credentials, or name the containers that need them (credgate.dev/containers)", n, MaxInjectedBytes)}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"k8s.io/apimachinery/pkg/types"
 	"strings"
 	"sync"
 	"testing"
@@ -180,7 +181,7 @@ func TestAuditRecords(t *testing.T) {
 // staticOwners resolves owners from a map keyed "Kind/name".
 type staticOwners map[string]*audit.Owner
 
-func (s staticOwners) Owner(_ context.Context, _, kind, name string) *audit.Owner {
+func (s staticOwners) Owner(_ context.Context, _, kind, name string, _ types.UID) *audit.Owner {
 	return s[kind+"/"+name]
 }
 

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/audit"
@@ -33,7 +34,10 @@ type apiOwners struct {
 	kept map[ownerKey]keptOwner
 }
 
-type ownerKey struct{ namespace, kind, name string }
+type ownerKey struct {
+	namespace, kind, name string
+	uid                   types.UID
+}
 
 type keptOwner struct {
 	owner *audit.Owner
@@ -56,14 +60,15 @@ func newAPIOwners(reader client.Reader) *apiOwners {
 
 var _ OwnerResolver = (*apiOwners)(nil)
 
-// Owner implements OwnerResolver. An owner that cannot be read is left out: the record still
-// names the object's own owner.
-func (o *apiOwners) Owner(ctx context.Context, namespace, kind, name string) *audit.Owner {
+// Owner implements OwnerResolver. An owner that cannot be read, or is not the object of uid,
+// is left out: the record still names the object's own owner. What is found is kept by the
+// owner's UID, so a Job deleted and created again under its name is looked up afresh.
+func (o *apiOwners) Owner(ctx context.Context, namespace, kind, name string, uid types.UID) *audit.Owner {
 	gvk, ok := ownerKinds[kind]
 	if !ok {
 		return nil
 	}
-	key := ownerKey{namespace, kind, name}
+	key := ownerKey{namespace, kind, name, uid}
 	now := o.now()
 	o.mu.Lock()
 	k, ok := o.kept[key]
@@ -80,6 +85,11 @@ func (o *apiOwners) Owner(ctx context.Context, namespace, kind, name string) *au
 		return nil // not kept: the next record tries again
 	}
 	var owner *audit.Owner
+	if err == nil && uid != "" && m.UID != uid {
+		// Another object of the same name than the one the reference names (recreated):
+		// its owner is not the object's.
+		m.OwnerReferences = nil
+	}
 	for _, ref := range m.OwnerReferences {
 		if ref.Controller != nil && *ref.Controller {
 			owner = &audit.Owner{Kind: ref.Kind, Name: ref.Name}

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/audit"
@@ -30,6 +31,7 @@ func (r *countingReader) Get(_ context.Context, key client.ObjectKey, obj client
 	if !ok {
 		return apierrors.NewNotFound(schema.GroupResource{Group: "batch", Resource: "jobs"}, key.Name)
 	}
+	obj.SetUID(types.UID("uid-" + key.Name))
 	if owner != "" {
 		obj.SetOwnerReferences([]metav1.OwnerReference{{Kind: "CronJob", Name: owner, Controller: new(true)}})
 	}
@@ -41,14 +43,15 @@ func (r *countingReader) List(context.Context, client.ObjectList, ...client.List
 }
 
 // TestOwnersAreKept: the pods of one Job cost one lookup of its owner, for ownerTTL; a Job not
-// found is kept as having none; a failed lookup is not kept.
+// found is kept as having none; a failed lookup is not kept; a Job of the name but not the UID
+// referenced (recreated) names no owner.
 func TestOwnersAreKept(t *testing.T) {
 	r := &countingReader{jobs: map[string]string{"nightly-1": "nightly", "adhoc": ""}}
 	o := newAPIOwners(r)
 	now := time.Now()
 	o.now = func() time.Time { return now }
 	for range 5 {
-		if got := o.Owner(t.Context(), "ml", "Job", "nightly-1"); got == nil || *got != (audit.Owner{Kind: "CronJob", Name: "nightly"}) {
+		if got := o.Owner(t.Context(), "ml", "Job", "nightly-1", "uid-nightly-1"); got == nil || *got != (audit.Owner{Kind: "CronJob", Name: "nightly"}) {
 			t.Fatalf("owner = %+v", got)
 		}
 	}
@@ -56,27 +59,31 @@ func TestOwnersAreKept(t *testing.T) {
 		t.Errorf("%d lookups for five pods of one Job, want 1", r.gets)
 	}
 	for _, name := range []string{"adhoc", "gone", "adhoc", "gone"} {
-		if got := o.Owner(t.Context(), "ml", "Job", name); got != nil {
+		if got := o.Owner(t.Context(), "ml", "Job", name, types.UID("uid-"+name)); got != nil {
 			t.Errorf("owner of %s = %+v, want none", name, got)
 		}
 	}
 	if r.gets != 3 {
 		t.Errorf("%d lookups, want 3 (an owner-less and a missing Job kept too)", r.gets)
 	}
-	o.Owner(t.Context(), "ml", "Job", "broken")
-	o.Owner(t.Context(), "ml", "Job", "broken")
+	o.Owner(t.Context(), "ml", "Job", "broken", "uid-broken")
+	o.Owner(t.Context(), "ml", "Job", "broken", "uid-broken")
 	if r.gets != 5 {
 		t.Errorf("%d lookups, want 5 (a failed lookup is not kept)", r.gets)
 	}
 	now = now.Add(ownerTTL)
-	o.Owner(t.Context(), "ml", "Job", "nightly-1")
+	o.Owner(t.Context(), "ml", "Job", "nightly-1", "uid-nightly-1")
 	if r.gets != 6 {
 		t.Errorf("%d lookups, want 6 (an owner is looked up again after ownerTTL)", r.gets)
 	}
-	if o.Owner(t.Context(), "ml", "ReplicaSet", "x"); r.gets != 7 {
+	if o.Owner(t.Context(), "ml", "ReplicaSet", "x", "uid-x"); r.gets != 7 {
 		t.Errorf("%d lookups, want 7", r.gets)
 	}
-	if o.Owner(t.Context(), "ml", "Pod", "x") != nil || r.gets != 7 {
+	if o.Owner(t.Context(), "ml", "Pod", "x", "uid-x") != nil || r.gets != 7 {
 		t.Error("an owner kind credgate does not follow was looked up")
+	}
+	// A reference to an earlier Job of the same name: its owner is not the new Job's.
+	if got := o.Owner(t.Context(), "ml", "Job", "nightly-1", "uid-of-a-deleted-job"); got != nil || r.gets != 8 {
+		t.Errorf("owner of a Job recreated under the name = %+v after %d lookups, want none after 8", got, r.gets)
 	}
 }

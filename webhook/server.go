@@ -48,8 +48,9 @@ type Options struct {
 	Port int
 	// MetricsAddr serves Prometheus metrics ("0" disables).
 	MetricsAddr string
-	// Profiling also serves Go's profiles (net/http/pprof) under /debug/pprof/ on MetricsAddr.
-	Profiling bool
+	// ProfilingAddr, when set, serves Go's profiles (net/http/pprof) under /debug/pprof/ there:
+	// a listener of its own, meant for loopback (it has no authentication).
+	ProfilingAddr string
 	// HealthAddr serves /healthz and /readyz.
 	HealthAddr string
 	// PolicyDir holds extra .rego policies and data files, reloaded every PolicyReload.
@@ -111,7 +112,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	mo := manager.Options{
 		Scheme:                 scheme,
 		Logger:                 log,
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr, ExtraHandlers: profiling(o.Profiling)},
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: o.HealthAddr,
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
@@ -139,6 +140,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if o.SelfManagedCerts != nil {
 		if err := o.SelfManagedCerts.Add(mgr); err != nil {
 			return nil, err
+		}
+	}
+	if o.ProfilingAddr != "" {
+		if err := mgr.Add(everyReplica(profiling(o.ProfilingAddr))); err != nil {
+			return nil, fmt.Errorf("add profiling server: %w", err)
 		}
 	}
 	// The manager's own webhook server is never asked for: this one starts once its
@@ -314,17 +320,24 @@ func (h Handlers) Register(srv crwebhook.Server) {
 	}
 }
 
-// profiling returns Go's profile handlers, by path, when on.
-func profiling(on bool) map[string]http.Handler {
-	if !on {
+// profiling serves Go's profile handlers on addr until ctx ends.
+func profiling(addr string) manager.RunnableFunc {
+	return func(ctx context.Context) error {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			<-ctx.Done()
+			_ = srv.Close()
+		}()
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve profiles on %s: %w", addr, err)
+		}
 		return nil
-	}
-	return map[string]http.Handler{
-		"/debug/pprof/":        http.HandlerFunc(pprof.Index),
-		"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
-		"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
-		"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
-		"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
 	}
 }
 

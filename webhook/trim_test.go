@@ -1,10 +1,13 @@
 package webhook
 
 import (
+	"context"
+	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,15 +50,34 @@ func TestInformersKeepWhatAdmissionReads(t *testing.T) {
 	}
 }
 
-// TestProfiling: --profiling serves Go's profiles, and nothing is served without it.
+// TestProfiling: --profiling-bind-address serves Go's profiles there, until the manager stops.
 func TestProfiling(t *testing.T) {
-	if profiling(false) != nil {
-		t.Error("profiles served with profiling off")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	h := profiling(true)["/debug/pprof/"]
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/debug/pprof/heap?debug=1", nil))
-	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "heap profile") {
-		t.Errorf("GET /debug/pprof/heap: %d %.100s", rec.Code, rec.Body.String())
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- profiling(addr)(ctx) }()
+	var body string
+	for range 100 {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = string(b); resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(body, "heap profile") {
+		t.Errorf("GET /debug/pprof/heap: %.100s", body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("the profiling server ended with %v", err)
 	}
 }

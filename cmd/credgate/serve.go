@@ -86,7 +86,7 @@ on the metrics address.`,
 	f.StringVar(&o.Host, "host", "", "address the webhook server binds (default all)")
 	f.IntVar(&o.Port, "port", 9443, "port of the HTTPS webhook server")
 	f.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `address of the metrics endpoint ("0" disables it)`)
-	f.BoolVar(&o.Profiling, "profiling", false, "also serve Go's CPU, heap and goroutine profiles under /debug/pprof/ on the metrics address")
+	f.StringVar(&o.ProfilingAddr, "profiling-bind-address", "", `serve Go's CPU, heap and goroutine profiles under /debug/pprof/ at this address, e.g. 127.0.0.1:6060 (default none; no authentication: keep it on loopback)`)
 	f.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity: 0 decisions, 1 every injection")
