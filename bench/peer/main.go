@@ -40,6 +40,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/credgate/credgate/bench/internal/benchenv"
+
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -217,7 +219,7 @@ func benchmark(ctx context.Context, o options) error {
 	if _, err := opaVersion(ctx, o.opa); err != nil {
 		return err
 	}
-	load, head := loadAverage(), commit(o.root)
+	load, head := benchenv.LoadAverage(), benchenv.Commit(o.root)
 	// On failure the logs stay: the cluster's work directory, and work (OPA's log and certs).
 	keep := true
 	work, err := os.MkdirTemp("", "credgate-peer-")
@@ -270,7 +272,7 @@ func benchmark(ctx context.Context, o options) error {
 		return err
 	}
 	defer opa.stop()
-	ca, err := credgateCA(ctx, c.Client)
+	ca, err := benchenv.CredgateCA(ctx, c.Client)
 	if err != nil {
 		return err
 	}

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/credgate/credgate/bench/internal/benchenv"
 )
 
 // writeReport writes the human-readable table of res: how it was made, on what, what each
@@ -34,12 +33,12 @@ func writeReport(w io.Writer, res *results) error {
 	p("command:  %s", strings.TrimSpace(cmd))
 	p("date:     %s (took %s)", res.started.UTC().Format(time.RFC3339), res.took.Round(time.Second))
 	p("commit:   %s", res.commit)
-	p("machine:  %d CPUs (nproc), %s, %s/%s: shared by the load generator, OPA and credgate serve, and by the", runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH)
+	p("machine:  %d CPUs (nproc), %s, %s/%s: shared by the load generator, OPA and credgate serve, and by the", runtime.NumCPU(), benchenv.CPUModel(), runtime.GOOS, runtime.GOARCH)
 	p("          control plane credgate runs in (etcd, kube-apiserver, kube-controller-manager, credgate refresher), and")
 	p("          by whatever else runs (load average %s before the run; where the CPU time went is at the end)", res.load)
 	p("go:       %s", runtime.Version())
 	p("OPA:      %s (%s), built from source by bench/peer/opa with CGO off; credgate embeds the same OPA library", res.opa, o.opa)
-	p("credgate: %s", credgateVersion(o.root))
+	p("credgate: %s", benchenv.CredgateVersion(o.root))
 	flags := "its defaults otherwise"
 	if len(o.credgateFlags) > 0 {
 		flags = "and " + o.credgateFlags.String()
@@ -212,43 +211,4 @@ func ratio(a, b float64) string {
 		return "unknown"
 	}
 	return fmt.Sprintf("%.2fx", a/b)
-}
-
-// commit is the repository's commit, and whether the tree differs from it. It reads only: no
-// lock, no index refresh.
-func commit(root string) string {
-	out, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
-	if err != nil {
-		return "unknown (not a git checkout)"
-	}
-	c := strings.TrimSpace(string(out))
-	status, err := exec.Command("git", "--no-optional-locks", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
-	if err == nil && len(bytes.TrimSpace(status)) > 0 {
-		c += " (with uncommitted changes)"
-	}
-	return c
-}
-
-// cpuModel is the first CPU's model name, from /proc/cpuinfo.
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-// credgateVersion is what bin/credgate version says.
-func credgateVersion(root string) string {
-	out, err := exec.Command(filepath.Join(root, "bin", "credgate"), "version").Output()
-	if err != nil {
-		return "bin/credgate (version unknown)"
-	}
-	return "bin/" + strings.TrimSpace(string(out))
 }

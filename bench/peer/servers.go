@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -67,30 +65,6 @@ func createObjects(ctx context.Context, c client.Client, job string, creds []*v1
 		return nil, nil, err
 	}
 	return stored, ns.Labels, nil
-}
-
-// credgateCA returns the CA that signs credgate serve's self-managed serving certificate: the
-// bundle it writes into its webhook configuration, as the API server reads it.
-func credgateCA(ctx context.Context, c client.Client) (*x509.CertPool, error) {
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		var mwc admissionregistrationv1.MutatingWebhookConfiguration
-		err := c.Get(ctx, client.ObjectKey{Name: "credgate"}, &mwc)
-		if err == nil && len(mwc.Webhooks) > 0 && len(mwc.Webhooks[0].ClientConfig.CABundle) > 0 {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(mwc.Webhooks[0].ClientConfig.CABundle) {
-				return nil, errors.New("credgate's webhook configuration holds no PEM certificate")
-			}
-			return pool, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("credgate's webhook configuration has no CA bundle after 30s (%v)", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // opaServer is an `opa run --server` process serving HTTPS on 127.0.0.1.
@@ -272,18 +246,6 @@ func machineBusy() time.Duration {
 		ticks += n
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
-}
-
-// loadAverage is the machine's 1-minute load average, as /proc/loadavg says it.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "unknown"
 }
 
 // usage is where the machine's CPU time went over a stretch of time.

@@ -39,6 +39,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/credgate/credgate/bench/internal/benchenv"
+
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -144,7 +146,7 @@ type results struct {
 
 // benchmark runs the steps of the package comment.
 func benchmark(ctx context.Context, o options) error {
-	res := &results{o: o, started: time.Now(), loadBefore: loadAverage()}
+	res := &results{o: o, started: time.Now(), loadBefore: benchenv.LoadAverage()}
 	root, err := filepath.Abs(o.root)
 	if err != nil {
 		return err
@@ -247,7 +249,7 @@ func benchmark(ctx context.Context, o options) error {
 	if res.last, err = take(ctx, "restarted again: first admission answered", p); err != nil {
 		return err
 	}
-	res.took, res.loadAfter = time.Since(res.started), loadAverage()
+	res.took, res.loadAfter = time.Since(res.started), benchenv.LoadAverage()
 
 	keep = false
 	if o.out == "-" {

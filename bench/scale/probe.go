@@ -20,12 +20,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/credgate/credgate/bench/internal/benchenv"
+
 	admissionv1 "k8s.io/api/admission/v1"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/test/cluster"
 )
@@ -313,7 +313,7 @@ type prober struct {
 // newProber returns a prober of the cluster's credgate serve whose review is the training pod
 // of namespace ns.
 func newProber(ctx context.Context, c *cluster.Cluster, ns string) (*prober, error) {
-	ca, err := credgateCA(ctx, c.Client)
+	ca, err := benchenv.CredgateCA(ctx, c.Client)
 	if err != nil {
 		return nil, err
 	}
@@ -410,28 +410,4 @@ func admittedWithPatch(res *http.Response) (bool, string) {
 		return false, "admitted without a patch"
 	}
 	return true, ""
-}
-
-// credgateCA returns the CA bundle credgate serve keeps in its mutating webhook configuration
-// (self-managed certificates): what the API server trusts it with.
-func credgateCA(ctx context.Context, c client.Client) (*x509.CertPool, error) {
-	var mwc admissionregistrationv1.MutatingWebhookConfiguration
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		err := c.Get(ctx, client.ObjectKey{Name: "credgate"}, &mwc)
-		if err == nil && len(mwc.Webhooks) > 0 && len(mwc.Webhooks[0].ClientConfig.CABundle) > 0 {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(mwc.Webhooks[0].ClientConfig.CABundle) {
-				return nil, errors.New("credgate's webhook configuration holds no PEM certificate")
-			}
-			return pool, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("credgate's webhook configuration has no CA bundle after 30s (%v)", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/credgate/credgate/bench/internal/benchenv"
 )
 
 // writeReport writes the human-readable table of res: how it was made and on what, the
@@ -31,11 +30,11 @@ func writeReport(w io.Writer, res *results) error {
 	p("command:    %s", strings.TrimSpace(cmd))
 	p("date:       %s (took %s; the control plane and credgate started in %s)", res.started.UTC().Format(time.RFC3339),
 		res.took.Round(time.Second), res.clusterStart.Round(time.Second))
-	p("commit:     %s", commit(o.root))
-	p("credgate:   %s:", credgateVersion(o.root))
+	p("commit:     %s", benchenv.Commit(o.root))
+	p("credgate:   %s:", benchenv.CredgateVersion(o.root))
 	p("            serve as package test/cluster starts it (self-managed certificates, audit file, its service account), its defaults otherwise")
 	p("machine:    %d CPUs (nproc), %s, %s/%s; load average (1 min) %s at the start, %s at the end%s", runtime.NumCPU(),
-		cpuModel(), runtime.GOOS, runtime.GOARCH, res.loadBefore, res.loadAfter, busy(res.loadBefore))
+		benchenv.CPUModel(), runtime.GOOS, runtime.GOARCH, res.loadBefore, res.loadAfter, busy(res.loadBefore))
 	p("            shared with the control plane (etcd, kube-apiserver, kube-controller-manager, credgate refresher), this program")
 	p("            and whatever else ran: the memory is credgate's own, the times are a shared machine's")
 	p("go:         %s (this program; credgate's is in its version above)", runtime.Version())
@@ -145,51 +144,4 @@ func busy(load string) string {
 		return " (above the CPUs: other work was running)"
 	}
 	return ""
-}
-
-// loadAverage is the 1-minute load average, from /proc/loadavg.
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(data)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "unknown"
-}
-
-// commit is the repository's HEAD, saying when the work tree has uncommitted changes.
-func commit(root string) string {
-	out, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
-	if err != nil {
-		return "unknown (not a git checkout)"
-	}
-	c := strings.TrimSpace(string(out))
-	status, err := exec.Command("git", "--no-optional-locks", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
-	if err == nil && len(bytes.TrimSpace(status)) > 0 {
-		c += " (with uncommitted changes)"
-	}
-	return c
-}
-
-// cpuModel is the first CPU's model name, from /proc/cpuinfo.
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-// credgateVersion is what bin/credgate version says.
-func credgateVersion(root string) string {
-	out, err := exec.Command(filepath.Join(root, "bin", "credgate"), "version").Output()
-	if err != nil {
-		return "bin/credgate (version unknown)"
-	}
-	return "bin/" + strings.TrimSpace(string(out))
 }
