@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/bench/internal/benchenv"
 	"github.com/credgate/credgate/certs"
 	"github.com/credgate/credgate/test/cluster"
 )
@@ -185,23 +185,8 @@ func libraryVersion() string {
 // credgatePid finds the credgate serve process serving the webhook port: cluster.Start does
 // not say, and its CPU time is what each request cost it. 0 when not found.
 func credgatePid(port int) int {
-	entries, _ := os.ReadDir("/proc")
-	flag := "--port=" + strconv.Itoa(port)
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 1 && filepath.Base(args[0]) == "credgate" && args[1] == "serve" && slices.Contains(args, flag) {
-			return pid
-		}
-	}
-	return 0
+	pid, _, _ := benchenv.FindServe("--port=" + strconv.Itoa(port))
+	return pid
 }
 
 // cpuTime is the user and system CPU time process pid has used so far; 0 when unknown.

@@ -14,7 +14,6 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,32 +40,20 @@ type serveProcess struct {
 // has an audit file of its own (in its work directory), so another cluster's credgate serve on
 // the machine — other benchmarks may run beside this one — is never taken for it.
 func findServe(auditPath string) (serveProcess, bool) {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
-		if len(args) < 2 || filepath.Base(args[0]) != "credgate" || args[1] != "serve" || !slices.Contains(args, "--audit-file="+auditPath) {
-			continue
-		}
-		p := serveProcess{pid: pid}
-		for _, a := range args {
-			if v, ok := strings.CutPrefix(a, "--health-probe-bind-address="); ok {
-				p.health = v
-			}
-			if v, ok := strings.CutPrefix(a, "--metrics-bind-address="); ok {
-				p.metrics = v
-			}
-		}
-		return p, true
+	pid, args, ok := benchenv.FindServe("--audit-file=" + auditPath)
+	if !ok {
+		return serveProcess{}, false
 	}
-	return serveProcess{}, false
+	p := serveProcess{pid: pid}
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--health-probe-bind-address="); ok {
+			p.health = v
+		}
+		if v, ok := strings.CutPrefix(a, "--metrics-bind-address="); ok {
+			p.metrics = v
+		}
+	}
+	return p, true
 }
 
 // waitServe waits for findServe to find the process.

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,4 +91,26 @@ func CredgateCA(ctx context.Context, c client.Client) (*x509.CertPool, error) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// FindServe finds a running credgate serve process started with flag (as "--name=value",
+// one argument) and returns its process id and arguments. Another cluster's credgate serve on
+// the machine has other flags (its own port, its own audit file) and is never taken for it.
+func FindServe(flag string) (pid int, args []string, ok bool) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+		if len(args) > 1 && filepath.Base(args[0]) == "credgate" && args[1] == "serve" && slices.Contains(args, flag) {
+			return pid, args, true
+		}
+	}
+	return 0, nil, false
 }
