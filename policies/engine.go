@@ -167,7 +167,6 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		return nil, fmt.Errorf("parse policies: %w", errors.Join(errs...))
 	}
 	listed := rules(modules) // from the modules as parsed: the compiler rewrites rule heads
-	parsedModules := maps.Clone(modules)
 	scopedPkgs := credentialScoped(modules, builtin)
 	query := planQuery(modules, scopedPkgs)
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
@@ -177,7 +176,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if err := checkScoped(scopedPkgs, compiler.Modules); err != nil {
 		return nil, err
 	}
-	sc, err := newScoped(ctx, compiler, src.data(), parsedModules, scopedPkgs)
+	sc, err := newScoped(ctx, compiler, src.data(), modules, scopedPkgs) // the compiler works on copies
 	if err != nil {
 		return nil, err
 	}

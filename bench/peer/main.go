@@ -118,7 +118,7 @@ Flags:
 		fs.PrintDefaults()
 	}
 	clients := fs.String("clients", "1,4,16", "concurrent closed-loop clients, a comma-separated list; the largest sets the open-loop rate")
-	fs.StringVar(&o.root, "root", ".", "the repository: policies/, bin/, manifests/, bench/peer/testdata/")
+	fs.StringVar(&o.root, "root", ".", "the repository: policies/, bin/, manifests/, bench/peer/testdata/, webhook/testdata/")
 	fs.StringVar(&o.opa, "opa", "bin/opa-"+libraryVersion(), "the OPA binary, built at the version of the OPA library credgate embeds")
 	fs.StringVar(&o.out, "o", "bench/peer.txt", `write the table to this file ("-": standard output only)`)
 	fs.IntVar(&o.rounds, "rounds", 3, "measured rounds: each runs every target at every client count, targets interleaved")
@@ -212,7 +212,7 @@ func benchmark(ctx context.Context, o options) error {
 	if err := checkSamples(creds); err != nil {
 		return err
 	}
-	base, err := os.ReadFile(filepath.Join(testdata, "pod-training.json"))
+	base, err := os.ReadFile(filepath.Join(o.root, trainingPod))
 	if err != nil {
 		return err
 	}

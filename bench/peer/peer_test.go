@@ -43,7 +43,7 @@ func TestParity(t *testing.T) {
 	if err := checkSamples(creds); err != nil {
 		t.Fatal(err)
 	}
-	base, err := os.ReadFile(filepath.Join("testdata", "pod-training.json"))
+	base, err := os.ReadFile(filepath.Join("..", "..", trainingPod))
 	if err != nil {
 		t.Fatal(err)
 	}

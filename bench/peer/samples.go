@@ -23,7 +23,11 @@ import (
 // namespace is the namespace of every sample and Credential.
 const namespace = "ml-team"
 
-// sample is one AdmissionReview the load sends: the training pod of testdata/pod-training.json
+// trainingPod is the AdmissionReview the samples are made from, relative to the repository:
+// the webhook's own benchmark fixture.
+const trainingPod = "webhook/testdata/pod-training.json"
+
+// sample is one AdmissionReview the load sends: the training pod of trainingPod
 // (a pod the Job controller creates: an init container downloading data, a trainer, a metrics
 // sidecar) requesting other credentials, and what credgate must decide of it.
 type sample struct {
