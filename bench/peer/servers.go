@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -95,7 +94,7 @@ func startOPA(ctx context.Context, bin, work string, files []string) (*opaServer
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(b.CACert)
-	port, err := freePort()
+	port, err := cluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -284,15 +283,6 @@ func newClient(ca *x509.CertPool, http1 bool) *http.Client {
 		DisableCompression:  true,
 		IdleConnTimeout:     time.Minute,
 	}}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	return port, l.Close()
 }
 
 // startCluster starts the control plane with credgate serve (package test/cluster), given

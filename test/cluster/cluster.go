@@ -138,7 +138,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		"--secure-port=0", "--use-service-account-credentials=false"); err != nil {
 		return nil, err
 	}
-	if c.Port, err = freePort(); err != nil {
+	if c.Port, err = FreePort(); err != nil {
 		return nil, err
 	}
 	// credgate keeps its own certificates (--cert-management=self) in a Secret of its
@@ -173,11 +173,11 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 
 // StartRefresher runs credgate refresher and waits until it is ready.
 func (c *Cluster) StartRefresher(ctx context.Context) error {
-	mport, err := freePort()
+	mport, err := FreePort()
 	if err != nil {
 		return err
 	}
-	hport, err := freePort()
+	hport, err := FreePort()
 	if err != nil {
 		return err
 	}
@@ -284,7 +284,7 @@ type Replica struct {
 
 // StartReplica starts a further replica; StopReplica stops it.
 func (c *Cluster) StartReplica(ctx context.Context, name string) (*Replica, error) {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -308,11 +308,11 @@ func (c *Cluster) StopReplica(r *Replica) {
 }
 
 func (c *Cluster) startReplica(ctx context.Context, name string, port int, certDir, auditPath string) (*Replica, error) {
-	mport, err := freePort()
+	mport, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
-	hport, err := freePort()
+	hport, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -416,7 +416,8 @@ func (c *Cluster) installWebhooks(ctx context.Context) error {
 	return nil
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
