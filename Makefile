@@ -38,9 +38,21 @@ help: ## Show this help.
 
 ##@ Development
 
+# make run POLICIES=dir has credgate serve the policies of dir, reloaded as they change.
+# WORKDIR, recreated at each start, keeps what the run wrote after it stops: the audit log
+# (credgate audit WORKDIR/audit.log), credgate serve's log, every process's, the certificates.
+POLICIES ?=
+WORKDIR  ?= .run
+# A missing POLICIES directory stops make run before anything is built or started.
+ifneq ($(and $(POLICIES),$(filter run,$(MAKECMDGOALS))),)
+ifeq ($(wildcard $(POLICIES)/.),)
+$(error POLICIES=$(POLICIES): no such directory)
+endif
+endif
+
 .PHONY: run
-run: control-plane build ## A local cluster with credgate: apply the examples, one Job admitted, one refused; serve until Ctrl-C (ONCE=1 exits).
-	$(GO) run ./test/demo $(if $(ONCE),--once)
+run: control-plane build ## A local cluster with credgate: apply the examples, one Job admitted, one refused; serve until Ctrl-C (ONCE=1 exits); POLICIES=dir serves your policies, reloaded on change; the audit log and logs stay in .run/ (WORKDIR).
+	$(GO) run ./test/demo --workdir '$(WORKDIR)' $(if $(ONCE),--once) $(if $(POLICIES),--policies '$(POLICIES)')
 
 .PHONY: eval
 eval: build ## Evaluate the bundled examples offline (credgate eval): what credgate injects, what it refuses.
