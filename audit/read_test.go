@@ -82,7 +82,10 @@ func TestFilter(t *testing.T) {
 }
 
 func TestSummary(t *testing.T) {
-	s := audit.NewSummary(time.Hour)
+	s, err := audit.NewSummary(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := audit.Read(strings.NewReader(stream), "s", func(r *audit.Record) error { s.Add(r); return nil }, func(audit.Problem) {}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +103,10 @@ func TestSummary(t *testing.T) {
 	}
 
 	// A year of records in one-minute buckets is widened to at most a thousand buckets.
-	wide := audit.NewSummary(time.Minute)
+	wide, err := audit.NewSummary(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for d := range 365 {
 		wide.Add(&audit.Record{Time: start.Add(time.Duration(d) * 24 * time.Hour)})

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -59,6 +60,101 @@ type Violation struct {
 	Credential string `json:"credential,omitempty"`
 	Message    string `json:"message"`
 	Action     string `json:"action"`
+	// Policy is the name of the CredentialPolicy object that produced the violation; empty
+	// when none did (a built-in rule, a file of --policy-dir) and in records written before
+	// the field existed. Optional: adding it kept the schema at version 1.
+	Policy string `json:"policy,omitempty"`
+}
+
+// The actions of a violation (Violation.Action).
+const (
+	ActionDeny  = "deny"
+	ActionWarn  = "warn"
+	ActionAudit = "audit"
+)
+
+// ActionOf returns the action v took in r: its own, or, for a record written before
+// violations carried their action, the record's enforcement (and, lacking that too, the
+// action its event implies).
+func (r *Record) ActionOf(v *Violation) string {
+	if v.Action != "" {
+		return v.Action
+	}
+	if r.Enforcement != "" {
+		return r.Enforcement
+	}
+	switch r.Event {
+	case EventDenied:
+		return ActionDeny
+	case EventWarned:
+		return ActionWarn
+	case EventAudited:
+		return ActionAudit
+	}
+	return ""
+}
+
+// Finding is what a record says once: its violations of one rule, with one action and one
+// message, merged, with every credential and policy they name. Two credentials tripping the
+// same rule with the same message make one finding naming both.
+type Finding struct {
+	Action      string   `json:"action"`
+	Rule        string   `json:"rule"`
+	Message     string   `json:"message"`
+	Credentials []string `json:"credentials,omitempty"`
+	Policies    []string `json:"policies,omitempty"`
+}
+
+// Refused reports whether the finding refused the object (its action is deny); the others
+// are warnings that rode along (warn, audit).
+func (f *Finding) Refused() bool { return f.Action == ActionDeny }
+
+// Findings returns r's violations merged into findings: those that refused (deny) first,
+// then warn, audit and any other action, each in the order of its first violation.
+func (r *Record) Findings() []Finding {
+	type key struct{ action, rule, message string }
+	type name struct {
+		finding int
+		policy  bool
+		name    string
+	}
+	index := make(map[key]int, len(r.Violations))
+	named := map[name]bool{} // a set, not a scan of the lists: a record may hold many violations
+	var out []Finding
+	for i := range r.Violations {
+		v := &r.Violations[i]
+		k := key{r.ActionOf(v), v.Rule, v.Message}
+		j, ok := index[k]
+		if !ok {
+			j = len(out)
+			index[k] = j
+			out = append(out, Finding{Action: k.action, Rule: v.Rule, Message: v.Message})
+		}
+		f := &out[j]
+		if n := (name{j, false, v.Credential}); v.Credential != "" && !named[n] {
+			named[n] = true
+			f.Credentials = append(f.Credentials, v.Credential)
+		}
+		if n := (name{j, true, v.Policy}); v.Policy != "" && !named[n] {
+			named[n] = true
+			f.Policies = append(f.Policies, v.Policy)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Finding) int { return actionRank(a.Action) - actionRank(b.Action) })
+	return out
+}
+
+// actionRank orders actions strongest first.
+func actionRank(action string) int {
+	switch action {
+	case ActionDeny:
+		return 0
+	case ActionWarn:
+		return 1
+	case ActionAudit:
+		return 2
+	}
+	return 3
 }
 
 // minRedacted is the shortest literal value Redact hides: shorter ones ("1", "true", a

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -78,20 +82,34 @@ func newAuditCommand() *cobra.Command {
 		Long: `Audit reads the records credgate serve writes (--audit-file, --audit-stdout) and lists those
 that pass the filters. A file is read with its rotated files (file.N … file.1, oldest first);
 "-" or no argument reads standard input, so the stdout sink reads back with kubectl logs.
-JSON lines that are not records (credgate's own log lines) are skipped and counted on stderr;
-broken lines (not JSON, a malformed record, a record of a newer schema, a line longer than
-4 MiB) are reported on stderr with their file and line number and skipped, and reading goes on.
+A line is a record when its "event" starts with "admission_"; one without "v" is read as
+version 1. JSON lines that are not records (credgate's own log lines) are skipped and counted
+on stderr; broken lines (not JSON, a malformed record, a record of a newer schema, a line
+longer than 4 MiB) are reported on stderr with their file and line number and skipped, and
+reading goes on.
+
+The table's RULES are the rules that refused the object (action deny); WARNINGS, those that
+only warned about or flagged it (warn, audit). -o wide adds each record's messages beneath it,
+one line each: action, rule, the credentials and CredentialPolicy it names, and the message. A
+message two credentials tripped alike shows once, naming both. -o json and yaml print the
+records as they are.
 
 Exit status: 0 when every source was read, even with lines skipped; 2 on an error (a file that
 cannot be read, a bad flag).`,
 		Example: `  # Refusals of the last day in namespace ml-team
   credgate audit /var/log/credgate/audit.log --since 24h -n ml-team --event denied
 
+  # The same with why: every message of each record
+  credgate audit /var/log/credgate/audit.log --since 24h -n ml-team --event denied -o wide
+
   # From the stdout sink, as JSON lines
   kubectl logs -n credgate-system deploy/credgate | credgate audit -o json --rule admin-scoped-credential
 
-  # Counts by rule, namespace, user and credential, by hour
-  credgate audit summary /var/log/credgate/audit.log`,
+  # Counts by event, refusing rule, warning, namespace, user and credential, by hour
+  credgate audit summary /var/log/credgate/audit.log
+
+  # Refusals counted by the workload that owns them (a CronJob with its Jobs and their pods)
+  credgate audit summary /var/log/credgate/audit.log --event denied --by owner`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.complete(time.Now()); err != nil {
 				return err
@@ -104,7 +122,7 @@ cannot be read, a bad flag).`,
 			return printRecords(cmd.OutOrStdout(), f.output, recs)
 		},
 	}
-	f.register(cmd, "table, json (one record a line) or yaml")
+	f.register(cmd, "table, wide (the table with every message), json (one record a line) or yaml")
 	cmd.AddCommand(newAuditSummaryCommand())
 	return cmd
 }
@@ -112,16 +130,36 @@ cannot be read, a bad flag).`,
 func newAuditSummaryCommand() *cobra.Command {
 	f := &auditFlags{}
 	var bucket time.Duration
+	var by []string
 	cmd := &cobra.Command{
 		Use:   "summary [file|-]...",
-		Short: "Count audit records by event, rule, namespace, user and credential, and over time",
+		Short: "Count audit records by event, rule, namespace, user, credential or owner, and over time",
+		Long: `Summary counts the records that pass the filters, each breakdown --by asks for in a table of
+its own, most records first, and then per time bucket. A rule or credential counts once per
+record, however many violations name it.
+
+  event       admission_denied, admission_warned, …
+  rule        the rules that refused (action deny; for a record written before violations
+              carried their action, the record's enforcement)
+  warning     the rules that only warned or flagged (warn, audit), a refused record's included
+  namespace, user, credential
+  owner       the workload at the top of the owner chain: a Job with its pods, a CronJob
+              with its Jobs and their pods (the record's owner, and the owners other records
+              name for it); an object without owner is its own
+
+By default every breakdown but owner; -o json holds the breakdowns asked for.`,
 		Example: `  credgate audit summary /var/log/credgate/audit.log --since 168h --bucket 24h
+  credgate audit summary /var/log/credgate/audit.log --event denied --by rule,warning
+  credgate audit summary /var/log/credgate/audit.log --by owner
   kubectl logs -n credgate-system deploy/credgate | credgate audit summary -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.complete(time.Now()); err != nil {
 				return err
 			}
-			s := audit.NewSummary(bucket)
+			s, err := audit.NewSummary(bucket, by...)
+			if err != nil {
+				return fmt.Errorf("--by: %w", err)
+			}
 			if err := readRecords(cmd, args, &f.filter, s.Add); err != nil {
 				return err
 			}
@@ -131,6 +169,8 @@ func newAuditSummaryCommand() *cobra.Command {
 	}
 	f.register(cmd, "table or json")
 	cmd.Flags().DurationVar(&bucket, "bucket", time.Hour, "width of the histogram's time buckets")
+	cmd.Flags().StringSliceVar(&by, "by", nil, "breakdowns to count records by: "+strings.Join(audit.Breakdowns, ", ")+
+		" (repeatable; default all but owner)")
 	return cmd
 }
 
@@ -209,30 +249,104 @@ func printRecords(w io.Writer, format string, recs []*audit.Record) error {
 		}
 		_, err = w.Write(b)
 		return err
-	case "table":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tEVENT\tNAMESPACE\tOBJECT\tOWNER\tUSER\tRULES\tCREDENTIALS")
-		for _, r := range recs {
-			event := strings.TrimPrefix(string(r.Event), "admission_")
-			if r.DryRun {
-				event += " (dry run)"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), event, r.Namespace,
-				r.Kind, r.Name, dash(r.Owner.String()), r.User, dash(strings.Join(rules(r), ",")), dash(strings.Join(r.Credentials, ",")))
-		}
-		return tw.Flush()
+	case "table", "wide":
+		return printTable(w, recs, format == "wide")
 	}
-	return fmt.Errorf("--output %q: use table, json or yaml", format)
+	return fmt.Errorf("--output %q: use table, wide, json or yaml", format)
 }
 
-func rules(r *audit.Record) []string {
-	var out []string
-	for _, v := range r.Violations {
-		if !slices.Contains(out, v.Rule) {
-			out = append(out, v.Rule)
+// printTable prints one row a record; wide, each record's findings beneath its row, one line
+// each.
+func printTable(w io.Writer, recs []*audit.Record, wide bool) error {
+	var rows bytes.Buffer
+	tw := tabwriter.NewWriter(&rows, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tEVENT\tNAMESPACE\tOBJECT\tOWNER\tUSER\tRULES\tWARNINGS\tCREDENTIALS")
+	var findings [][]audit.Finding
+	for _, r := range recs {
+		fs := r.Findings()
+		if wide {
+			findings = append(findings, fs)
+		}
+		var refused, warned []string
+		type key struct {
+			refused bool
+			rule    string
+		}
+		seen := map[key]bool{} // a set, not a scan of the lists: a record may hold many rules
+		for _, f := range fs {
+			if k := (key{f.Refused(), f.Rule}); !seen[k] {
+				seen[k] = true
+				if k.refused {
+					refused = append(refused, f.Rule)
+				} else {
+					warned = append(warned, f.Rule)
+				}
+			}
+		}
+		event := strings.TrimPrefix(string(r.Event), "admission_")
+		if r.DryRun {
+			event += " (dry run)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), cell(event), cell(r.Namespace),
+			cell(r.Kind), cell(r.Name), dash(cell(r.Owner.String())), cell(r.User), dash(cell(strings.Join(refused, ","))),
+			dash(cell(strings.Join(warned, ","))), dash(cell(strings.Join(r.Credentials, ","))))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !wide {
+		_, err := w.Write(rows.Bytes())
+		return err
+	}
+	// Every cell is one line (cell), so the tabwriter's lines are the header and one a record.
+	lines := bytes.SplitAfter(rows.Bytes(), []byte("\n"))
+	if len(lines) < len(findings)+1 {
+		return fmt.Errorf("internal error: %d table lines for %d records", len(lines), len(findings))
+	}
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "%s", lines[0])
+	for i, fs := range findings {
+		fmt.Fprintf(bw, "%s", lines[i+1])
+		for _, f := range fs {
+			fmt.Fprintf(bw, "    %-5s  %s\n", cell(f.Action), findingText(f))
 		}
 	}
-	return out
+	return bw.Flush()
+}
+
+// findingText is a finding's line of -o wide: "rule (credentials a, b; policy p): message".
+func findingText(f audit.Finding) string {
+	var about []string
+	switch len(f.Credentials) {
+	case 0:
+	case 1:
+		about = append(about, "credential "+f.Credentials[0])
+	default:
+		about = append(about, "credentials "+strings.Join(f.Credentials, ", "))
+	}
+	switch len(f.Policies) {
+	case 0:
+	case 1:
+		about = append(about, "policy "+f.Policies[0])
+	default:
+		about = append(about, "policies "+strings.Join(f.Policies, ", "))
+	}
+	s := f.Rule
+	if len(about) > 0 {
+		s += " (" + strings.Join(about, "; ") + ")"
+	}
+	return cell(s + ": " + f.Message)
+}
+
+// cell returns s fit for one cell of a terminal table: a string with a character that is not
+// printable (a newline, a tab, a terminal escape, a bidi override) is printed quoted, Go-style,
+// without the outer quotes, so that no record can break the table or drive the terminal.
+func cell(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func dash(s string) string {
@@ -250,15 +364,17 @@ func printSummary(w io.Writer, format string, s *audit.Summary) error {
 		return enc.Encode(s)
 	case "table":
 		fmt.Fprintf(w, "%d records\n", s.Records)
-		for _, c := range []struct {
-			title  string
-			counts map[string]int
-		}{{"EVENT", s.Events}, {"RULE", s.Rules}, {"NAMESPACE", s.Namespaces}, {"USER", s.Users}, {"CREDENTIAL", s.Credentials}} {
+		for _, by := range s.By {
 			fmt.Fprintln(w)
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "%s\tRECORDS\n", c.title)
-			for _, k := range byCount(c.counts) {
-				fmt.Fprintf(tw, "%s\t%d\n", k, c.counts[k])
+			if by == audit.ByOwner {
+				printOwners(tw, s.Owners)
+			} else {
+				title, counts := summaryTable(s, by)
+				fmt.Fprintf(tw, "%s\tRECORDS\n", title)
+				for _, k := range byCount(counts) {
+					fmt.Fprintf(tw, "%s\t%d\n", dash(cell(k)), counts[k])
+				}
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -279,6 +395,48 @@ func printSummary(w io.Writer, format string, s *audit.Summary) error {
 		return nil
 	}
 	return fmt.Errorf("--output %q: use table or json", format)
+}
+
+// summaryTable returns the title and counts of a breakdown other than owner.
+func summaryTable(s *audit.Summary, by string) (string, map[string]int) {
+	switch by {
+	case audit.ByEvent:
+		return "EVENT", s.Events
+	case audit.ByRule:
+		return "RULE (DENY)", s.Rules
+	case audit.ByWarning:
+		return "WARNING (WARN, AUDIT)", s.Warnings
+	case audit.ByNamespace:
+		return "NAMESPACE", s.Namespaces
+	case audit.ByUser:
+		return "USER", s.Users
+	case audit.ByCredential:
+		return "CREDENTIAL", s.Credentials
+	}
+	return strings.ToUpper(by), nil
+}
+
+// printOwners prints the owner breakdown: one row an owner workload, with its records by
+// event and by rule.
+func printOwners(w io.Writer, owners []*audit.OwnerCount) {
+	fmt.Fprintln(w, "NAMESPACE\tOWNER\tRECORDS\tEVENTS\tRULES\tWARNINGS")
+	for _, o := range owners {
+		var events []string
+		for _, e := range byCount(o.Events) {
+			events = append(events, fmt.Sprintf("%d %s", o.Events[e], strings.TrimPrefix(e, "admission_")))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", dash(cell(o.Namespace)), cell(o.String()), o.Records,
+			cell(strings.Join(events, ", ")), dash(cell(counted(o.Rules))), dash(cell(counted(o.Warnings))))
+	}
+}
+
+// counted returns "a 3, b 1": the keys of m by count, each with its count.
+func counted(m map[string]int) string {
+	var out []string
+	for _, k := range byCount(m) {
+		out = append(out, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(out, ", ")
 }
 
 // byCount orders keys by count, then name.
