@@ -171,3 +171,18 @@ func TestRedactedBeforeCut(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageSaysEachRefusalOnce: two credentials tripping one rule with one message are said
+// once in the refusal; different messages of one rule are each said.
+func TestMessageSaysEachRefusalOnce(t *testing.T) {
+	d := Decision{Kind: "Job", Violations: []Violation{
+		{Rule: "multiple-cloud-identities", Credential: "aws-a", Message: "two aws identities"},
+		{Rule: "multiple-cloud-identities", Credential: "aws-b", Message: "two aws identities"},
+		{Rule: "admin-scoped-credential", Credential: "aws-a", Message: "aws-a is admin"},
+		{Rule: "admin-scoped-credential", Credential: "aws-b", Message: "aws-b is admin"},
+	}}
+	want := "credgate refused the Job: [multiple-cloud-identities] two aws identities; [admin-scoped-credential] aws-a is admin; [admin-scoped-credential] aws-b is admin"
+	if got := d.Message(); got != want {
+		t.Errorf("Message() = %q, want %q", got, want)
+	}
+}

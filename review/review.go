@@ -109,13 +109,34 @@ func (d *Decision) Message() string {
 		kind = "Pod"
 	}
 	b.WriteString("credgate refused the " + kind + ": ")
-	for i, v := range d.Violations {
+	for i, text := range distinct(d.Violations) {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		b.WriteString("[" + v.Rule + "] " + v.Message)
+		b.WriteString(text)
 	}
 	return b.String()
+}
+
+// distinct returns "[rule] message" of each violation of vs, each text once: two credentials
+// tripping one rule with one message are said once.
+func distinct(vs []Violation) []string {
+	out := make([]string, 0, len(vs))
+	var seen map[string]bool
+	for _, v := range vs {
+		text := "[" + v.Rule + "] " + v.Message
+		if len(vs) > 1 {
+			if seen[text] {
+				continue
+			}
+			if seen == nil {
+				seen = make(map[string]bool, len(vs))
+			}
+			seen[text] = true
+		}
+		out = append(out, text)
+	}
+	return out
 }
 
 // Evaluator evaluates the policy input of one admission; *policies.Engine is the one in use.
@@ -401,9 +422,7 @@ func (r *Reviewer) decide(ctx context.Context, req Request, raw []byte, t worklo
 	d.PolicyRevision = res.Revision
 	d.Violations = append(d.Violations, c.Deny...)
 	d.Warned, d.Audited = c.Warn, c.Audit
-	for _, v := range c.Warn {
-		d.Warnings = append(d.Warnings, "["+v.Rule+"] "+v.Message)
-	}
+	d.Warnings = append(d.Warnings, distinct(c.Warn)...)
 	return nil
 }
 
