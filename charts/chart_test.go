@@ -520,10 +520,14 @@ func TestValues(t *testing.T) {
 		if b, _ := json.Marshal(podSpecOf(t, objs, "credgate")["volumes"]); !strings.Contains(string(b), `"configMap":{"name":"rego","optional":true}`) {
 			t.Errorf("the policies volume does not mount ConfigMap rego: %s", b)
 		}
-		// A ConfigMap of the operator's: mounted, never created nor changed.
-		objs = render(t, map[string]any{"policies": map[string]any{"createConfigMap": false}})
+		// By default the ConfigMap is the operator's: mounted, never created nor changed, so
+		// that an upgrade does not empty it.
+		objs = render(t, nil)
 		if find(objs, "ConfigMap", "credgate-policies") != nil {
-			t.Error("ConfigMap created with policies.createConfigMap=false")
+			t.Error("ConfigMap created by default: an upgrade would empty the operator's policies")
+		}
+		if find(render(t, map[string]any{"policies": map[string]any{"createConfigMap": true}}), "ConfigMap", "credgate-policies") == nil {
+			t.Error("no ConfigMap with policies.createConfigMap=true")
 		}
 		if b, _ := json.Marshal(podSpecOf(t, objs, "credgate")["volumes"]); !strings.Contains(string(b), `"name":"credgate-policies"`) {
 			t.Errorf("the policies volume is gone: %s", b)
@@ -688,8 +692,10 @@ func TestCRDCopy(t *testing.T) {
 	}
 	// And what Render installs is that file: the chart's crds/, untemplated.
 	objs := render(t, nil)
-	if objs[0].GetKind() != "CustomResourceDefinition" || objs[0].GetName() != "credentials.credgate.dev" {
-		t.Errorf("first object rendered: %s, want the CRD", key(objs[0]))
+	for i, name := range names {
+		if i >= len(objs) || objs[i].GetKind() != "CustomResourceDefinition" || objs[i].GetName() != strings.TrimPrefix(strings.TrimSuffix(name, ".yaml"), "credgate.dev_")+".credgate.dev" {
+			t.Errorf("object %d rendered: %s, want the CRD of %s", i, key(objs[min(i, len(objs)-1)]), name)
+		}
 	}
 }
 
