@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/open-policy-agent/opa/v1/ast"
 	gomodjsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -59,6 +60,23 @@ type Evaluator struct {
 	// refresher had minted their credentials. Without it they are refused, as the cluster
 	// refuses them until then (credential-not-ready).
 	AssumeMinted bool
+	// Explain, when set, is asked, after each decision the policies took part in, what made
+	// each violation fire (Revision.Explain on the input the policies evaluated); its answer
+	// is written to Err: each firing's rule, credential, set, file and line, and the
+	// expressions of the rule body that held. Only names and the policies' source text are
+	// written, never a value of the input.
+	Explain func(ctx context.Context, input ast.Value) ([]policies.Firing, error)
+}
+
+// recordingPolicy remembers the input the policies last evaluated, for Explain.
+type recordingPolicy struct {
+	review.Evaluator
+	input ast.Value
+}
+
+func (p *recordingPolicy) Evaluate(ctx context.Context, input ast.Value) (policies.Result, error) {
+	p.input = input
+	return p.Evaluator.Evaluate(ctx, input)
 }
 
 // Run evaluates every workload of workloads against the Credentials (and Secrets) of creds and
@@ -86,9 +104,14 @@ func (e *Evaluator) Run(ctx context.Context, workloads []Input, creds []Input) i
 	}
 
 	reviewer := &review.Reviewer{Store: store, Namespaces: namespaces, Policy: e.Policy, Enforcement: e.Enforcement}
+	var rec *recordingPolicy
+	if e.Explain != nil {
+		rec = &recordingPolicy{Evaluator: e.Policy}
+		reviewer.Policy = rec
+	}
 	code, printed := ExitAdmitted, 0
 	for _, d := range docs {
-		out, c := e.one(ctx, reviewer, decoder, secrets, d)
+		out, c := e.one(ctx, reviewer, decoder, secrets, d, rec)
 		code = max(code, c)
 		if out == nil {
 			continue
@@ -107,7 +130,7 @@ func (e *Evaluator) Run(ctx context.Context, workloads []Input, creds []Input) i
 
 // one reviews a single document and returns it as YAML (the patched object when admitted, the
 // submitted one when there is nothing to inject, nothing when refused) with its exit code.
-func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime.Decoder, secrets secretIndex, d document) ([]byte, int) {
+func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime.Decoder, secrets secretIndex, d document, rec *recordingPolicy) ([]byte, int) {
 	obj, _, err := decoder.Decode(d.json, nil, nil)
 	if err != nil && !runtime.IsNotRegisteredError(err) {
 		fmt.Fprintf(e.Err, "error: %s: %v\n", d.source, err)
@@ -128,12 +151,18 @@ func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime
 	what := fmt.Sprintf("%s %s/%s", d.meta.Kind, ns, accessor.GetName())
 
 	gvk := schema.FromAPIVersionAndKind(d.meta.APIVersion, d.meta.Kind)
+	if rec != nil {
+		rec.input = nil
+	}
 	dec, err := r.Review(ctx, review.Request{Namespace: ns, Object: obj, Raw: d.json,
 		Operation: "CREATE", Name: accessor.GetName(), User: "credgate-eval", GVK: gvk})
 	if err != nil {
 		// Offline, every failure is the input's: a malformed object or a Credential file.
 		fmt.Fprintf(e.Err, "error: %s: %v\n", what, err)
 		return nil, ExitBadInput
+	}
+	if rec != nil {
+		defer func() { e.explain(ctx, what, rec.input, dec) }() // after the decision, and the offline checks
 	}
 	if !dec.Denied() {
 		dec.Violations = secrets.check(ns, dec.Resolved)
@@ -168,6 +197,71 @@ func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime
 		fmt.Fprintf(e.Err, "admitted %s: its pods get %s, injected when each is created\n", what, strings.Join(dec.Credentials, ", "))
 	}
 	return mustYAML(patched), ExitAdmitted
+}
+
+// explain writes what made each violation of the policies' evaluation of input fire (nothing
+// evaluated: input is nil), for what, to Err; and which of dec's violations no policy rule
+// made (credgate's own checks, before the policies or offline).
+func (e *Evaluator) explain(ctx context.Context, what string, input ast.Value, dec review.Decision) {
+	var firings []policies.Firing
+	if input != nil {
+		var err error
+		if firings, err = e.Explain(ctx, input); err != nil {
+			fmt.Fprintf(e.Err, "explain %s: %v\n", what, err)
+			return
+		}
+	}
+	fired := map[string]bool{}
+	for _, f := range firings {
+		fired[f.Rule] = true
+	}
+	var own []string
+	for _, v := range slices.Concat(dec.Violations, dec.Audited) {
+		if !fired[v.Rule] && !slices.Contains(own, v.Rule) {
+			own = append(own, v.Rule)
+		}
+	}
+	switch {
+	case input == nil && len(own) == 0:
+		fmt.Fprintf(e.Err, "explain %s: the policies did not run (no credentials requested)\n", what)
+		return
+	case len(firings) == 0 && len(own) == 0:
+		fmt.Fprintf(e.Err, "explain %s: no policy rule fired\n", what)
+		return
+	}
+	fmt.Fprintf(e.Err, "explain %s: what made each rule fire\n", what)
+	for _, rule := range own {
+		fmt.Fprintf(e.Err, "  [%s] credgate's own check, not a policy rule\n", rule)
+	}
+	if input == nil {
+		fmt.Fprintln(e.Err, "  (refused before the policies ran)")
+	}
+	for _, f := range firings {
+		cred := ""
+		if f.Credential != "" {
+			cred = " " + f.Credential
+		}
+		times := ""
+		if f.Count > 1 {
+			times = fmt.Sprintf(" (%d violations)", f.Count)
+		}
+		fmt.Fprintf(e.Err, "  [%s]%s, %s at %s:%d%s, because:\n", f.Rule, cred, f.Set, f.File, f.Line, times)
+		width := 0
+		for _, x := range f.Exprs {
+			width = max(width, len(fmt.Sprintf("%s:%d", x.File, x.Line)))
+		}
+		for _, x := range f.Exprs {
+			fmt.Fprintf(e.Err, "    %-*s  %s\n", width, fmt.Sprintf("%s:%d", x.File, x.Line), clip(x.Text, 100))
+		}
+	}
+}
+
+// clip cuts s to n characters, marking the cut.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 // applyAsAPIServer applies the webhook's JSON patch to the submitted document, as the API

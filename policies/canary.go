@@ -113,7 +113,7 @@ func (r *Revision) canaryOne(ctx context.Context, input ast.Value, timeout time.
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	_, err := r.evaluate(ctx, input)
+	_, err := r.evaluate(ctx, input, true)
 	return err
 }
 

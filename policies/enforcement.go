@@ -78,11 +78,15 @@ type Classified struct {
 	Deny, Warn, Audit []Violation
 }
 
-// Classify splits res by the action each violation's rule has.
+// Classify splits res by the action each violation's rule has: the one its policy object
+// sets (Violation.Enforce), else the one e sets, else that of the set it was found in.
 func (e Enforcement) Classify(res Result) Classified {
 	var c Classified
 	put := func(v Violation, def Action) {
-		a, ok := e[v.Rule]
+		a, ok := v.Enforce, v.Enforce != ""
+		if !ok {
+			a, ok = e[v.Rule]
+		}
 		if !ok {
 			a = def
 		}

@@ -21,6 +21,12 @@ type Violation struct {
 	Rule       string `json:"rule"`
 	Credential string `json:"credential,omitempty"`
 	Message    string `json:"message"`
+	// Policy names the policy object (CredentialPolicy) the violation came from; empty for
+	// the built-in rules and the policy files.
+	Policy string `json:"policy,omitempty"`
+	// Enforce is the action the policy object sets for the rule, if it sets one: it wins
+	// over Enforcement.
+	Enforce Action `json:"-"`
 }
 
 // Result is what one evaluation found, by the set each violation came from.
@@ -41,12 +47,15 @@ type Result struct {
 // binding per set, or the union of the sets: BenchmarkPolicyEvaluate.)
 //
 // The credential-scoped packages (scoped.go), which are evaluated per credential, are left out.
-func planQuery(modules map[string]*ast.Module, scopedPkgs []string) string {
+//
+// The modules of policy objects (objects: module file to object name) are left out too: each
+// has a query of its own (objectQuery).
+func planQuery(modules map[string]*ast.Module, scopedPkgs []string, objects map[string]string) string {
 	type key struct{ pkg, set string }
 	partial := map[key]bool{}
-	for _, m := range modules {
+	for file, m := range modules {
 		pkg := packageName(m)
-		if pkg != EntryPackage && !strings.HasPrefix(pkg, BuiltinPackage+".") || slices.Contains(scopedPkgs, pkg) {
+		if _, isObject := objects[file]; isObject || pkg != EntryPackage && !strings.HasPrefix(pkg, BuiltinPackage+".") || slices.Contains(scopedPkgs, pkg) {
 			continue
 		}
 		for _, r := range m.Rules {
@@ -78,6 +87,24 @@ func planQuery(modules map[string]*ast.Module, scopedPkgs []string) string {
 	return "deny := [" + strings.Join(refs["deny"], ", ") + "]; warn := [" + strings.Join(refs["warn"], ", ") + "]"
 }
 
+// objectQuery is the query of the policy object named name whose module is m: its deny and
+// warn sets (partial set rules, checkObjectModule made sure), those it defines; "" for none.
+func objectQuery(name string, m *ast.Module) string {
+	defined := map[string]bool{}
+	for _, r := range m.Rules {
+		if set := setOf(r); set != "" {
+			defined[set] = true
+		}
+	}
+	var parts []string
+	for _, set := range []string{"deny", "warn"} {
+		if defined[set] {
+			parts = append(parts, set+" := data."+ObjectPackage+"["+ast.StringTerm(name).String()+"]."+set)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Revision is one compiled, prepared set of policies. It is immutable and safe for concurrent
 // use.
 type Revision struct {
@@ -89,6 +116,9 @@ type Revision struct {
 	deterministic bool
 	// scoped evaluates the credential-scoped rules per credential; nil when there are none.
 	scoped *scoped
+	// objects are the policy objects served, by name, evaluated in objectOrder.
+	objects     map[string]compiledObject
+	objectOrder []string
 }
 
 // Deterministic reports whether the revision decides the same on the same input whenever it
@@ -140,6 +170,14 @@ var parserOptions = ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation
 // the Watcher run the canary (Revision.Canary) before serving a revision.
 func Compile(ctx context.Context, src Source) (*Revision, error) {
 	modules := make(map[string]*ast.Module, len(src.Modules))
+	objectFiles := make(map[string]string, len(src.Objects)) // module file to object name
+	for name := range src.Objects {
+		objectFiles[ObjectFile(name)] = name
+	}
+	objects, err := compileObjects(src)
+	if err != nil {
+		return nil, err
+	}
 	builtin := map[string]bool{}
 	deterministic := true
 	var errs []error
@@ -150,7 +188,13 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 			continue
 		}
 		builtin[name] = isBuiltin(name, text)
-		if !builtin[name] {
+		if _, ok := objectFiles[name]; ok {
+			if err := checkObjectModule(name, m); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			deterministic = deterministic && nondeterministic(m) == ""
+		} else if !builtin[name] {
 			if err := checkUserModule(name, m, false); err != nil {
 				errs = append(errs, err)
 				continue
@@ -167,11 +211,26 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		return nil, fmt.Errorf("parse policies: %w", errors.Join(errs...))
 	}
 	listed := rules(modules) // from the modules as parsed: the compiler rewrites rule heads
+	for i, r := range listed {
+		if obj, ok := objectFiles[r.File]; ok {
+			if a, ok := src.Objects[obj].Enforcement[r.ID]; ok {
+				listed[i].Enforcement = string(a)
+			}
+		}
+	}
+	for file, obj := range objectFiles {
+		if m := modules[file]; m != nil {
+			moveObjectModule(obj, m)
+		}
+	}
 	scopedPkgs := credentialScoped(modules, builtin)
-	query := planQuery(modules, scopedPkgs)
+	query := planQuery(modules, scopedPkgs, objectFiles)
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("compile policies: %w", compiler.Errors)
+	}
+	if err := typeCheckObjects(modules, objectFiles); err != nil {
+		return nil, err
 	}
 	if err := checkScoped(scopedPkgs, compiler.Modules); err != nil {
 		return nil, err
@@ -180,28 +239,42 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if err != nil {
 		return nil, err
 	}
-	prepared, err := rego.New(
-		rego.Query(query),
-		rego.Compiler(compiler),
-		rego.Store(inmem.NewFromObject(src.data())),
-		rego.SetRegoVersion(ast.RegoV1),
-	).PrepareForEval(ctx)
+	store := inmem.NewFromObject(src.data())
+	prepare := func(query string) (rego.PreparedEvalQuery, error) {
+		return rego.New(rego.Query(query), rego.Compiler(compiler), rego.Store(store), rego.SetRegoVersion(ast.RegoV1)).PrepareForEval(ctx)
+	}
+	prepared, err := prepare(query)
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy query: %w", err)
 	}
-	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic, scoped: sc}, nil
+	for file, name := range objectFiles {
+		q := objectQuery(name, modules[file])
+		if q == "" {
+			continue
+		}
+		o := objects[name]
+		if o.query, err = prepare(q); err != nil {
+			return nil, fmt.Errorf("prepare the query of %s: %w", file, err)
+		}
+		o.queried = true
+		objects[name] = o
+	}
+	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic,
+		scoped: sc, objects: objects, objectOrder: slices.Sorted(maps.Keys(objects))}, nil
 }
 
 // Evaluate runs the policies on input, the input document of docs/policies.md.
 func (r *Revision) Evaluate(ctx context.Context, input ast.Value) (Result, error) {
-	res, err := r.evaluate(ctx, input)
+	res, err := r.evaluate(ctx, input, false)
 	if err != nil {
 		return Result{}, fmt.Errorf("evaluate policies %s: %w", r.id, err)
 	}
 	return res, nil
 }
 
-func (r *Revision) evaluate(ctx context.Context, input ast.Value) (Result, error) {
+// evaluate evaluates input; canary evaluates every policy object, selected or not, and
+// keeps the violations of those selected only.
+func (r *Revision) evaluate(ctx context.Context, input ast.Value, canary bool) (Result, error) {
 	rs, err := r.prepared.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
 		return Result{}, err
@@ -211,9 +284,12 @@ func (r *Revision) evaluate(ctx context.Context, input ast.Value) (Result, error
 		return Result{}, errors.New("the deny and warn sets are undefined")
 	}
 	res := Result{
-		Deny:     violations(rs[0].Bindings["deny"]),
-		Warn:     violations(rs[0].Bindings["warn"]),
+		Deny:     violations(rs[0].Bindings["deny"], ""),
+		Warn:     violations(rs[0].Bindings["warn"], ""),
 		Revision: r.id,
+	}
+	if err := r.evaluateObjects(ctx, input, canary, &res); err != nil {
+		return Result{}, err
 	}
 	if r.scoped != nil {
 		more, err := r.scoped.evaluate(ctx, input)
@@ -238,7 +314,7 @@ func mergeViolations(a, b []Violation) []Violation {
 // violations turns an array of sets of policy results into Violations, sorted, each once. An
 // entry a user policy shaped wrongly is kept, with what could be read of it, rather than
 // dropped.
-func violations(sets any) []Violation {
+func violations(sets any, policy string) []Violation {
 	var items []any
 	all, _ := sets.([]any)
 	for _, set := range all {
@@ -247,7 +323,7 @@ func violations(sets any) []Violation {
 	}
 	out := make([]Violation, 0, len(items))
 	for _, it := range items {
-		v := Violation{Rule: "user-policy"}
+		v := Violation{Rule: "user-policy", Policy: policy}
 		switch t := it.(type) {
 		case map[string]any:
 			if s, ok := t["rule"].(string); ok && s != "" {
@@ -267,7 +343,7 @@ func violations(sets any) []Violation {
 	return slices.Compact(out)
 }
 
-// compareViolations orders violations by rule, credential, message.
+// compareViolations orders violations by rule, credential, message, policy.
 func compareViolations(a, b Violation) int {
 	if c := strings.Compare(a.Rule, b.Rule); c != 0 {
 		return c
@@ -275,7 +351,13 @@ func compareViolations(a, b Violation) int {
 	if c := strings.Compare(a.Credential, b.Credential); c != 0 {
 		return c
 	}
-	return strings.Compare(a.Message, b.Message)
+	if c := strings.Compare(a.Message, b.Message); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Policy, b.Policy); c != 0 {
+		return c
+	}
+	return strings.Compare(string(a.Enforce), string(b.Enforce))
 }
 
 // Engine serves the current Revision and replaces it atomically: requests in flight finish

@@ -246,7 +246,7 @@ func (s *scoped) one(ctx context.Context, c, ns ast.Value) (Result, error) {
 	if len(rs) == 0 {
 		return Result{}, fmt.Errorf("the deny and warn sets of %s are undefined", strings.Join(s.packages, ", "))
 	}
-	res := Result{Deny: violations(rs[0].Bindings["deny"]), Warn: violations(rs[0].Bindings["warn"])}
+	res := Result{Deny: violations(rs[0].Bindings["deny"], ""), Warn: violations(rs[0].Bindings["warn"], "")}
 	if cacheable {
 		// Evaluated before the credential's expiry, the result holds until it; after, for good.
 		var until time.Time

@@ -137,7 +137,7 @@ func wholeQuery(t *testing.T, ctx context.Context) rego.PreparedEvalQuery {
 	for name, text := range src.Modules {
 		modules[name] = ast.MustParseModuleWithOpts(text, parserOptions)
 	}
-	query := planQuery(modules, nil)
+	query := planQuery(modules, nil, nil)
 	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
 	if c.Compile(modules); c.Failed() {
 		t.Fatal(c.Errors)
@@ -155,7 +155,7 @@ func evalWhole(t *testing.T, ctx context.Context, pq rego.PreparedEvalQuery, in 
 	if err != nil || len(rs) == 0 {
 		t.Fatalf("whole evaluation: %v %v", rs, err)
 	}
-	return Result{Deny: violations(rs[0].Bindings["deny"]), Warn: violations(rs[0].Bindings["warn"])}
+	return Result{Deny: violations(rs[0].Bindings["deny"], ""), Warn: violations(rs[0].Bindings["warn"], "")}
 }
 
 // withEveryCredential returns in with patch (a JSON object) merged into each credential.

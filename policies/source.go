@@ -28,6 +28,9 @@ type Source struct {
 	Tests   map[string]string
 	// Data is merged from every JSON and YAML file, at the root of data.
 	Data map[string]any
+	// Objects are the policies served from Kubernetes objects, by name; the module of each
+	// is Modules[ObjectFile(name)].
+	Objects map[string]Object
 }
 
 // builtinPrefix starts the names of the built-in files.
@@ -70,7 +73,9 @@ func (s *Source) add(name, text string) {
 }
 
 // LoadDir reads the policy files of dir, named user/<path in dir>: *.rego modules, *_test.rego
-// tests, and *.json, *.yaml, *.yml data documents, merged at the root of data. Names starting
+// tests, CredentialPolicy objects (a YAML or JSON file holding one: served as the cluster's,
+// its module named policy/<name>.rego), and *.json, *.yaml, *.yml data documents, merged at
+// the root of data. Names starting
 // with "." are skipped, which covers the ..data directories of a mounted ConfigMap (whose files
 // are reached through the symlinks beside them). An empty dir yields an empty Source. A data
 // document with the top-level key credgate is refused (a *ReservedError): data.credgate is
@@ -126,6 +131,15 @@ func loadDir(dir, prefix string) (Source, error) {
 				s.add(name, string(b))
 				return nil
 			}
+			if obj, ok, err := parseObject(b, name); ok || err != nil {
+				if err == nil {
+					err = s.addObject(obj, name)
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+				return nil
+			}
 			if err := mergeData(s.Data, b, name); err != nil {
 				errs = append(errs, err)
 			}
@@ -179,11 +193,21 @@ func Merge(a, b Source) (Source, error) {
 			}
 			out.Data[k] = v
 		}
+		for n, o := range src.Objects {
+			if out.Objects == nil {
+				out.Objects = map[string]Object{}
+			}
+			if _, ok := out.Objects[n]; ok {
+				return Source{}, fmt.Errorf("policy object %s is defined twice", n)
+			}
+			out.Objects[n] = o
+		}
 	}
 	return out, nil
 }
 
-// Revision is a content hash of the modules and data (tests excluded): "sha256:<hex>".
+// Revision is a content hash of the modules, data and objects (tests excluded):
+// "sha256:<hex>".
 func (s Source) Revision() string {
 	h := sha256.New()
 	names := make([]string, 0, len(s.Modules))
@@ -196,6 +220,10 @@ func (s Source) Revision() string {
 	}
 	data, _ := json.Marshal(s.Data) // map keys are sorted; the values came from JSON or YAML
 	h.Write(data)
+	if len(s.Objects) > 0 {
+		objects, _ := json.Marshal(s.Objects) // sorted by name; enforcement and selector
+		h.Write(objects)
+	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 

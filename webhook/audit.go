@@ -71,7 +71,7 @@ func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.
 		vs     []review.Violation
 	}{{"audit", d.Audited}, {"warn", d.Warned}, {"deny", d.Violations}} {
 		for _, v := range set.vs {
-			r.Violations = append(r.Violations, audit.Violation{Rule: v.Rule, Credential: v.Credential, Message: v.Message, Action: set.action})
+			r.Violations = append(r.Violations, audit.Violation{Rule: v.Rule, Credential: v.Credential, Message: v.Message, Action: set.action, Policy: v.Policy})
 			r.Enforcement = set.action
 		}
 	}

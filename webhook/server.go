@@ -207,7 +207,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 }
 
 // newPolicyEngine compiles the policies — a broken policy directory at start is an error,
-// there being no previous revision to keep serving — and adds their watcher to mgr.
+// there being no previous revision to keep serving — and adds their watcher to mgr, which
+// serves the CredentialPolicies too (and writes their status).
 func newPolicyEngine(ctx context.Context, mgr manager.Manager, o Options, log logr.Logger) (*policies.Engine, error) {
 	rev, err := policies.Load(ctx, o.PolicyDir)
 	if err != nil {
@@ -220,11 +221,22 @@ func newPolicyEngine(ctx context.Context, mgr manager.Manager, o Options, log lo
 	}
 	engine.Metrics = metrics
 	metrics.Serving("", rev.ID())
-	if o.PolicyDir != "" {
-		w := &policies.Watcher{Dir: o.PolicyDir, Interval: o.PolicyReload, Engine: engine, Metrics: metrics, Log: log.WithName("policies")}
-		if err := mgr.Add(w); err != nil {
-			return nil, fmt.Errorf("add policy watcher: %w", err)
-		}
+	// The watcher serves the CredentialPolicies (and reloads --policy-dir): until it has
+	// read them once, the replica is not ready — it would admit what they refuse.
+	if _, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.CredentialPolicy{}); err != nil {
+		return nil, fmt.Errorf("create credentialpolicy informer (is the CRD credentialpolicies.credgate.dev installed? An upgrade applies the new CRDs first): %w", err)
+	}
+	w := &policies.Watcher{Dir: o.PolicyDir, Objects: policyObjects(mgr.GetCache()), Interval: o.PolicyReload,
+		Engine: engine, Metrics: metrics, Log: log.WithName("policies")}
+	if err := mgr.Add(w); err != nil {
+		return nil, fmt.Errorf("add policy watcher: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("policies", func(*http.Request) error { return w.Loaded() }); err != nil {
+		return nil, fmt.Errorf("add readiness check: %w", err)
+	}
+	status := &policyStatusWriter{watcher: w, client: mgr.GetClient(), reader: mgr.GetCache(), log: log.WithName("policies"), retry: 10 * time.Second}
+	if err := mgr.Add(status); err != nil {
+		return nil, fmt.Errorf("add policy status writer: %w", err)
 	}
 	log.Info("policies loaded", keyRevision, rev.ID(), "policyDir", o.PolicyDir)
 	return engine, nil

@@ -9,10 +9,10 @@ import (
 // GroupVersion is the API group and version of the Credential API.
 var GroupVersion = schema.GroupVersion{Group: "credgate.dev", Version: "v1alpha1"}
 
-// AddToScheme registers Credential and CredentialList with s. It is called explicitly by whoever
+// AddToScheme registers Credential, CredentialPolicy and their lists with s. It is called explicitly by whoever
 // builds a scheme; nothing registers itself at init time.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &Credential{}, &CredentialList{})
+	s.AddKnownTypes(GroupVersion, &Credential{}, &CredentialList{}, &CredentialPolicy{}, &CredentialPolicyList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

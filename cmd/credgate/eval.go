@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/spf13/cobra"
 
 	"github.com/credgate/credgate/eval"
@@ -17,6 +21,7 @@ type evalOptions struct {
 	credentials  []string
 	namespace    string
 	assumeMinted bool
+	explain      bool
 	policy       policyFlags
 }
 
@@ -39,6 +44,13 @@ Credentials are taken with the status the file gives them, as the cluster would 
 assumeRole Credential with none is refused (credential-not-ready), as the cluster refuses it
 until credgate refresher mints its credentials; --assume-minted evaluates as if it had.
 
+--explain adds, after each decision (on stderr), what made each policy rule fire: for every
+violation the rule body that produced it — its file and line, whether it added to the deny or
+the warn set — and the expressions of that body, each with its file and line, as written in
+the policy; a refusal credgate makes itself (invalid-*, limit-exceeded, missing-secret-key) is
+named as such. It quotes the policies' source and the rule ids and credential names, never a
+value of the workload or of a Credential (nor, so, anything from a Secret).
+
 Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
 		Example: `  # Is a training Job admitted, and what do its pods get? (Evaluate a Pod, or the Job's
   # pods as the Job controller creates them, to see the injection itself.)
@@ -49,7 +61,10 @@ Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
     | credgate eval -f - --credentials creds.yaml > job.mutated.yaml
 
   # With your own policies, and conflicts only audited
-  credgate eval -f job.yaml --credentials creds.yaml --policy-dir ./my-policies --enforce conflicting-env=audit`,
+  credgate eval -f job.yaml --credentials creds.yaml --policy-dir ./my-policies --enforce conflicting-env=audit
+
+  # Why was it refused? Each rule that fired, and the expressions that made it
+  credgate eval -f job.yaml --credentials creds.yaml --policy-dir ./my-policies --explain`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
@@ -57,6 +72,7 @@ Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
 	cmd.Flags().StringArrayVar(&o.credentials, "credentials", nil, "YAML file of Credentials and optional Secrets (repeatable)")
 	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "default", "namespace of objects that name none")
 	cmd.Flags().BoolVar(&o.assumeMinted, "assume-minted", false, "evaluate assumeRole Credentials without a Ready condition as if credgate refresher had minted them (the cluster refuses them until it has)")
+	cmd.Flags().BoolVar(&o.explain, "explain", false, "after each decision, show what made each policy rule fire: the rule's file and line and its body's expressions (stderr)")
 	o.policy.register(cmd, "directory of extra .rego policies and JSON/YAML data")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagRequired("credentials")
@@ -88,10 +104,35 @@ func (o *evalOptions) run(cmd *cobra.Command) error {
 	defer closeC()
 	e := &eval.Evaluator{Namespace: o.namespace, Scheme: scheme, AssumeMinted: o.assumeMinted, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(),
 		Policy: policies.NewEngine(rev), Enforcement: enforcement}
+	if o.explain {
+		e.Explain = explainer(rev, o.policy.dir)
+	}
 	if code := e.Run(cmd.Context(), workloads, creds); code != 0 {
 		return exitError{code: code}
 	}
 	return nil
+}
+
+// explainer explains rev's evaluations, naming the files of dir as the policy commands do,
+// by their path (DIR/file.rego; the revision names them user/file.rego).
+func explainer(rev *policies.Revision, dir string) func(context.Context, ast.Value) ([]policies.Firing, error) {
+	rename := func(file string) string {
+		if rest, ok := strings.CutPrefix(file, "user/"); ok && dir != "" {
+			return filepath.ToSlash(filepath.Join(dir, rest))
+		}
+		return file
+	}
+	return func(ctx context.Context, input ast.Value) ([]policies.Firing, error) {
+		firings, err := rev.Explain(ctx, input)
+		for i := range firings {
+			f := &firings[i]
+			f.File = rename(f.File)
+			for j := range f.Exprs {
+				f.Exprs[j].File = rename(f.Exprs[j].File)
+			}
+		}
+		return firings, err
+	}
 }
 
 func exitWith(cmd *cobra.Command, err error) error {
