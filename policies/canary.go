@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -26,6 +27,9 @@ var canaryFiles embed.FS
 type CanaryInput struct {
 	Name  string
 	Value ast.Value
+	// Recent: an input of an admission (a tenant's), not a bundled sample. A policy object
+	// is tried on the recent inputs of the namespaces it selects only, as it is evaluated.
+	Recent bool
 }
 
 // SampleInputs returns the bundled sample inputs, named "sample <file>". Their values are
@@ -57,7 +61,7 @@ func (e *Engine) recentCanaryInputs() []CanaryInput {
 	values := e.RecentInputs()
 	out := make([]CanaryInput, len(values))
 	for i, v := range values {
-		out[i] = CanaryInput{Name: fmt.Sprintf("recent input %d (%s)", i+1, describeInput(v)), Value: v}
+		out[i] = CanaryInput{Name: fmt.Sprintf("recent input %d (%s)", i+1, describeInput(v)), Value: v, Recent: true}
 	}
 	return out
 }
@@ -100,21 +104,51 @@ func (e *CanaryError) Unwrap() error { return e.Err }
 // outputs, a runaway rule), and serving it would fail every admission.
 func (r *Revision) Canary(ctx context.Context, inputs []CanaryInput, timeout time.Duration) error {
 	for _, in := range inputs {
-		if err := r.canaryOne(ctx, in.Value, timeout); err != nil {
+		if err := r.canaryOne(ctx, in, timeout); err != nil {
 			return &CanaryError{Input: in.Name, Err: err}
 		}
 	}
 	return nil
 }
 
-func (r *Revision) canaryOne(ctx context.Context, input ast.Value, timeout time.Duration) error {
+func (r *Revision) canaryOne(ctx context.Context, in CanaryInput, timeout time.Duration) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	_, err := r.evaluate(ctx, input, true)
+	_, err := r.evaluate(ctx, in.Value, !in.Recent)
 	return err
+}
+
+// CanaryObject evaluates the policy object named name on its own, on each of inputs (each
+// within timeout): every sample input, whatever its namespace, and the recent inputs of the
+// namespaces it selects — a tenant's admission elsewhere, which it never evaluates, cannot
+// fail it. It returns the first failure as a *CanaryError.
+func (r *Revision) CanaryObject(ctx context.Context, name string, inputs []CanaryInput, timeout time.Duration) error {
+	o, ok := r.objects[name]
+	if !ok || !o.queried {
+		return nil
+	}
+	for _, in := range inputs {
+		if in.Recent && o.selector != nil && !o.selector.Matches(inputNamespaceLabels(in.Value)) {
+			continue
+		}
+		err := func() error {
+			ctx := ctx
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			_, err := o.query.Eval(ctx, rego.EvalParsedInput(in.Value))
+			return err
+		}()
+		if err != nil {
+			return &CanaryError{Input: in.Name, Err: fmt.Errorf("policy %s: %w", name, err)}
+		}
+	}
+	return nil
 }
 
 // errorLocation is where err arose in the policies, when OPA says: an evaluation error's

@@ -199,6 +199,10 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 				errs = append(errs, err)
 				continue
 			}
+			if err := readsOnlyItsOwn(name, m, false); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 			deterministic = deterministic && nondeterministic(m) == ""
 		}
 		modules[name] = m
@@ -272,9 +276,9 @@ func (r *Revision) Evaluate(ctx context.Context, input ast.Value) (Result, error
 	return res, nil
 }
 
-// evaluate evaluates input; canary evaluates every policy object, selected or not, and
-// keeps the violations of those selected only.
-func (r *Revision) evaluate(ctx context.Context, input ast.Value, canary bool) (Result, error) {
+// evaluate evaluates input; all evaluates every policy object, selected or not (the canary,
+// on a sample input), and keeps the violations of those selected only.
+func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Result, error) {
 	rs, err := r.prepared.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
 		return Result{}, err
@@ -288,7 +292,7 @@ func (r *Revision) evaluate(ctx context.Context, input ast.Value, canary bool) (
 		Warn:     violations(rs[0].Bindings["warn"], ""),
 		Revision: r.id,
 	}
-	if err := r.evaluateObjects(ctx, input, canary, &res); err != nil {
+	if err := r.evaluateObjects(ctx, input, all, &res); err != nil {
 		return Result{}, err
 	}
 	if r.scoped != nil {

@@ -137,6 +137,7 @@ func checkObjectModule(file string, m *ast.Module) error {
 		return &objectError{File: file, Line: line(m.Package.Location),
 			Msg: fmt.Sprintf("a CredentialPolicy declares package %s, not %s", EntryPackage, pkg)}
 	}
+	sets := 0
 	for _, r := range m.Rules {
 		set := setOf(r)
 		if set == "" {
@@ -146,8 +147,59 @@ func checkObjectModule(file string, m *ast.Module) error {
 			return &objectError{File: file, Line: line(r.Location),
 				Msg: fmt.Sprintf("%s must be a partial set rule, without a default: %s contains v if { ... }", set, set)}
 		}
+		sets++
 	}
-	return nil
+	if sets == 0 {
+		return &objectError{File: file, Line: line(m.Package.Location),
+			Msg: "a CredentialPolicy adds to deny or warn (deny contains v if { ... }): this one refuses nothing"}
+	}
+	return readsOnlyItsOwn(file, m, true)
+}
+
+// readsOnlyItsOwn refuses a module that reads the policy objects' packages: each object
+// must pass or fail by itself, and be deleted without breaking another policy. A policy
+// object (object) may read, of data.credgate, only the helpers (credgate.lib) and the files'
+// policies (credgate.admission), and never data as a whole or under a key it computes.
+func readsOnlyItsOwn(file string, m *ast.Module, object bool) error {
+	var bad *ast.Term
+	check := func(ref ast.Ref, loc *ast.Term) {
+		if bad != nil || len(ref) == 0 || !ref[0].Equal(ast.DefaultRootDocument) {
+			return
+		}
+		switch {
+		case !object:
+			if len(ref) >= 3 && ref[1].Equal(ast.StringTerm(ReservedRoot)) && ref[2].Equal(ast.StringTerm("object")) {
+				bad = loc
+			}
+		case len(ref) == 1:
+			bad = loc
+		case !ast.IsConstant(ref[1].Value):
+			bad = loc
+		case ref[1].Equal(ast.StringTerm(ReservedRoot)):
+			if len(ref) < 3 || !ref[2].Equal(ast.StringTerm("lib")) && !ref[2].Equal(ast.StringTerm("admission")) {
+				bad = loc
+			}
+		}
+	}
+	for _, imp := range m.Imports {
+		if ref, ok := imp.Path.Value.(ast.Ref); ok {
+			check(ref, imp.Path)
+		}
+	}
+	ast.WalkTerms(m, func(t *ast.Term) bool {
+		if ref, ok := t.Value.(ast.Ref); ok {
+			check(ref, t)
+		}
+		return bad != nil
+	})
+	if bad == nil {
+		return nil
+	}
+	what := "data.credgate.object (the CredentialPolicies' packages)"
+	if object {
+		what = "data.credgate beyond data.credgate.lib and data.credgate.admission, or data as a whole"
+	}
+	return &objectError{File: file, Line: line(bad.Location), Msg: fmt.Sprintf("reads %s: %s", what, bad)}
 }
 
 // moveObjectModule puts the module of the Object named name in its own package.
@@ -276,9 +328,9 @@ func isSpecError(err error) bool {
 
 // evaluateObjects adds to res the violations of the policy objects that select the input's
 // namespace, each evaluated on its own, so that an object's errors and cost stay where it
-// applies. With canary, every object is evaluated (an error is an error wherever it would
-// apply), and the violations of those that do not select the namespace dropped.
-func (r *Revision) evaluateObjects(ctx context.Context, input ast.Value, canary bool, res *Result) error {
+// applies. With all (the canary, on a sample input), every object is evaluated, and the
+// violations of those that do not select the namespace dropped.
+func (r *Revision) evaluateObjects(ctx context.Context, input ast.Value, all bool, res *Result) error {
 	var nsLabels labels.Set
 	for _, name := range r.objectOrder {
 		o := r.objects[name]
@@ -292,7 +344,7 @@ func (r *Revision) evaluateObjects(ctx context.Context, input ast.Value, canary 
 			}
 			selected = o.selector.Matches(nsLabels)
 		}
-		if !selected && !canary {
+		if !selected && !all {
 			continue
 		}
 		rs, err := o.query.Eval(ctx, rego.EvalParsedInput(input))

@@ -3,6 +3,7 @@ package policies
 import (
 	"crypto/sha256"
 	"embed"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -215,14 +216,22 @@ func (s Source) Revision() string {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	// Every part length-prefixed: no two sources share a revision, whatever their text.
+	part := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
 	for _, n := range names {
-		h.Write([]byte(n + "\x00" + s.Modules[n] + "\x00"))
+		part([]byte(n))
+		part([]byte(s.Modules[n]))
 	}
 	data, _ := json.Marshal(s.Data) // map keys are sorted; the values came from JSON or YAML
-	h.Write(data)
+	part(data)
 	if len(s.Objects) > 0 {
 		objects, _ := json.Marshal(s.Objects) // sorted by name; enforcement and selector
-		h.Write(objects)
+		part(objects)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-logr/logr"
-	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/credgate/credgate/api/v1alpha1"
@@ -117,10 +116,12 @@ func (m *Metrics) failed(reason string) {
 // and line OPA gives) and counted by reason, and the watcher retries when the files change
 // again.
 //
-// A policy object the failure is blamed on (its file, policy/<name>.rego, is in the error) is
-// set aside instead: the revision is compiled again with the object's last good generation
-// (or without it, if it never compiled), so that one broken object neither stops the others'
-// changes nor loses what it enforced. ObjectStatuses says, for each object, what is served.
+// Policy objects are each judged on their own, against the files: the objects are isolated
+// from each other (each compiles into a package of its own, which no other policy may read),
+// so each generation passes or fails by itself, and one object never stops another. A
+// generation that fails is set aside and the object is served at the generation this replica
+// served, or the one its status says a replica served (Object.Fallback), if that one passes;
+// ObjectStatuses says, for each object, what is served and why.
 type Watcher struct {
 	Dir string
 	// Objects lists the policy objects to serve; nil for none.
@@ -132,30 +133,36 @@ type Watcher struct {
 
 	failedLoad string // error of the last failed load, so it is reported once
 
-	// failures are the revisions that failed, by id.
+	// verdicts are the outcomes of the files alone, and of each object version with them,
+	// kept for the versions the last reload saw; failures are the revisions that failed as a
+	// whole, by id.
+	verdicts map[string]*verdict
 	failures failureMemo
 	// serving are the objects of the revision served, at the generation served.
 	serving map[string]Object
-	// found are the revisions the reload in progress found failing.
-	found map[string]bool
 
 	mu       sync.Mutex
 	statuses map[string]ObjectStatus
-	loaded   bool // a reload has read the objects
+	loaded   bool // a reload has placed every object
 	changed  chan struct{}
 }
 
-// revisionFailure is why a revision failed, kept so that it is not compiled again.
+// revisionFailure is why a revision, or an object with the files, fails.
 type revisionFailure struct {
 	err    error
 	reason string // ReasonCompile, ReasonCanary, ...
-	id     string // the revision
-	// expires is when the revision may be tried again (zero: never, unless it changes).
+	// expires is when it may be tried again (zero: never, unless it changes): a failure on
+	// the recent inputs, or out of time, may not last.
 	expires time.Time
 }
 
-// failureMemo remembers the revisions that failed, the oldest forgotten first beyond
-// maxFailures.
+// verdict is whether something passed: nil failure for yes.
+type verdict struct {
+	failure *revisionFailure
+}
+
+// failureMemo remembers the revisions that failed as a whole, the oldest forgotten first
+// beyond maxFailures.
 type failureMemo struct {
 	byID  map[string]*revisionFailure
 	order []string
@@ -167,12 +174,6 @@ func (m *failureMemo) get(id string, now time.Time) *revisionFailure {
 		return nil
 	}
 	return f
-}
-
-// byIDHas says whether id is remembered, failing with err's text.
-func (m *failureMemo) byIDHas(id string, err error) bool {
-	f := m.byID[id]
-	return f != nil && f.err.Error() == err.Error()
 }
 
 func (m *failureMemo) put(id string, f *revisionFailure) {
@@ -193,11 +194,17 @@ func (m *failureMemo) put(id string, f *revisionFailure) {
 const DefaultReloadInterval = 2 * time.Second
 
 // maxFailures bounds the failed revisions a Watcher remembers.
-const maxFailures = 256
+const maxFailures = 64
+
+// retryFailedCanary is how long a failure on the canary inputs stands before it is tried
+// again: the recent inputs change, and a rule may only have run out of time on a loaded
+// replica.
+const retryFailedCanary = 5 * time.Minute
 
 // ObjectStatus is what a Watcher serves of one policy object.
 type ObjectStatus struct {
-	// Generation is the object's generation this status describes.
+	// UID and Generation identify the object version this status describes.
+	UID        string
 	Generation int64
 	// Served: the revision served holds this generation.
 	Served bool
@@ -265,13 +272,6 @@ func (w *Watcher) Changed() <-chan struct{} {
 
 // Reload compiles the directory's policies and the policy objects if they changed, runs the
 // canary, and serves them. It reports whether a new revision is now served.
-//
-// The objects served stay served at the generation served until a newer one passes; a
-// changed or new object that fails is set aside (its served generation, if any, keeps
-// serving). Blame comes from where the errors locate themselves; a failure located in no
-// changed object is narrowed down by adding the changed objects one at a time to what is
-// served. So one object never stops another, and a revision failure that is no object's (a
-// broken policy file) keeps the revision serving, and its objects, as they were.
 func (w *Watcher) Reload(ctx context.Context) (bool, error) {
 	base, err := sources(w.Dir)
 	if err != nil {
@@ -290,175 +290,180 @@ func (w *Watcher) Reload(ctx context.Context) (bool, error) {
 		}
 	}
 	before := w.Engine.Current().ID()
-	w.found = map[string]bool{} // the failures this reload finds (the others were reported)
+	kept := map[string]*verdict{} // the verdicts this reload used: the others are forgotten
+	defer func() { w.verdicts = kept }()
+
+	// The files alone first: what every object is judged with.
+	baseID := base.Revision()
+	fresh, err := w.judge(kept, "files:"+baseID, func() (*revisionFailure, error) {
+		_, f, err := w.check(ctx, base, "")
+		return f, err
+	})
+	if err != nil {
+		return false, err
+	}
+	if f := kept["files:"+baseID].failure; f != nil {
+		w.setStatuses(objs, nil, f)
+		if fresh {
+			return false, w.fail(baseID, f.reason, f.err)
+		}
+		return false, nil
+	}
+
+	// Each object with the files: its current generation, else the one served, else none.
 	blamed := map[string]ObjectStatus{}
-	current := make(map[string]Object, len(objs))
+	use := map[string]Object{}
 	for _, o := range objs {
 		if _, clash := base.Objects[o.Name]; clash {
 			blamed[o.Name] = ObjectStatus{Reason: v1alpha1.ReasonInvalidSpec,
 				Message: "a CredentialPolicy file of the policy directory has this name: rename one"}
 			continue
 		}
-		current[o.Name] = o
-	}
-	// What is served, of the objects still there; and what changed. An object this replica
-	// has not served at any generation is served at the one another served (its Fallback),
-	// until its current generation passes.
-	served := map[string]Object{}
-	for n, o := range w.serving {
-		if c, ok := current[n]; ok && c.UID == o.UID {
-			served[n] = o
-		}
-	}
-	fallback := map[string]Object{}
-	for n, c := range current {
-		if _, ok := served[n]; !ok && c.Fallback != nil && c.Fallback.Generation < c.Generation {
-			fb := *c.Fallback
-			fb.Name, fb.UID, fb.Fallback = n, c.UID, nil
-			fallback[n] = fb
-		}
-	}
-	var changed []string
-	for _, n := range slices.Sorted(maps.Keys(current)) {
-		if !sameObject(served[n], current[n]) {
-			changed = append(changed, n)
-		}
-	}
-	setAside := func(use map[string]Object, n string, f *revisionFailure) {
-		st := ObjectStatus{Reason: objectReason(f), Message: objectMessage(f.err, n)}
-		s, ok := served[n]
-		if !ok {
-			s, ok = fallback[n]
-		}
-		if ok {
-			use[n] = s
-			st.ServedObject = &s
-		} else {
-			delete(use, n)
-		}
-		blamed[n] = st
-		if w.found[f.id] { // newly found: logged once
-			w.logBlamed(n, s, f)
-		}
-	}
-
-	// Everything at once, setting aside the changed objects the failures locate themselves in.
-	use := maps.Clone(served)
-	for _, n := range changed {
-		use[n] = current[n]
-	}
-	var unplaced *revisionFailure
-	for {
-		f, err := w.try(ctx, base, use)
+		f, fresh, err := w.judgeObject(ctx, kept, base, baseID, o)
 		if err != nil {
 			return false, err
 		}
 		if f == nil {
-			break
+			use[o.Name] = o
+			continue
 		}
-		var guilty []string
-		for _, n := range blamedObjects(f.err) {
-			if slices.Contains(changed, n) && sameObject(use[n], current[n]) {
-				guilty = append(guilty, n)
-			}
-		}
-		if len(guilty) == 0 {
-			unplaced = f
-			break
-		}
-		for _, n := range guilty {
-			setAside(use, n, f)
-		}
-	}
-	// A failure no changed object is located in: what is served, then each changed object
-	// that is left, one at a time.
-	var whole *revisionFailure
-	if unplaced != nil {
-		trial := maps.Clone(served)
-		f, err := w.try(ctx, base, trial)
-		if err != nil {
-			return false, err
-		}
-		whole = f
-		for _, n := range changed {
-			if whole != nil || !sameObject(use[n], current[n]) {
-				continue // already set aside
-			}
-			trial[n] = current[n]
-			f, err := w.try(ctx, base, trial)
-			if err != nil {
+		st := ObjectStatus{Reason: objectReason(f), Message: objectMessage(f.err, o.Name)}
+		for _, alt := range w.older(o) {
+			if af, _, err := w.judgeObject(ctx, kept, base, baseID, alt); err != nil {
 				return false, err
-			}
-			if f != nil {
-				setAside(trial, n, f)
+			} else if af == nil {
+				use[o.Name], st.ServedObject = alt, &alt
+				break
 			}
 		}
+		blamed[o.Name] = st
+		if fresh {
+			w.logBlamed(o.Name, st.ServedObject, f)
+		}
 	}
-	w.setStatuses(objs, current, blamed, whole)
-	if whole != nil && w.found[whole.id] {
+
+	// All of them: each passed with the files, and none can read another.
+	whole, fresh, err := w.try(ctx, base, use)
+	if err != nil {
+		return false, err
+	}
+	w.setStatuses(objs, blamed, whole)
+	if whole != nil && fresh {
 		return false, whole.err
 	}
 	return w.Engine.Current().ID() != before, nil
 }
 
-// try serves base with the objects of use, unless that is what is served already; it returns
-// why that revision fails (remembered), or an error when the attempt itself ended: ctx done.
-func (w *Watcher) try(ctx context.Context, base Source, use map[string]Object) (*revisionFailure, error) {
-	src, err := Merge(base, ObjectsSource(slices.Collect(maps.Values(use))))
+// older returns the generations of o that may serve while o does not: the one this replica
+// serves, then the one o's status says a replica served.
+func (w *Watcher) older(o Object) []Object {
+	var out []Object
+	if s, ok := w.serving[o.Name]; ok && s.UID == o.UID && s.Generation < o.Generation {
+		out = append(out, s)
+	}
+	if fb := o.Fallback; fb != nil && fb.Generation < o.Generation && (len(out) == 0 || out[0].Generation != fb.Generation) {
+		alt := *fb
+		alt.Name, alt.UID, alt.Fallback = o.Name, o.UID, nil
+		out = append(out, alt)
+	}
+	return out
+}
+
+// judge returns whether key's verdict was reached now (a failure then newly found), running
+// run unless this reload or the last one reached a verdict that still stands.
+func (w *Watcher) judge(kept map[string]*verdict, key string, run func() (*revisionFailure, error)) (bool, error) {
+	if _, ok := kept[key]; ok {
+		return false, nil
+	}
+	if v, ok := w.verdicts[key]; ok && (v.failure == nil || v.failure.expires.IsZero() || time.Now().Before(v.failure.expires)) {
+		kept[key] = v
+		return false, nil
+	}
+	f, err := run()
 	if err != nil {
-		f := &revisionFailure{err: err, reason: ReasonLoad, id: "unmergeable"}
-		if !w.failures.byIDHas(f.id, err) {
-			w.found[f.id] = true
-			w.failures.put(f.id, f)
-			w.fail(f.id, f.reason, err) //nolint:errcheck // fail returns its argument
+		return false, err
+	}
+	kept[key] = &verdict{failure: f}
+	return true, nil
+}
+
+// judgeObject is the verdict on o with the files of base.
+func (w *Watcher) judgeObject(ctx context.Context, kept map[string]*verdict, base Source, baseID string, o Object) (*revisionFailure, bool, error) {
+	key := "object:" + baseID + ":" + ObjectsSource([]Object{o}).Revision()
+	fresh, err := w.judge(kept, key, func() (*revisionFailure, error) {
+		src, err := Merge(base, ObjectsSource([]Object{o}))
+		if err != nil {
+			return &revisionFailure{err: err, reason: ReasonLoad}, nil
 		}
-		return f, nil
+		_, f, err := w.check(ctx, src, o.Name)
+		return f, err
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	id := src.Revision()
-	if id == w.Engine.Current().ID() {
-		w.serving = maps.Clone(use)
-		return nil, nil
-	}
-	if f := w.failures.get(id, time.Now()); f != nil {
-		return f, nil
-	}
-	remember := func(f *revisionFailure) *revisionFailure {
-		f.id = id
-		w.found[id] = true
-		w.failures.put(id, f)
-		w.fail(id, f.reason, f.err) //nolint:errcheck // fail returns its argument
-		return f
-	}
+	return kept[key].failure, fresh, nil
+}
+
+// check compiles src and runs the canary: on everything (object ""), or on the object named
+// object only — every sample input, and the recent inputs of the namespaces it selects, as
+// it would serve them. It returns the revision, or why it fails, or an error when ctx ended.
+func (w *Watcher) check(ctx context.Context, src Source, object string) (*Revision, *revisionFailure, error) {
 	rev, err := Compile(ctx, src)
 	if err != nil {
-		return remember(&revisionFailure{err: err, reason: reasonOf(err, ReasonCompile)}), nil
+		return nil, &revisionFailure{err: err, reason: reasonOf(err, ReasonCompile)}, nil
 	}
 	timeout := w.Engine.Timeout
 	if timeout <= 0 {
 		timeout = EvalTimeout
 	}
 	canary := append(SampleInputs(), w.Engine.recentCanaryInputs()...)
-	if err := rev.Canary(ctx, canary, timeout); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err() // shutting down: nothing failed
-		}
-		f := &revisionFailure{err: fmt.Errorf("policies fail to evaluate %w", err), reason: ReasonCanary}
-		if errors.Is(err, context.DeadlineExceeded) || topdown.IsCancel(err) {
-			// Out of time: a runaway rule, or a loaded replica; tried again in a while.
-			f.expires = time.Now().Add(retryTimedOut)
-		}
-		return remember(f), nil
+	if object == "" {
+		err = rev.Canary(ctx, canary, timeout)
+	} else {
+		err = rev.CanaryObject(ctx, object, canary, timeout)
+	}
+	if err == nil {
+		return rev, nil, nil
+	}
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err() // shutting down: nothing failed
+	}
+	return nil, &revisionFailure{err: fmt.Errorf("policies fail to evaluate %w", err), reason: ReasonCanary,
+		expires: time.Now().Add(retryFailedCanary)}, nil
+}
+
+// try serves base with the objects of use, unless that is what is served already. It
+// returns why that revision fails, and whether that was found now (and logged); or an error
+// when ctx ended.
+func (w *Watcher) try(ctx context.Context, base Source, use map[string]Object) (*revisionFailure, bool, error) {
+	src, err := Merge(base, ObjectsSource(slices.Collect(maps.Values(use))))
+	if err != nil {
+		return &revisionFailure{err: err, reason: ReasonLoad}, false, nil
+	}
+	id := src.Revision()
+	if id == w.Engine.Current().ID() {
+		w.serving = maps.Clone(use)
+		return nil, false, nil
+	}
+	if f := w.failures.get(id, time.Now()); f != nil {
+		return f, false, nil
+	}
+	rev, f, err := w.check(ctx, src, "")
+	if err != nil {
+		return nil, false, err
+	}
+	if f != nil {
+		w.failures.put(id, f)
+		w.fail(id, f.reason, f.err) //nolint:errcheck // fail returns its argument
+		return f, true, nil
 	}
 	old := w.Engine.Current().ID()
 	w.Engine.Swap(rev)
 	w.serving = maps.Clone(use)
 	w.Metrics.Serving(old, id)
-	w.Log.Info("policies reloaded", "revision", id, "previous", old, "modules", rev.modules, "objects", len(src.Objects), "canaryInputs", len(canary))
-	return nil, nil
+	w.Log.Info("policies reloaded", "revision", id, "previous", old, "modules", rev.modules, "objects", len(src.Objects))
+	return nil, false, nil
 }
-
-// retryTimedOut is how long a revision whose canary ran out of time is not tried again.
-const retryTimedOut = time.Minute
 
 // objectReason is the status reason of an object a failure is blamed on.
 func objectReason(f *revisionFailure) string {
@@ -472,36 +477,41 @@ func objectReason(f *revisionFailure) string {
 	}
 }
 
-// logBlamed logs, once per generation, that an object is set aside.
-func (w *Watcher) logBlamed(name string, instead Object, f *revisionFailure) {
+// logBlamed logs that an object's generation is set aside (once: when found).
+func (w *Watcher) logBlamed(name string, instead *Object, f *revisionFailure) {
 	kv := []any{"policy", name, "reason", objectReason(f)}
-	if instead.Name != "" {
+	if instead != nil {
 		kv = append(kv, "servedGeneration", instead.Generation)
 	}
-	w.Log.Info("policy object not served: its last good generation, if any, keeps serving", append(kv, "error", objectMessage(f.err, name))...)
+	w.Log.Error(f.err, "policy object not served: the generation served before, if any, keeps serving", kv...)
 }
 
-// setStatuses records what is served of each object of objs (current: those not refused
-// outright).
-func (w *Watcher) setStatuses(objs []Object, current map[string]Object, blamed map[string]ObjectStatus, whole *revisionFailure) {
+// setStatuses records what is served of each object of objs: blamed says why those set
+// aside are; whole, when set, why no new revision is served (each object then stays as the
+// revision serving has it).
+func (w *Watcher) setStatuses(objs []Object, blamed map[string]ObjectStatus, whole *revisionFailure) {
 	rev := w.Engine.Current()
 	statuses := make(map[string]ObjectStatus, len(objs))
 	for _, o := range objs {
 		st, isBlamed := blamed[o.Name]
+		s, served := w.serving[o.Name]
+		served = served && s.UID == o.UID
 		switch {
-		case isBlamed:
-			if st.ServedObject != nil && !sameObject(w.serving[o.Name], *st.ServedObject) {
-				st.ServedObject = nil // set aside, but not served after all (the revision failed)
-			}
-		case sameObject(w.serving[o.Name], current[o.Name]):
+		case served && s.Generation == o.Generation:
 			st = ObjectStatus{Served: true, Reason: v1alpha1.ReasonServing, Rules: rev.objectRules(o.Name)}
+		case isBlamed && whole == nil:
+		case isBlamed:
+			st.ServedObject = nil
 		case whole != nil:
 			st = ObjectStatus{Reason: v1alpha1.ReasonRevisionFailed,
-				Message: "not served: the policies fail with it or without it (a file of the policy directory?); the previous revision keeps serving, and credgate's log has the details"}
+				Message: "not served: the policies fail with it (credgate's log has the details); the revision served before keeps serving"}
 		default:
 			st = ObjectStatus{Reason: v1alpha1.ReasonRevisionFailed, Message: "not served yet"}
 		}
-		st.Generation, st.Revision = o.Generation, rev.ID()
+		if !st.Served && served && s.Generation < o.Generation {
+			st.ServedObject = &s // what the revision serving has of it
+		}
+		st.UID, st.Generation, st.Revision = o.UID, o.Generation, rev.ID()
 		statuses[o.Name] = st
 	}
 	w.mu.Lock()
@@ -509,7 +519,7 @@ func (w *Watcher) setStatuses(objs []Object, current map[string]Object, blamed m
 	// Ready once every object is served or set aside on its own account.
 	w.loaded = w.loaded || whole == nil
 	if !maps.EqualFunc(w.statuses, statuses, func(a, b ObjectStatus) bool {
-		return a.Generation == b.Generation && a.Served == b.Served && a.Reason == b.Reason && a.Message == b.Message &&
+		return a.UID == b.UID && a.Generation == b.Generation && a.Served == b.Served && a.Reason == b.Reason && a.Message == b.Message &&
 			a.Revision == b.Revision && slices.Equal(a.Rules, b.Rules) &&
 			(a.ServedObject == nil) == (b.ServedObject == nil) && (a.ServedObject == nil || a.ServedObject.Generation == b.ServedObject.Generation)
 	}) {
@@ -533,11 +543,6 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
-}
-
-// sameObject says whether a and b are the same generation of the same object.
-func sameObject(a, b Object) bool {
-	return a.Name == b.Name && a.UID == b.UID && a.Generation == b.Generation && a.Name != ""
 }
 
 // reasonOf is the reason label of err: reserved for a *ReservedError, otherwise def.

@@ -101,8 +101,8 @@ func (s *policyStatusWriter) write(ctx context.Context) bool {
 		if err := s.reader.Get(ctx, client.ObjectKey{Name: name}, &p); err != nil {
 			continue // deleted since
 		}
-		if p.Generation != st.Generation {
-			continue // a newer generation: the watcher's next reload says what is served of it
+		if string(p.UID) != st.UID || p.Generation != st.Generation {
+			continue // another object of the name, or a newer generation: the next reload says
 		}
 		want := p.DeepCopy()
 		want.Status.ObservedGeneration = st.Generation
@@ -112,7 +112,9 @@ func (s *policyStatusWriter) write(ctx context.Context) bool {
 			cut := max(strings.LastIndexByte(want.Status.Rules[:maxStatusRules], ','), 0)
 			want.Status.Rules = want.Status.Rules[:cut] + ",…"
 		}
-		want.Status.Served = nil
+		if st.Served {
+			want.Status.Served = nil // the current generation serves: no other to keep
+		}
 		if o := st.ServedObject; o != nil && !st.Served {
 			want.Status.Served = &v1alpha1.ServedPolicy{Generation: o.Generation, Rego: o.Rego,
 				NamespaceSelector: o.NamespaceSelector}
