@@ -23,7 +23,7 @@ import (
 func newPolicyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
-		Short: "Test, check and list Rego policies",
+		Short: "Test, check, list Rego policies, and package one as a CredentialPolicy",
 	}
 	cmd.AddCommand(newPolicyTestCommand(), newPolicyCheckCommand(), newPolicyListCommand(), newPolicyObjectCommand())
 	return cmd
