@@ -65,14 +65,23 @@ static_clouds[name] := concat("; ", sort({sprintf("%s (%s)", [cloud, concat(", "
 	some [name, _, _] in static_keys
 }
 
+# azure_remedy[name] is what to use instead of credential name's Azure keys, if it has some.
+azure_remedy[name] := "; for Azure, workload identity (spec.azure.mode: workloadIdentity)" if {
+	some [name, "Azure", _] in static_keys
+}
+
+remedy(name) := azure_remedy[name]
+
+remedy(name) := "" if not azure_remedy[name]
+
 warn contains lib.violation("static-credentials", name, msg) if {
 	not requires_temporary
 	some name, what in static_clouds
-	msg := sprintf("credential %s gives the pod long-lived keys: %s; prefer temporary credentials (an assumed role with a session policy, or web identity)", [name, what])
+	msg := sprintf("credential %s gives the pod long-lived keys: %s; prefer temporary credentials (an assumed role with a session policy, or web identity)%s", [name, what, remedy(name)])
 }
 
 deny contains lib.violation("static-credentials", name, msg) if {
 	requires_temporary
 	some name, what in static_clouds
-	msg := sprintf("credential %s gives the pod long-lived keys: %s, and namespace %s requires temporary credentials (label credgate.dev/require-temporary=true): use a Credential that assumes a role or uses web identity", [name, what, input.namespace.name])
+	msg := sprintf("credential %s gives the pod long-lived keys: %s, and namespace %s requires temporary credentials (label credgate.dev/require-temporary=true): use a Credential that assumes a role or uses web identity%s", [name, what, input.namespace.name, remedy(name)])
 }

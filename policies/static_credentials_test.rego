@@ -79,3 +79,31 @@ test_message_names_every_key if {
 	some v in t.warnings(t.input_for(t.trainer, [c]))
 	contains(v.message, "AWS (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); Azure (AZURE_CLIENT_SECRET)")
 }
+
+# Azure keys get Azure's own remedy; AWS keys alone do not.
+test_azure_keys_point_at_workload_identity if {
+	az := t.cred("az", {"env": [t.secret_env("AZURE_CLIENT_SECRET", "s")]})
+	some v in t.warnings(t.input_for(t.trainer, [az]))
+	endswith(v.message, "; for Azure, workload identity (spec.azure.mode: workloadIdentity)")
+	aws := t.cred("a", {"env": [t.secret_env("AWS_SECRET_ACCESS_KEY", "k")]})
+	every w in t.warnings(t.input_for(t.trainer, [aws])) {
+		not contains(w.message, "Azure")
+	}
+}
+
+# Workload identity hands the pod a projected token and literal ids: nothing static.
+test_azure_workload_identity_is_not_static if {
+	wi := t.cred("az", {
+		"env": [
+			t.literal_env("AZURE_CLIENT_ID", "6b0c0a3e-1f7e-4d8a-9a49-0c1f0b2f7a11", false),
+			t.literal_env("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47", false),
+			t.literal_env("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/credgate/az/azure-identity-token", false),
+			t.literal_env("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/", false),
+		],
+		"files": [{"path": "/var/run/secrets/credgate/az/azure-identity-token"}],
+		"token": {"path": "/var/run/secrets/credgate/az/azure-identity-token", "audience": "api://AzureADTokenExchange", "expirationSeconds": 3600},
+	})
+	count(t.warned(t.input_for(t.trainer, [wi]))) == 0
+	strict := object.union(t.input_for(t.trainer, [wi]), {"namespace": {"name": "p", "labels": {"credgate.dev/require-temporary": "true"}}})
+	count(t.denied(strict)) == 0
+}

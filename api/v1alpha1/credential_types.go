@@ -72,7 +72,9 @@ type Credential struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.type != 's3-compatible' || (has(self.aws) && has(self.aws.endpoint))",message="type s3-compatible needs spec.aws.endpoint"
 // +kubebuilder:validation:XValidation:rule="self.type != 'database' || has(self.database)",message="type database needs spec.database.kind"
-// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef) || (has(self.aws) && has(self.aws.mode) && self.aws.mode != 'static')",message="spec.secretRef is required for every type but generic (and aws modes assumeRole and webIdentity)"
+// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef) || (has(self.aws) && has(self.aws.mode) && self.aws.mode != 'static') || (has(self.azure) && has(self.azure.mode) && self.azure.mode == 'workloadIdentity')",message="spec.secretRef is required for every type but generic (and aws modes assumeRole and webIdentity, azure mode workloadIdentity)"
+// +kubebuilder:validation:XValidation:rule="!has(self.azure) || self.type == 'azure'",message="spec.azure is for type azure"
+// +kubebuilder:validation:XValidation:rule="!has(self.azure) || !has(self.azure.mode) || self.azure.mode != 'workloadIdentity' || (!has(self.secretRef) && has(self.azure.clientID) && has(self.azure.tenantID))",message="azure mode workloadIdentity needs spec.azure.clientID and tenantID, and takes no spec.secretRef: the pod's service-account token is the credential"
 // +kubebuilder:validation:XValidation:rule="!has(self.aws) || !has(self.aws.mode) || self.aws.mode == 'static' || (!has(self.secretRef) && (self.type == 'aws' || self.type == 's3-compatible'))",message="aws modes assumeRole and webIdentity are for types aws and s3-compatible, and take no spec.secretRef: credgate provides the identity"
 // +kubebuilder:validation:XValidation:rule="has(self.secretRef) || ((!has(self.env) || self.env.all(e, !has(e.key))) && !has(self.files) && !(has(self.imagePullSecret) && self.imagePullSecret))",message="env keys, files and imagePullSecret read the Secret: set spec.secretRef"
 // +kubebuilder:validation:XValidation:rule="self.type != 'kaggle' || !has(self.files) || !has(self.files.items) || self.files.items.all(i, i.key != 'kaggle.json' || i.path == 'kaggle.json' || i.path.endsWith('/kaggle.json'))",message="the Kaggle CLI reads a file named kaggle.json: the path of key kaggle.json must end in it"
@@ -108,6 +110,10 @@ type CredentialSpec struct {
 	// AWS holds options of the aws and s3-compatible types.
 	// +optional
 	AWS *AWS `json:"aws,omitempty"`
+
+	// Azure holds options of the azure type.
+	// +optional
+	Azure *Azure `json:"azure,omitempty"`
 
 	// Database holds options of the database type.
 	// +optional
@@ -325,6 +331,66 @@ type AWSVerify struct {
 // for role credentials (AssumeRoleWithWebIdentity).
 type WebIdentity struct {
 	// Audience of the token; default sts.amazonaws.com.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Audience string `json:"audience,omitempty"`
+
+	// ExpirationSeconds of the token, 600 to 86400; default 3600. The kubelet refreshes it
+	// at 80% of its lifetime.
+	// +optional
+	// +kubebuilder:validation:Minimum=600
+	// +kubebuilder:validation:Maximum=86400
+	ExpirationSeconds *int64 `json:"expirationSeconds,omitempty"`
+}
+
+// AzureMode says how an azure credential reaches the pod.
+// +kubebuilder:validation:Enum=clientSecret;workloadIdentity
+type AzureMode string
+
+// Azure modes.
+const (
+	// AzureClientSecret injects the client-id, tenant-id and client-secret keys of the
+	// Secret: a long-lived secret.
+	AzureClientSecret AzureMode = "clientSecret"
+	// AzureWorkloadIdentity injects no secret: the pod's projected service-account token is
+	// exchanged for Entra ID tokens by the Azure SDKs (AZURE_FEDERATED_TOKEN_FILE), against a
+	// federated identity credential of the app registration or managed identity.
+	AzureWorkloadIdentity AzureMode = "workloadIdentity"
+)
+
+// Azure holds options of the azure type.
+type Azure struct {
+	// Mode: clientSecret (the default) or workloadIdentity.
+	// +optional
+	Mode AzureMode `json:"mode,omitempty"`
+
+	// ClientID of the app registration or user-assigned managed identity (workloadIdentity).
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+	ClientID string `json:"clientID,omitempty"`
+
+	// TenantID of the Entra ID tenant (workloadIdentity): its ID, or a domain name of it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[0-9A-Za-z][0-9A-Za-z.-]*$`
+	TenantID string `json:"tenantID,omitempty"`
+
+	// AuthorityHost is the Entra ID endpoint; default https://login.microsoftonline.com/
+	// (sovereign clouds have their own).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^https://[^\s/?#]+/?$`
+	AuthorityHost string `json:"authorityHost,omitempty"`
+
+	// Token is the projected service-account token: its audience (default
+	// api://AzureADTokenExchange, what the federated credential expects) and lifetime.
+	// +optional
+	Token *ProjectedToken `json:"token,omitempty"`
+}
+
+// ProjectedToken is a service-account token the kubelet projects into the pod and refreshes.
+type ProjectedToken struct {
+	// Audience of the token.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	Audience string `json:"audience,omitempty"`
