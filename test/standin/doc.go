@@ -55,4 +55,63 @@
 // /.well-known/openid-configuration and /openid/v1/jwks must be readable by IssuerHTTPClient:
 // trust the cluster's CA, and bind system:service-account-issuer-discovery to the caller (for
 // instance to system:unauthenticated), as clusters that federate do.
+//
+// # Google Security Token Service (GCP workload identity federation)
+//
+// StartGoogleSTS serves, over HTTPS on 127.0.0.1, the two calls golang.org/x/oauth2/google's
+// external_account credentials make for an OpenID Connect workload identity pool provider
+// whose credential source is a file, the projected service-account token:
+//
+//	POST {token_url} = {GoogleSTS.URL}v1/token, as sts.googleapis.com/v1/token, form-encoded:
+//	     grant_type=urn:ietf:params:oauth:grant-type:token-exchange,
+//	     audience=<the config's audience>, scope=<the scopes, space-separated>,
+//	     requested_token_type=urn:ietf:params:oauth:token-type:access_token,
+//	     subject_token_type=urn:ietf:params:oauth:token-type:jwt,
+//	     subject_token=<the token file's content, trimmed>
+//	     (and an x-goog-api-client header; no client authentication)
+//	POST {service_account_impersonation_url} =
+//	     {GoogleSTS.URL}v1/projects/-/serviceAccounts/{email}:generateAccessToken,
+//	     as iamcredentials.googleapis.com, only when the config has that URL, with
+//	     Authorization: Bearer <the federated access token> and the JSON body
+//	     {"lifetime":"3600s","scope":[<the scopes>]}
+//
+// When it impersonates, x/oauth2 asks the token exchange for
+// https://www.googleapis.com/auth/cloud-platform, and the service account for the scopes.
+//
+// The token exchange checks the audience against GoogleSTSOptions.Audience, the provider's full
+// resource name (invalid_target), then the subject token as Google checks one for an OIDC
+// provider: iss, signature (RS256 or ES256, keys found through the issuer's discovery document)
+// and lifetime as for Entra (invalid_grant); aud containing GoogleSTSOptions.TokenAudience or,
+// by default, as for a provider without allowed audiences, the provider's name with or without
+// "https:" (invalid_grant); and sub equal to GoogleSTSOptions.Subject, as an attribute condition
+// would (unauthorized_client). It answers {"access_token":"<random>","issued_token_type":
+// "urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":3600}, or
+// refuses with status 400 and {"error","error_description"}, the description naming the check
+// that failed, never the token. generateAccessToken requires an unexpired access token of the
+// token exchange's, with the cloud-platform scope (401, 403), and the one
+// GoogleSTSOptions.ServiceAccountEmail (403), and answers {"accessToken":"<random>",
+// "expireTime":"<RFC 3339>"}, or refuses as Google APIs do, {"error":{"code","message","status"}}.
+// Both record a GoogleGrant (GoogleSTS.Grants) or a Refusal (GoogleSTS.Refusals).
+//
+// To point x/oauth2 at it, write the credential configuration gcloud iam workload-identity-pools
+// create-cred-config writes, with the stand-in's URLs:
+//
+//	{"type": "external_account",
+//	 "audience": "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/ml/providers/k8s",
+//	 "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+//	 "token_url": "<sts.URL>v1/token",
+//	 "credential_source": {"file": "/var/run/service-account/token"},
+//	 "service_account_impersonation_url": "<sts.URL>v1/projects/-/serviceAccounts/<email>:generateAccessToken"}
+//
+// (x/oauth2 v0.37.0 does not check that these URLs are Google's), and add only the test plumbing,
+// the client trusting the stand-in's CA:
+//
+//	ctx = context.WithValue(ctx, oauth2.HTTPClient, sts.HTTPClient())
+//	creds, err := google.CredentialsFromJSONWithType(ctx, config, google.ExternalAccount,
+//		"https://www.googleapis.com/auth/cloud-platform")
+//	tok, err := creds.TokenSource.Token()
+//
+// or, from GOOGLE_APPLICATION_CREDENTIALS naming that file, google.FindDefaultCredentials(ctx,
+// scopes...) with the same ctx. The token source keeps that ctx for every later call, and
+// caches the token until it is near its expiry.
 package standin

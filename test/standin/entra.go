@@ -2,19 +2,12 @@ package standin
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -33,8 +26,6 @@ const (
 	maxFormBytes           = 64 << 10
 	maxHeaderBytes         = 32 << 10
 	maxRecords             = 1000
-	// clockSkew is the leeway given to exp and nbf.
-	clockSkew = 5 * time.Minute
 	// accessTokenLifetime is expires_in of the access tokens granted, in seconds.
 	accessTokenLifetime = 3600
 	certValidity        = 24 * time.Hour
@@ -120,31 +111,16 @@ func StartEntra(ctx context.Context, opts EntraOptions) (*Entra, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	caPEM, cert, err := newServerCert()
-	if err != nil {
-		return nil, fmt.Errorf("stand-in Entra: certificates: %w", err)
-	}
 	hc := opts.IssuerHTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: issuerFetchTimeout}
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	e := &Entra{opts: opts, issuerHC: hc}
+	ts, err := startTLSServer(ctx, "Entra", e)
 	if err != nil {
 		return nil, fmt.Errorf("stand-in Entra: %w", err)
 	}
-	e := &Entra{URL: "https://" + ln.Addr().String() + "/", CAPEM: caPEM, opts: opts, issuerHC: hc}
-	e.srv = &http.Server{
-		Handler:           e,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    maxHeaderBytes,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	go func() { _ = e.srv.ServeTLS(ln, "", "") }()
+	e.URL, e.CAPEM, e.srv = ts.url, ts.caPEM, ts.srv
 	e.stopAfter = context.AfterFunc(ctx, e.Close)
 	return e, nil
 }
@@ -183,22 +159,13 @@ func (e *Entra) Close() {
 
 // CertPool returns a new pool holding the CA of the server's certificate.
 func (e *Entra) CertPool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AppendCertsFromPEM(e.CAPEM)
-	return p
+	return certPool(e.CAPEM)
 }
 
 // HTTPClient returns a client that trusts the server's CA and no other: use it as
 // azcore.ClientOptions.Transport.
 func (e *Entra) HTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: time.Minute,
-		Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: e.CertPool(), MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: 10 * time.Second,
-			IdleConnTimeout:     time.Minute,
-		},
-	}
+	return clientTrusting(e.CAPEM)
 }
 
 // Grants returns the access tokens issued so far (the last 1000), oldest first.
@@ -399,31 +366,21 @@ func resourceScope(scope string) (string, *refusal) {
 // credential: issuer, signature with the issuer's published keys, lifetime, audience, subject.
 // Descriptions name the check that failed, and the claims involved, never the assertion.
 func (e *Entra) checkAssertion(ctx context.Context, token string) (*assertion, *refusal) {
-	a, err := parseAssertion(token)
-	if err != nil {
-		return nil, badClient(50027, "AADSTS50027: JWT token is invalid or malformed: %v.", err)
-	}
-	if a.claims.Iss != e.opts.IssuerURL {
-		return nil, badClient(700211, "AADSTS700211: No matching federated identity record found for presented assertion issuer %s: the federated credential's issuer is %s.",
-			quote(a.claims.Iss), quote(e.opts.IssuerURL))
-	}
-	keys, err := issuerKeys(ctx, e.issuerHC, e.opts.IssuerURL)
-	if err != nil {
-		return nil, badClient(50166, "AADSTS50166: Request to External OIDC endpoint failed: %v.", err)
-	}
-	if err := verifySignature(a, keys); err != nil {
-		return nil, badClient(50013, "AADSTS50013: Assertion failed signature validation: %v.", err)
-	}
-	now := time.Now()
-	switch {
-	case a.claims.Exp == nil:
-		return nil, badClient(700024, "AADSTS700024: Client assertion is not within its valid time range: it has no exp claim.")
-	case !now.Before(a.claims.Exp.Add(clockSkew)):
-		return nil, badClient(700024, "AADSTS700024: Client assertion is not within its valid time range: it expired at %s (now %s, leeway %s).",
-			a.claims.Exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), clockSkew)
-	case a.claims.Nbf != nil && now.Add(clockSkew).Before(a.claims.Nbf.Time):
-		return nil, badClient(700024, "AADSTS700024: Client assertion is not within its valid time range: it is not valid before %s (now %s, leeway %s).",
-			a.claims.Nbf.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), clockSkew)
+	a, jerr := verifyJWT(ctx, e.issuerHC, e.opts.IssuerURL, "the client assertion", token)
+	if jerr != nil {
+		switch jerr.check {
+		case checkForm:
+			return nil, badClient(50027, "AADSTS50027: JWT token is invalid or malformed: %v.", jerr)
+		case checkIssuer:
+			return nil, badClient(700211, "AADSTS700211: No matching federated identity record found for presented assertion issuer %s: the federated credential's issuer is %s.",
+				quote(a.claims.Iss), quote(e.opts.IssuerURL))
+		case checkKeys:
+			return nil, badClient(50166, "AADSTS50166: Request to External OIDC endpoint failed: %v.", jerr)
+		case checkSignature:
+			return nil, badClient(50013, "AADSTS50013: Assertion failed signature validation: %v.", jerr)
+		default:
+			return nil, badClient(700024, "AADSTS700024: Client assertion is not within its valid time range: %v.", jerr)
+		}
 	}
 	if !a.claims.Aud.contains(e.opts.Audience) {
 		return nil, badClient(700212, "AADSTS700212: No matching federated identity record found for presented assertion audience %s: the federated credential's audience is %s.",
@@ -471,68 +428,4 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-func appendBounded[T any](s []T, v T) []T {
-	if len(s) >= maxRecords {
-		s = append(s[:0], s[len(s)-maxRecords+1:]...)
-	}
-	return append(s, v)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store, no-cache")
-	h.Set("Pragma", "no-cache")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
-// newServerCert generates a CA and, issued by it, a certificate for 127.0.0.1.
-func newServerCert() (caPEM []byte, cert tls.Certificate, err error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	caTmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "credgate stand-in Entra CA"},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(certValidity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   now.Add(-time.Minute),
-		NotAfter:    now.Add(certValidity),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	return caPEM, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

@@ -31,7 +31,70 @@ const (
 	p256CoordinateBytes   = 32
 	es256SignatureBytes   = 2 * p256CoordinateBytes
 	maxNumericDateSeconds = 1 << 40 // far beyond any real exp or nbf
+	// clockSkew is the leeway given to exp and nbf.
+	clockSkew = 5 * time.Minute
 )
+
+// jwtCheck names a step of verifyJWT.
+type jwtCheck int
+
+const (
+	checkForm      jwtCheck = iota // the token is a compact JWS with JSON header and claims
+	checkIssuer                    // iss is the expected issuer
+	checkKeys                      // the issuer's discovery document and JWKS could be fetched
+	checkSignature                 // the signature verifies with one of the issuer's keys
+	checkLifetime                  // exp (required) and nbf, with clockSkew
+)
+
+// jwtError is a failed step of verifyJWT; its message names the failure, never the token.
+type jwtError struct {
+	check jwtCheck
+	err   error
+}
+
+func (e *jwtError) Error() string { return e.err.Error() }
+
+// verifyJWT checks a projected service-account token as the clouds check one from a federated
+// OpenID Connect issuer, in this order: its form (noun names it in errors, such as "the client
+// assertion"); iss equal to issuer; the signature, against the keys found through the issuer's
+// discovery document, fetched with client; exp, which is required, and nbf, with clockSkew.
+// The audience and the subject are the caller's to check. On failure the assertion is returned
+// too, unless the failure is its form.
+func verifyJWT(ctx context.Context, client *http.Client, issuer, noun, token string) (*assertion, *jwtError) {
+	a, err := parseAssertion(token, noun)
+	if err != nil {
+		return nil, &jwtError{checkForm, err}
+	}
+	if a.claims.Iss != issuer {
+		return a, &jwtError{checkIssuer, fmt.Errorf("%s's issuer %s is not %s", noun, quote(a.claims.Iss), quote(issuer))}
+	}
+	keys, err := issuerKeys(ctx, client, issuer)
+	if err != nil {
+		return a, &jwtError{checkKeys, err}
+	}
+	if err := verifySignature(a, keys, noun); err != nil {
+		return a, &jwtError{checkSignature, err}
+	}
+	if err := checkTimes(a, time.Now()); err != nil {
+		return a, &jwtError{checkLifetime, err}
+	}
+	return a, nil
+}
+
+// checkTimes checks exp, which is required, and nbf, with clockSkew, at now.
+func checkTimes(a *assertion, now time.Time) error {
+	switch {
+	case a.claims.Exp == nil:
+		return errors.New("it has no exp claim")
+	case !now.Before(a.claims.Exp.Add(clockSkew)):
+		return fmt.Errorf("it expired at %s (now %s, leeway %s)",
+			a.claims.Exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), clockSkew)
+	case a.claims.Nbf != nil && now.Add(clockSkew).Before(a.claims.Nbf.Time):
+		return fmt.Errorf("it is not valid before %s (now %s, leeway %s)",
+			a.claims.Nbf.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), clockSkew)
+	}
+	return nil
+}
 
 // assertion is a parsed, not yet verified, compact JWS (RFC 7515) with JWT claims (RFC 7519).
 type assertion struct {
@@ -97,41 +160,42 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// parseAssertion splits and decodes a compact JWS. It checks the form, not the signature.
-func parseAssertion(token string) (*assertion, error) {
+// parseAssertion splits and decodes a compact JWS, named noun in errors ("the client
+// assertion"). It checks the form, not the signature.
+func parseAssertion(token, noun string) (*assertion, error) {
 	if len(token) > maxAssertionBytes {
-		return nil, fmt.Errorf("the client assertion is %d bytes, more than the %d accepted", len(token), maxAssertionBytes)
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d accepted", noun, len(token), maxAssertionBytes)
 	}
 	parts := strings.Split(token, ".")
 	switch {
 	case len(parts) == 5:
-		return nil, errors.New("the client assertion is a JWE (encrypted); a signed JWT is expected")
+		return nil, fmt.Errorf("%s is a JWE (encrypted); a signed JWT is expected", noun)
 	case len(parts) != 3:
-		return nil, fmt.Errorf("the client assertion has %d dot-separated parts, not the 3 of a signed JWT", len(parts))
+		return nil, fmt.Errorf("%s has %d dot-separated parts, not the 3 of a signed JWT", noun, len(parts))
 	}
 	a := &assertion{signingInput: parts[0] + "." + parts[1]}
 	header, err := base64.RawURLEncoding.DecodeString(parts[0])
 	if err != nil {
-		return nil, errors.New("the client assertion's header is not base64url")
+		return nil, fmt.Errorf("%s's header is not base64url", noun)
 	}
 	if err := strictUnmarshal(header, &a.header); err != nil {
-		return nil, fmt.Errorf("the client assertion's header is not a JSON object: %w", err)
+		return nil, fmt.Errorf("%s's header is not a JSON object: %w", noun, err)
 	}
 	if a.header.Alg == "" {
-		return nil, errors.New("the client assertion's header has no alg")
+		return nil, fmt.Errorf("%s's header has no alg", noun)
 	}
 	if len(a.header.Crit) > 0 {
-		return nil, errors.New("the client assertion's header has crit extensions, which are not supported")
+		return nil, fmt.Errorf("%s's header has crit extensions, which are not supported", noun)
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return nil, errors.New("the client assertion's payload is not base64url")
+		return nil, fmt.Errorf("%s's payload is not base64url", noun)
 	}
 	if err := strictUnmarshal(payload, &a.claims); err != nil {
-		return nil, fmt.Errorf("the client assertion's payload is not a JSON object of JWT claims: %w", err)
+		return nil, fmt.Errorf("%s's payload is not a JSON object of JWT claims: %w", noun, err)
 	}
 	if a.signature, err = base64.RawURLEncoding.DecodeString(parts[2]); err != nil {
-		return nil, errors.New("the client assertion's signature is not base64url")
+		return nil, fmt.Errorf("%s's signature is not base64url", noun)
 	}
 	return a, nil
 }
@@ -172,11 +236,11 @@ var keyType = map[string]struct{ kty, crv string }{
 // verifySignature checks a's signature against the issuer's keys: those whose kid matches the
 // header's (any, when it names none), whose type fits the header's alg (RS256: RSA, ES256: EC
 // P-256), whose use is sig and whose alg, when given, is the header's.
-func verifySignature(a *assertion, keys []jwk) error {
+func verifySignature(a *assertion, keys []jwk, noun string) error {
 	alg := a.header.Alg
 	want, ok := keyType[alg]
 	if !ok {
-		return fmt.Errorf("the client assertion's alg %s is not supported (RS256 or ES256 are)", quote(alg))
+		return fmt.Errorf("%s's alg %s is not supported (RS256 or ES256 are)", noun, quote(alg))
 	}
 	digest := sha256.Sum256([]byte(a.signingInput))
 	candidates := 0
