@@ -55,7 +55,7 @@ var presets = map[v1alpha1.CredentialType]preset{
 		files: []FileItem{{Key: "key.json", Path: "key.json", Mode: DefaultFileMode}},
 		derive: func(_ *v1alpha1.CredentialSpec, f *Files) []Env {
 			p, ok := filePath(f, "key.json")
-			if !ok {
+			if !ok || f.Token != nil { // workload identity federation points at its own file
 				return nil
 			}
 			return []Env{literalEnv("GOOGLE_APPLICATION_CREDENTIALS", p)}

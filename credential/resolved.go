@@ -56,6 +56,16 @@ type Files struct {
 	// Token, when set, makes the volume a projected service-account token (mode
 	// webIdentity) instead of a secret volume: no Secret at all.
 	Token *Token
+	// Config, with Token, adds to the projected volume a configuration file, projected from
+	// a pod annotation credgate writes (GCP workload identity federation).
+	Config *ConfigFile
+}
+
+// ConfigFile is a file a projected volume takes from a pod annotation: not a secret.
+type ConfigFile struct {
+	Path       string
+	Annotation string
+	Content    string
 }
 
 // Token is a projected service-account token, refreshed by the kubelet.
@@ -92,6 +102,9 @@ func hashResolved(r *Resolved) string {
 		}
 		if t := f.Token; t != nil {
 			w("token", t.Path, t.Audience, strconv.FormatInt(t.ExpirationSeconds, 10))
+		}
+		if cf := f.Config; cf != nil {
+			w("config", cf.Path, cf.Annotation, cf.Content)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))

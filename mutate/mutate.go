@@ -54,6 +54,12 @@ func Apply(t workload.Template, creds []credential.Resolved, targets []string) [
 	if t.Meta.Annotations == nil {
 		t.Meta.Annotations = make(map[string]string, 1)
 	}
+	for i := range creds {
+		// A configuration the credential's projected volume reads from the pod's metadata.
+		if f := creds[i].Files; f != nil && f.Config != nil {
+			t.Meta.Annotations[f.Config.Annotation] = f.Config.Content
+		}
+	}
 	t.Meta.Annotations[workload.InjectedAnnotation] = Annotation(creds)
 	return conflicts
 }
@@ -117,8 +123,13 @@ func volume(c *credential.Resolved) corev1.Volume {
 	f := c.Files
 	if t := f.Token; t != nil {
 		tok := &corev1.ServiceAccountTokenProjection{Audience: t.Audience, ExpirationSeconds: new(t.ExpirationSeconds), Path: t.Path}
+		sources := []corev1.VolumeProjection{{ServiceAccountToken: tok}}
+		if cf := f.Config; cf != nil {
+			sources = append(sources, corev1.VolumeProjection{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{
+				Path: cf.Path, FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.annotations['" + cf.Annotation + "']"}}}}})
+		}
 		return corev1.Volume{Name: f.VolumeName, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-			Sources: []corev1.VolumeProjection{{ServiceAccountToken: tok}}, DefaultMode: new(f.DefaultMode)}}}
+			Sources: sources, DefaultMode: new(f.DefaultMode)}}}
 	}
 	src := &corev1.SecretVolumeSource{SecretName: c.SecretName, DefaultMode: new(f.DefaultMode)}
 	for _, it := range f.Items {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -18,8 +19,8 @@ import (
 type Recorded struct {
 	labels      map[string]string
 	annotations int
-	injected    string
-	hasInjected bool
+	// ours are the template's credgate.dev/ annotations, by key.
+	ours        map[string]string
 	volumes     int
 	pullSecrets int
 	// Per init container, then per container: how many variables and mounts it had.
@@ -38,7 +39,14 @@ func Record(t workload.Template, labels map[string]string) Recorded {
 		volumes:     len(t.Spec.Volumes),
 		pullSecrets: len(t.Spec.ImagePullSecrets),
 	}
-	r.injected, r.hasInjected = t.Meta.Annotations[workload.InjectedAnnotation]
+	for k, v := range t.Meta.Annotations {
+		if strings.HasPrefix(k, credgateAnnotationPrefix) {
+			if r.ours == nil {
+				r.ours = map[string]string{}
+			}
+			r.ours[k] = v
+		}
+	}
 	r.initContainers = recordContainers(t.Spec.InitContainers)
 	r.containers = recordContainers(t.Spec.Containers)
 	return r
@@ -55,7 +63,7 @@ func recordContainers(cs []corev1.Container) []lengths {
 // Patch returns the JSON patch that turns the submitted object, raw, into the object whose pod
 // template t now is, given r, what t held before credgate added to it (Record). credgate only
 // ever adds — labels a workload's template inherits (workload.InheritLabels); variables,
-// mounts, volumes, pull secrets and the injected annotation (Apply) — so the patch is read off
+// mounts, volumes, pull secrets and its annotations (Apply) — so the patch is read off
 // the lists that grew and the map members that are new, in Go, without encoding or diffing the
 // documents:
 //
@@ -63,7 +71,8 @@ func recordContainers(cs []corev1.Container) []lengths {
 //     had none (absent, null or empty in raw) is added whole;
 //   - a map member that is new gives an "add" of the member, or of the whole map when the map
 //     had no member; a template whose metadata is absent from raw gets its metadata whole;
-//   - the injected annotation, when it held another value, gives a "replace".
+//   - one of credgate's annotations (credgate.dev/…), when it held another value, gives a
+//     "replace".
 //
 // Every value is one of credgate's own, encoded with the API types, so the patch touches no
 // field credgate did not mean to touch — a field of a newer Kubernetes, a quantity's spelling —
@@ -84,8 +93,14 @@ func Patch(raw []byte, t workload.Template, r Recorded) ([]jsonpatch.Operation, 
 
 	// Metadata: "annotations" sorts before "labels".
 	newLabels := len(t.Meta.Labels) - len(r.labels)
-	injected, ok := t.Meta.Annotations[workload.InjectedAnnotation]
-	newAnnotation := ok && (!r.hasInjected || injected != r.injected)
+	var changed []string // credgate's annotations that are new or changed
+	for k, v := range t.Meta.Annotations {
+		if was, ok := r.ours[k]; strings.HasPrefix(k, credgateAnnotationPrefix) && (!ok || was != v) {
+			changed = append(changed, k)
+		}
+	}
+	slices.Sort(changed)
+	newAnnotation := len(changed) > 0
 	if newLabels > 0 || newAnnotation {
 		meta := prefix + "/metadata"
 		if len(r.labels) == 0 && r.annotations == 0 {
@@ -105,13 +120,16 @@ func Patch(raw []byte, t workload.Template, r Recorded) ([]jsonpatch.Operation, 
 			}
 		}
 		if newAnnotation {
-			switch {
-			case r.annotations == 0:
+			if r.annotations == 0 {
 				ops = append(ops, jsonpatch.NewOperation("add", meta+"/annotations", t.Meta.Annotations))
-			case r.hasInjected:
-				ops = append(ops, jsonpatch.NewOperation("replace", meta+injectedPathSuffix, injected))
-			default:
-				ops = append(ops, jsonpatch.NewOperation("add", meta+injectedPathSuffix, injected))
+			} else {
+				for _, k := range changed {
+					op := "add"
+					if _, had := r.ours[k]; had {
+						op = "replace"
+					}
+					ops = append(ops, jsonpatch.NewOperation(op, meta+"/annotations/"+escapePointer(k), t.Meta.Annotations[k]))
+				}
 			}
 		}
 		if newLabels > 0 {
@@ -129,9 +147,9 @@ func Patch(raw []byte, t workload.Template, r Recorded) ([]jsonpatch.Operation, 
 	return appendSpecOps(ops, prefix, t, r), nil
 }
 
-// injectedPathSuffix ends the JSON pointer of the credgate.dev/injected annotation, after the
-// template's metadata.
-const injectedPathSuffix = "/annotations/credgate.dev~1injected"
+// credgateAnnotationPrefix starts the annotations credgate writes (credgate.dev/injected, and
+// the configurations projected volumes read): those Patch adds or replaces.
+const credgateAnnotationPrefix = "credgate.dev/"
 
 // appendSpecOps appends the additions to t's spec, in path order: containers, imagePullSecrets,
 // initContainers, volumes.

@@ -44,8 +44,9 @@ func InjectedNames(v string) ([]string, bool) {
 //     any definition of the pod's own, so it can only be an earlier injection (from a Secret or
 //     key since renamed, or a literal since changed). For an overridable literal, which a pod may
 //     set itself, only the credential's exact literal is removed;
-//   - every secret volume, and projected service-account token, named credgate-… (names credgate
-//     reserves), and every mount of one in any container;
+//   - every secret volume, and projected service-account token (with the configuration it
+//     projects from a credgate.dev/ annotation, and that annotation), named credgate-… (names
+//     credgate reserves), and every mount of one in any container;
 //   - the image-pull secrets naming the Secret of a listed credential;
 //   - the annotation.
 //
@@ -72,13 +73,20 @@ func Strip(t workload.Template, listed []credential.Resolved, requested []string
 	})
 
 	volumes := map[string]bool{}
+	var configs []string // the annotations stripped volumes projected a configuration from
 	n := len(t.Spec.Volumes)
 	t.Spec.Volumes = slices.DeleteFunc(t.Spec.Volumes, func(v corev1.Volume) bool {
-		if strings.HasPrefix(v.Name, credential.VolumePrefix) && credgateVolume(v) {
-			volumes[v.Name] = true
-			return true
+		if !strings.HasPrefix(v.Name, credential.VolumePrefix) {
+			return false
 		}
-		return false
+		ok, config := credgateVolume(v)
+		if ok {
+			volumes[v.Name] = true
+			if config != "" {
+				configs = append(configs, config)
+			}
+		}
+		return ok
 	})
 	s.Volumes = n - len(t.Spec.Volumes)
 	if len(volumes) > 0 {
@@ -105,6 +113,9 @@ func Strip(t workload.Template, listed []credential.Resolved, requested []string
 	s.PullSecrets = n - len(t.Spec.ImagePullSecrets)
 
 	delete(t.Meta.Annotations, workload.InjectedAnnotation)
+	for _, k := range configs {
+		delete(t.Meta.Annotations, k)
+	}
 	return s
 }
 
@@ -139,11 +150,29 @@ func earlierEnv(v corev1.EnvVar, listed []credential.Resolved, requested []strin
 }
 
 // credgateVolume reports whether v has a shape credgate gives its volumes: a Secret, or a
-// projected service-account token.
-func credgateVolume(v corev1.Volume) bool {
+// projected service-account token, with at most one configuration file projected from one of
+// credgate's annotations; it returns that annotation, if any.
+func credgateVolume(v corev1.Volume) (bool, string) {
 	if v.Secret != nil {
-		return true
+		return true, ""
 	}
 	p := v.Projected
-	return p != nil && len(p.Sources) == 1 && p.Sources[0].ServiceAccountToken != nil
+	if p == nil || len(p.Sources) == 0 || len(p.Sources) > 2 || p.Sources[0].ServiceAccountToken == nil {
+		return false, ""
+	}
+	if len(p.Sources) == 1 {
+		return true, ""
+	}
+	d := p.Sources[1].DownwardAPI
+	if d == nil || len(d.Items) != 1 || d.Items[0].FieldRef == nil {
+		return false, ""
+	}
+	key, ok := strings.CutPrefix(d.Items[0].FieldRef.FieldPath, "metadata.annotations['")
+	if !ok {
+		return false, ""
+	}
+	if key, ok = strings.CutSuffix(key, "']"); !ok || !strings.HasPrefix(key, credgateAnnotationPrefix) {
+		return false, ""
+	}
+	return true, key
 }

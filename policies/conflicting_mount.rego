@@ -59,3 +59,15 @@ own_volume(v) if {
 	[src] := v.projected.sources
 	src.serviceAccountToken.audience == cred.token.audience
 }
+
+# A workload-identity-federation credential's adds its configuration, projected from one of
+# credgate's annotations (credgate.dev/...).
+own_volume(v) if {
+	some cred in input.credentials
+	v.name == cred.volumeName
+	cred.token != null
+	[src, config] := v.projected.sources
+	src.serviceAccountToken.audience == cred.token.audience
+	[item] := config.downwardAPI.items
+	startswith(item.fieldRef.fieldPath, "metadata.annotations['credgate.dev/")
+}

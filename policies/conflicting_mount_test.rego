@@ -64,3 +64,18 @@ test_web_identity_token_volume_is_credgates if {
 	p2 := object.union(t.trainer, {"spec": {"containers": t.trainer.spec.containers, "volumes": [other]}})
 	["conflicting-mount", ""] in t.denied(t.input_for(p2, [c]))
 }
+
+# A workload-identity-federation volume (a token, and the configuration from credgate's
+# annotation) is credgate's own; one reading another annotation is not.
+federation_volume(path) := {"name": "credgate-gcs", "projected": {"sources": [
+	{"serviceAccountToken": {"audience": "https://iam.googleapis.com/x", "path": "token"}},
+	{"downwardAPI": {"items": [{"path": "credential-configuration.json", "fieldRef": {"fieldPath": path}}]}},
+]}}
+
+test_federation_volume_is_credgate_own if {
+	cred := t.cred("gcs", {"volumeName": "credgate-gcs", "token": {"path": "token", "audience": "https://iam.googleapis.com/x", "expirationSeconds": 3600}})
+	own := object.union(t.trainer, {"spec": {"volumes": [federation_volume("metadata.annotations['credgate.dev/credgate-gcs']")]}})
+	not ["conflicting-mount", ""] in t.denied(t.input_for(own, [cred]))
+	theirs := object.union(t.trainer, {"spec": {"volumes": [federation_volume("metadata.annotations['team']")]}})
+	["conflicting-mount", ""] in t.denied(t.input_for(theirs, [cred]))
+}

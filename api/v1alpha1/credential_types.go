@@ -72,7 +72,9 @@ type Credential struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.type != 's3-compatible' || (has(self.aws) && has(self.aws.endpoint))",message="type s3-compatible needs spec.aws.endpoint"
 // +kubebuilder:validation:XValidation:rule="self.type != 'database' || has(self.database)",message="type database needs spec.database.kind"
-// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef) || (has(self.aws) && has(self.aws.mode) && self.aws.mode != 'static') || (has(self.azure) && has(self.azure.mode) && self.azure.mode == 'workloadIdentity')",message="spec.secretRef is required for every type but generic (and aws modes assumeRole and webIdentity, azure mode workloadIdentity)"
+// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef) || (has(self.aws) && has(self.aws.mode) && self.aws.mode != 'static') || (has(self.azure) && has(self.azure.mode) && self.azure.mode == 'workloadIdentity') || (has(self.gcp) && has(self.gcp.mode) && self.gcp.mode == 'workloadIdentityFederation')",message="spec.secretRef is required for every type but generic (and aws modes assumeRole and webIdentity, azure mode workloadIdentity, gcp mode workloadIdentityFederation)"
+// +kubebuilder:validation:XValidation:rule="!has(self.gcp) || self.type == 'gcp'",message="spec.gcp is for type gcp"
+// +kubebuilder:validation:XValidation:rule="!has(self.gcp) || !has(self.gcp.mode) || self.gcp.mode != 'workloadIdentityFederation' || (!has(self.secretRef) && has(self.gcp.audience))",message="gcp mode workloadIdentityFederation needs spec.gcp.audience (the workload identity pool provider), and takes no spec.secretRef: the pod's service-account token is the credential"
 // +kubebuilder:validation:XValidation:rule="!has(self.azure) || self.type == 'azure'",message="spec.azure is for type azure"
 // +kubebuilder:validation:XValidation:rule="!has(self.azure) || !has(self.azure.mode) || self.azure.mode != 'workloadIdentity' || (!has(self.secretRef) && has(self.azure.clientID) && has(self.azure.tenantID))",message="azure mode workloadIdentity needs spec.azure.clientID and tenantID, and takes no spec.secretRef: the pod's service-account token is the credential"
 // +kubebuilder:validation:XValidation:rule="!has(self.aws) || !has(self.aws.mode) || self.aws.mode == 'static' || (!has(self.secretRef) && (self.type == 'aws' || self.type == 's3-compatible'))",message="aws modes assumeRole and webIdentity are for types aws and s3-compatible, and take no spec.secretRef: credgate provides the identity"
@@ -114,6 +116,10 @@ type CredentialSpec struct {
 	// Azure holds options of the azure type.
 	// +optional
 	Azure *Azure `json:"azure,omitempty"`
+
+	// GCP holds options of the gcp type.
+	// +optional
+	GCP *GCP `json:"gcp,omitempty"`
 
 	// Database holds options of the database type.
 	// +optional
@@ -384,6 +390,62 @@ type Azure struct {
 
 	// Token is the projected service-account token: its audience (default
 	// api://AzureADTokenExchange, what the federated credential expects) and lifetime.
+	// +optional
+	Token *ProjectedToken `json:"token,omitempty"`
+}
+
+// GCPMode says how a gcp credential reaches the pod.
+// +kubebuilder:validation:Enum=keyFile;workloadIdentityFederation
+type GCPMode string
+
+// GCP modes.
+const (
+	// GCPKeyFile mounts the key.json of the Secret: a long-lived service-account key.
+	GCPKeyFile GCPMode = "keyFile"
+	// GCPWorkloadIdentityFederation mounts no secret: an external_account credential
+	// configuration with which Google's libraries exchange the pod's projected
+	// service-account token at Google's STS, and optionally impersonate a service account.
+	GCPWorkloadIdentityFederation GCPMode = "workloadIdentityFederation"
+)
+
+// GCP holds options of the gcp type.
+// +kubebuilder:validation:XValidation:rule="!has(self.impersonationURL) || has(self.serviceAccountEmail)",message="spec.gcp.impersonationURL needs spec.gcp.serviceAccountEmail"
+type GCP struct {
+	// Mode: keyFile (the default) or workloadIdentityFederation.
+	// +optional
+	Mode GCPMode `json:"mode,omitempty"`
+
+	// Audience is the workload identity pool provider the cluster's issuer is registered
+	// with: //iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^//iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[-a-z0-9]+/providers/[-a-z0-9]+$`
+	Audience string `json:"audience,omitempty"`
+
+	// ServiceAccountEmail, when set, is the service account the federated identity
+	// impersonates (it needs roles/iam.workloadIdentityUser on it); unset, the federated
+	// identity is used directly.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]+@[a-z0-9.-]+$`
+	ServiceAccountEmail string `json:"serviceAccountEmail,omitempty"`
+
+	// TokenURL is Google's STS token endpoint; default https://sts.googleapis.com/v1/token
+	// (another for a Private Service Connect endpoint).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^https://[^\s?#]+$`
+	TokenURL string `json:"tokenURL,omitempty"`
+
+	// ImpersonationURL is the IAM Credentials generateAccessToken endpoint of the service
+	// account; default https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/<email>:generateAccessToken.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^https://[^\s?#]+$`
+	ImpersonationURL string `json:"impersonationURL,omitempty"`
+
+	// Token is the projected service-account token: its audience (default the provider's
+	// name with an https: prefix, what a provider without allowedAudiences accepts) and lifetime.
 	// +optional
 	Token *ProjectedToken `json:"token,omitempty"`
 }

@@ -26,8 +26,9 @@ type Container struct {
 	// Root is the directory that stands for the container's "/".
 	Root string
 	// mounts are the container paths of the materialised Secret volume mounts.
-	mounts []string
-	tokens TokenSource
+	mounts      []string
+	tokens      TokenSource
+	annotations map[string]string
 }
 
 // HostPath returns where container path p was materialised: under Root when p lies inside one of
@@ -71,6 +72,9 @@ type Sources struct {
 	// Tokens, if set, issues the tokens of projected service-account token volumes; nil
 	// skips projected volumes.
 	Tokens TokenSource
+	// Annotations are the pod's, which projected downwardAPI items may read
+	// (metadata.annotations['key']).
+	Annotations map[string]string
 }
 
 // MaterialiseWith is Materialise with more sources: projected service-account tokens are
@@ -92,7 +96,7 @@ func MaterialiseWith(spec *corev1.PodSpec, name string, src Sources, root string
 		}
 		data[s.Name] = d
 	}
-	c := &Container{Env: map[string]string{}, Root: root, tokens: src.Tokens}
+	c := &Container{Env: map[string]string{}, Root: root, tokens: src.Tokens, annotations: src.Annotations}
 	for _, m := range ctr.VolumeMounts {
 		if err := c.mount(spec, m, data); err != nil {
 			return nil, fmt.Errorf("container %s: mount %s: %w", name, m.MountPath, err)
@@ -221,8 +225,9 @@ func (c *Container) mount(spec *corev1.PodSpec, m corev1.VolumeMount, data map[s
 	return nil
 }
 
-// mountTokens writes the service-account tokens of projected volume p under Root; its
-// other sources are skipped.
+// mountTokens writes the service-account tokens of projected volume p under Root, and the
+// files its downwardAPI sources project from the pod's annotations; its other sources are
+// skipped.
 func (c *Container) mountTokens(spec *corev1.PodSpec, m corev1.VolumeMount, p *corev1.ProjectedVolumeSource) error {
 	mountPath := path.Clean(m.MountPath)
 	dir := filepath.Join(c.Root, filepath.FromSlash(mountPath))
@@ -232,6 +237,12 @@ func (c *Container) mountTokens(spec *corev1.PodSpec, m corev1.VolumeMount, p *c
 		mode = *p.DefaultMode
 	}
 	for _, src := range p.Sources {
+		if d := src.DownwardAPI; d != nil {
+			if err := c.mountAnnotations(dir, d, mode); err != nil {
+				return err
+			}
+			continue
+		}
 		t := src.ServiceAccountToken
 		if t == nil {
 			continue
@@ -249,6 +260,33 @@ func (c *Container) mountTokens(spec *corev1.PodSpec, m corev1.VolumeMount, p *c
 		}
 		f := filepath.Join(dir, filepath.FromSlash(t.Path))
 		if err := writeFile(f, tok, fs.FileMode(mode)); err != nil {
+			return err
+		}
+		c.Files = append(c.Files, f)
+	}
+	return nil
+}
+
+// mountAnnotations writes the items of d that read a pod annotation under dir; other fields
+// are an error (podenv does not materialise them).
+func (c *Container) mountAnnotations(dir string, d *corev1.DownwardAPIProjection, mode int32) error {
+	for _, it := range d.Items {
+		if it.FieldRef == nil {
+			return fmt.Errorf("downwardAPI item %q: only fieldRef is supported", it.Path)
+		}
+		key, ok := annotationKey(it.FieldRef.FieldPath)
+		if !ok {
+			return fmt.Errorf("downwardAPI item %q: only metadata.annotations['…'] is supported, not %s", it.Path, it.FieldRef.FieldPath)
+		}
+		if !filepath.IsLocal(it.Path) {
+			return fmt.Errorf("downwardAPI path %q must be relative and may not contain '..'", it.Path)
+		}
+		m := mode
+		if it.Mode != nil {
+			m = *it.Mode
+		}
+		f := filepath.Join(dir, filepath.FromSlash(it.Path))
+		if err := writeFile(f, []byte(c.annotations[key]), fs.FileMode(m)); err != nil {
 			return err
 		}
 		c.Files = append(c.Files, f)
@@ -299,3 +337,12 @@ func writeFile(p string, b []byte, perm fs.FileMode) error {
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// annotationKey returns the key of a metadata.annotations['key'] field path.
+func annotationKey(fieldPath string) (string, bool) {
+	key, ok := strings.CutPrefix(fieldPath, "metadata.annotations['")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(key, "']")
+}

@@ -1,0 +1,73 @@
+package credential
+
+import (
+	"encoding/json"
+	"path"
+
+	"github.com/credgate/credgate/api/v1alpha1"
+)
+
+// GCP workload identity federation: an external_account credential configuration, which
+// Google's client libraries and gcloud read from GOOGLE_APPLICATION_CREDENTIALS, and the
+// projected service-account token it names.
+const (
+	// GCPTokenPath is the file name of the projected service-account token.
+	GCPTokenPath = "token"
+	// GCPConfigPath is the file name of the credential configuration.
+	GCPConfigPath = "credential-configuration.json"
+	// DefaultGCPTokenURL is Google's STS token endpoint.
+	DefaultGCPTokenURL = "https://sts.googleapis.com/v1/token"
+	// gcpImpersonationURL is the IAM Credentials endpoint, before the service account.
+	gcpImpersonationURL = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
+)
+
+// GCPMode returns the GCP mode of spec: keyFile unless spec.gcp.mode says otherwise.
+func GCPMode(s *v1alpha1.CredentialSpec) v1alpha1.GCPMode {
+	if s.GCP == nil || s.GCP.Mode == "" {
+		return v1alpha1.GCPKeyFile
+	}
+	return s.GCP.Mode
+}
+
+// ConfigAnnotation is the pod annotation a credential's configuration file is projected from
+// (credgate.dev/<volume name>): no Secret and no ConfigMap holds it, and credgate's
+// annotations cannot change once the pod exists.
+func ConfigAnnotation(name string) string { return "credgate.dev/" + VolumeName(name) }
+
+// gcpWorkloadIdentityFederation is what a credential of mode workloadIdentityFederation mounts
+// and sets: a projected volume of the service-account token and of the configuration,
+// projected from the pod annotation credgate writes it to.
+func gcpWorkloadIdentityFederation(c *v1alpha1.Credential) (*Files, []Env) {
+	g := c.Spec.GCP
+	t := &Token{Path: GCPTokenPath, Audience: "https:" + g.Audience, ExpirationSeconds: DefaultWebIdentityExpiration}
+	if g.Token != nil {
+		if g.Token.Audience != "" {
+			t.Audience = g.Token.Audience
+		}
+		if g.Token.ExpirationSeconds != nil {
+			t.ExpirationSeconds = *g.Token.ExpirationSeconds
+		}
+	}
+	mount := defaultMountPath(c.Name)
+	cfg := map[string]any{
+		"type":               "external_account",
+		"audience":           g.Audience,
+		"subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+		"token_url":          DefaultGCPTokenURL,
+		"credential_source":  map[string]any{"file": path.Join(mount, GCPTokenPath), "format": map[string]string{"type": "text"}},
+	}
+	if g.TokenURL != "" {
+		cfg["token_url"] = g.TokenURL
+	}
+	if g.ServiceAccountEmail != "" {
+		u := g.ImpersonationURL
+		if u == "" {
+			u = gcpImpersonationURL + g.ServiceAccountEmail + ":generateAccessToken"
+		}
+		cfg["service_account_impersonation_url"] = u
+	}
+	content, _ := json.Marshal(cfg) // strings and maps of strings
+	f := &Files{MountPath: mount, VolumeName: VolumeName(c.Name), DefaultMode: DefaultFileMode, Token: t,
+		Config: &ConfigFile{Path: GCPConfigPath, Annotation: ConfigAnnotation(c.Name), Content: string(content)}}
+	return f, []Env{literalEnv("GOOGLE_APPLICATION_CREDENTIALS", path.Join(mount, GCPConfigPath))}
+}
