@@ -36,18 +36,11 @@ const (
 // account, for api://AzureADTokenExchange. A token of another audience is refused, and without
 // the projected token the SDK has nothing to present.
 func TestAzureWorkloadIdentity(t *testing.T) {
-	ns := namespace(t)
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "trainer", Namespace: ns}}
-	if err := c.Client.Create(t.Context(), sa); err != nil {
-		t.Fatal(err)
-	}
-	caPool := x509.NewCertPool()
-	caPool.AppendCertsFromPEM(c.Config.CAData)
+	ns := trainerNamespace(t)
+	iss, issClient := issuer()
 	entra, err := standin.StartEntra(t.Context(), standin.EntraOptions{
-		TenantID: azureTenantID, ClientID: azureClientID,
-		IssuerURL:        strings.TrimSuffix(c.Config.Host, "/") + "/",
-		IssuerHTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool, MinVersion: tls.VersionTLS12}}},
-		Subject:          "system:serviceaccount:" + ns + ":trainer",
+		TenantID: azureTenantID, ClientID: azureClientID, IssuerURL: iss, IssuerHTTPClient: issClient,
+		Subject: "system:serviceaccount:" + ns + ":trainer",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -82,14 +75,7 @@ func TestAzureWorkloadIdentity(t *testing.T) {
 		p := jobPod(t, ns, jobName)
 		src := podenv.Sources{}
 		if tokens {
-			src.Tokens = func(account, audience string, exp int64) ([]byte, error) {
-				tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &exp}}
-				sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: account, Namespace: ns}}
-				if err := c.Client.SubResource("token").Create(t.Context(), sa, tr); err != nil {
-					return nil, err
-				}
-				return []byte(tr.Status.Token), nil
-			}
+			src.Tokens = tokenRequests(t, ns)
 		}
 		ctr, err := podenv.MaterialiseWith(&p.Spec, "trainer", src, t.TempDir())
 		if err != nil {
@@ -144,5 +130,40 @@ func TestAzureWorkloadIdentity(t *testing.T) {
 	}
 	if n := len(entra.Grants()); n != 1 {
 		t.Errorf("%d grants, want only the first exchange's", n)
+	}
+}
+
+// trainerNamespace creates a namespace with the service account trainer, for the identity
+// tests: the subject of its tokens is system:serviceaccount:<namespace>:trainer.
+func trainerNamespace(t *testing.T) string {
+	t.Helper()
+	ns := namespace(t)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "trainer", Namespace: ns}}
+	if err := c.Client.Create(t.Context(), sa); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// issuer is the cluster's service-account issuer, as a token's iss names it, and a client
+// that reaches its discovery document and keys over TLS (anonymous: TestMain binds
+// system:service-account-issuer-discovery).
+func issuer() (string, *http.Client) {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.Config.CAData)
+	return strings.TrimSuffix(c.Config.Host, "/") + "/",
+		&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+}
+
+// tokenRequests issues the projected tokens of pods in ns as the kubelet does, through the
+// API server's TokenRequest.
+func tokenRequests(t *testing.T, ns string) podenv.TokenSource {
+	return func(account, audience string, exp int64) ([]byte, error) {
+		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &exp}}
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: account, Namespace: ns}}
+		if err := c.Client.SubResource("token").Create(t.Context(), sa, tr); err != nil {
+			return nil, err
+		}
+		return []byte(tr.Status.Token), nil
 	}
 }

@@ -4,17 +4,13 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -37,19 +33,11 @@ const (
 // Google's STS (test/standin), which checks it against this cluster's issuer, and impersonates
 // the service account. A token of another audience is refused.
 func TestGCPWorkloadIdentityFederation(t *testing.T) {
-	ns := namespace(t)
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "trainer", Namespace: ns}}
-	if err := c.Client.Create(t.Context(), sa); err != nil {
-		t.Fatal(err)
-	}
-	caPool := x509.NewCertPool()
-	caPool.AppendCertsFromPEM(c.Config.CAData)
+	ns := trainerNamespace(t)
+	iss, issClient := issuer()
 	sts, err := standin.StartGoogleSTS(t.Context(), standin.GoogleSTSOptions{
-		Audience: gcpProvider, TokenAudience: "https:" + gcpProvider,
-		IssuerURL:           strings.TrimSuffix(c.Config.Host, "/") + "/",
-		IssuerHTTPClient:    &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool, MinVersion: tls.VersionTLS12}}},
-		Subject:             "system:serviceaccount:" + ns + ":trainer",
-		ServiceAccountEmail: gcpAccount,
+		Audience: gcpProvider, TokenAudience: "https:" + gcpProvider, IssuerURL: iss, IssuerHTTPClient: issClient,
+		Subject: "system:serviceaccount:" + ns + ":trainer", ServiceAccountEmail: gcpAccount,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -81,17 +69,7 @@ func TestGCPWorkloadIdentityFederation(t *testing.T) {
 			t.Fatalf("create job: %v", err)
 		}
 		p := jobPod(t, ns, jobName)
-		ctr, err := podenv.MaterialiseWith(&p.Spec, "trainer", podenv.Sources{
-			Annotations: p.Annotations,
-			Tokens: func(account, audience string, exp int64) ([]byte, error) {
-				tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &exp}}
-				sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: account, Namespace: ns}}
-				if err := c.Client.SubResource("token").Create(t.Context(), sa, tr); err != nil {
-					return nil, err
-				}
-				return []byte(tr.Status.Token), nil
-			},
-		}, t.TempDir())
+		ctr, err := podenv.MaterialiseWith(&p.Spec, "trainer", podenv.Sources{Annotations: p.Annotations, Tokens: tokenRequests(t, ns)}, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
