@@ -587,15 +587,15 @@ func TestVolumeName(t *testing.T) {
 		{name: strings.Repeat("b", 55)},
 		{name: long},
 		{name: long[:62] + "b"}, // shares its first 40 characters with long
-		{name: "team.wandb", want: "credgate--team-wandb-" + sha8("team.wandb")},
+		{name: "team.wandb", want: "credgate--team-wandb-" + sha20("team.wandb")},
 		{name: "team-wandb", want: "credgate-team-wandb"},
 		// The hashed name of a.b, as an ordinary name: credgate-<name> as it is.
-		{name: "a.b", want: "credgate--a-b-2e7336dc"},
+		{name: "a.b", want: "credgate--a-b-2e7336dc8eba87ef472d"},
 		{name: "a-b-2e7336dc", want: "credgate-a-b-2e7336dc"},
 		{name: "a-b", want: "credgate-a-b"},
 		{name: "a--b", want: "credgate-a--b"},
 		{name: "a..b"},
-		{name: strings.Repeat("c", 39) + ".d"}, // the cut at 40 characters ends in a dot
+		{name: strings.Repeat("c", 29) + ".d"}, // the cut at 30 characters ends in a dot
 		{name: strings.Repeat("e", 39) + "-" + strings.Repeat("f", 23)},
 		{name: "1"},
 	}
@@ -633,8 +633,10 @@ func TestVolumeName(t *testing.T) {
 func TestVolumeNamesNeverCollide(t *testing.T) {
 	tests := []struct{ a, b string }{
 		{"a.b", "a-b-2e7336dc"},
-		{"team.wandb", "team-wandb-" + sha8("team.wandb")},
-		{strings.Repeat("x", 55), strings.Repeat("x", 40) + "-" + sha8(strings.Repeat("x", 55))},
+		{"team.wandb", "team-wandb-" + sha20("team.wandb")},
+		{strings.Repeat("x", 55), strings.Repeat("x", 30) + "-" + sha20(strings.Repeat("x", 55))},
+		// Once 32 bits of hash: two names a tenant found in 2^16 tries shared a volume.
+		{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-000000000000ee65", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-000000000001a4c2"},
 		{"a.b", "a-b"},
 		{"a.b.c", "a-b.c"},
 	}
@@ -647,8 +649,8 @@ func TestVolumeNamesNeverCollide(t *testing.T) {
 	}
 }
 
-// sha8 is the first 8 hex digits of the SHA-256 of s.
-func sha8(s string) string {
+// sha20 is the hash VolumeName appends: 10 bytes of sha256, 20 hex digits.
+func sha20(s string) string {
 	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:4])
+	return hex.EncodeToString(sum[:10])
 }

@@ -183,18 +183,21 @@ const VolumePrefix = "credgate-"
 // VolumeName is the name of the volume of the credential called name. An ordinary name — one
 // for which credgate-<name> is a DNS label (no dot, at most 54 characters) — gives
 // credgate-<name>. Any other gives credgate--<prefix>-<hash>: the double dash, which no
-// credgate-<name> can have (a name begins with a letter or digit), then the name's first 40
-// characters with dots made dashes, then 8 hex digits of the SHA-256 of the whole name. So two
-// credentials never share a volume ("a.b" and "a-b-2e7336dc" once did, and a.b's files were
-// silently not mounted), and every name fits the 63 characters of a DNS label.
+// credgate-<name> can have (a name begins with a letter or digit), then the name's first 30
+// characters with dots made dashes, then 20 hex digits (80 bits) of the SHA-256 of the whole
+// name. So two credentials never share a volume ("a.b" and "a-b-2e7336dc" once did, and a.b's
+// files were silently not mounted; with 32 bits of hash a tenant could find two long names of
+// one volume), and every name fits the 63 characters of a DNS label.
 func VolumeName(name string) string {
 	if v := VolumePrefix + name; isDNSLabel(v) {
 		return v
 	}
+	// 80 bits of the name's hash: no tenant finds two names of one volume (a 32-bit hash
+	// gave one pair in 2^16 tries, and both credentials one volume and one configuration).
 	sum := sha256.Sum256([]byte(name))
 	short := strings.NewReplacer(".", "-").Replace(name)
-	if len(short) > 40 {
-		short = short[:40]
+	if len(short) > 30 {
+		short = short[:30]
 	}
-	return VolumePrefix + "-" + strings.Trim(short, "-") + "-" + hex.EncodeToString(sum[:4])
+	return VolumePrefix + "-" + strings.Trim(short, "-") + "-" + hex.EncodeToString(sum[:10])
 }

@@ -17,8 +17,8 @@ import (
 // referenceDiff is how credgate derived its patch before mutate.Patch: it returns the JSON patch that turns the submitted object into the mutated one: the diff
 // of the two documents (jsonpatch.CreatePatch, as admission.PatchResponseFromRaw computes it),
 // minus what the round trip through Go types introduced rather than mutate. Apply only ever
-// adds (variables, volumes, mounts, pull secrets, labels, the annotation) and rewrites the
-// injected annotation, so
+// adds (variables, volumes, mounts, pull secrets, labels, its annotations) and rewrites its
+// credgate.dev/ annotations, so
 //
 //   - a "remove" is a field the submitted object has and credgate's API types do not know
 //     (a newer Kubernetes field): dropping the op keeps the field;
@@ -41,7 +41,7 @@ func referenceDiff(original, mutated []byte) ([]jsonpatch.Operation, error) {
 	kept := ops[:0]
 	for _, op := range ops {
 		switch {
-		case op.Operation == "replace" && strings.HasSuffix(op.Path, "/annotations/credgate.dev~1injected"):
+		case op.Operation == "replace" && strings.Contains(op.Path, "/annotations/credgate.dev~1"):
 			kept = append(kept, op)
 			continue
 		case op.Operation == "replace":

@@ -171,7 +171,8 @@ func credgateVolume(v corev1.Volume) (bool, string) {
 	if !ok {
 		return false, ""
 	}
-	if key, ok = strings.CutSuffix(key, "']"); !ok || !strings.HasPrefix(key, credgateAnnotationPrefix) {
+	// Only the annotation credgate writes the configuration of this volume to.
+	if key, ok = strings.CutSuffix(key, "']"); !ok || key != credgateAnnotationPrefix+v.Name {
 		return false, ""
 	}
 	return true, key

@@ -94,6 +94,13 @@ func TestStripUndoesApply(t *testing.T) {
 			stripped := injected.DeepCopy()
 			tmpl, targets, _ := templateOf(t, stripped)
 			mutate.Strip(tmpl, listedOf(t, stripped, creds), nil, targets)
+			// A credgate.dev/ annotation the pod arrived with (a configuration a tenant pre-set)
+			// was credgate's to overwrite: Strip removes it.
+			for k := range submitted.Annotations {
+				if strings.HasPrefix(k, "credgate.dev/credgate-") {
+					delete(submitted.Annotations, k)
+				}
+			}
 			if diff := cmp.Diff(submitted, stripped, cmpopts.EquateEmpty(), cmpopts.IgnoreFields(corev1.PodSpec{}, "ImagePullSecrets")); diff != "" {
 				t.Errorf("Strip did not give back the submitted pod (-submitted +stripped):\n%s", diff)
 			}
@@ -335,7 +342,7 @@ func TestApplyVolumeNamesNeverCollide(t *testing.T) {
 	for _, v := range pod.Spec.Volumes {
 		secrets[v.Name] = v.Secret.SecretName
 	}
-	want := map[string]string{"credgate-a-b-2e7336dc": "a-b-2e7336dc-secret", "credgate--a-b-2e7336dc": "a.b-secret"}
+	want := map[string]string{"credgate-a-b-2e7336dc": "a-b-2e7336dc-secret", "credgate--a-b-2e7336dc8eba87ef472d": "a.b-secret"}
 	if diff := cmp.Diff(want, secrets); diff != "" {
 		t.Errorf("volumes (-want +got):\n%s", diff)
 	}
@@ -426,5 +433,37 @@ func TestStripUnrequestedOnlyExact(t *testing.T) {
 	want := []corev1.EnvVar{{Name: "HTTPS_PROXY", Value: "http://corporate-proxy:3128"}}
 	if diff := cmp.Diff(want, spec.Containers[0].Env); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
+	}
+}
+
+// TestStripKeepsOtherAnnotations: Strip removes a configuration annotation only with the
+// volume credgate projects it into (credgate.dev/<volume name>); a credgate-… volume that
+// projects another credgate.dev/ annotation — credgate.dev/containers, which says which
+// containers get credentials — is not credgate's, and neither it nor that annotation goes.
+func TestStripKeepsOtherAnnotations(t *testing.T) {
+	projected := func(name, key string) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: "a", Path: "token"}},
+			{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "c.json",
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + key + "']"}}}}},
+		}}}}
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Annotations: map[string]string{
+		workload.InjectedAnnotation: "gcs sha256:0000000000000000", "credgate.dev/containers": "a", "credgate.dev/credgate-gcs": "{}"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "a"}, {Name: "b"}},
+			Volumes: []corev1.Volume{projected("credgate-zz", "credgate.dev/containers"), projected("credgate-gcs", "credgate.dev/credgate-gcs")}}}
+	tmpl, err := workload.PodTemplate(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mutate.Strip(tmpl, nil, nil, []string{"a"})
+	if s.Volumes != 1 || len(pod.Spec.Volumes) != 1 || pod.Spec.Volumes[0].Name != "credgate-zz" {
+		t.Errorf("stripped %d volumes, left %v: want only credgate-gcs stripped", s.Volumes, pod.Spec.Volumes)
+	}
+	if _, ok := pod.Annotations["credgate.dev/containers"]; !ok {
+		t.Error("Strip removed credgate.dev/containers")
+	}
+	if _, ok := pod.Annotations["credgate.dev/credgate-gcs"]; ok {
+		t.Error("Strip left the configuration annotation of the volume it removed")
 	}
 }

@@ -60,8 +60,8 @@ own_volume(v) if {
 	src.serviceAccountToken.audience == cred.token.audience
 }
 
-# A workload-identity-federation credential's adds its configuration, projected from one of
-# credgate's annotations (credgate.dev/...).
+# A workload-identity-federation credential's adds its configuration, projected from the
+# annotation credgate writes it to, credgate.dev/<volume name>: no other.
 own_volume(v) if {
 	some cred in input.credentials
 	v.name == cred.volumeName
@@ -69,5 +69,6 @@ own_volume(v) if {
 	[src, config] := v.projected.sources
 	src.serviceAccountToken.audience == cred.token.audience
 	[item] := config.downwardAPI.items
-	startswith(item.fieldRef.fieldPath, "metadata.annotations['credgate.dev/")
+	item.fieldRef.fieldPath == sprintf("metadata.annotations['credgate.dev/%s']", [cred.volumeName])
+	item.path == "credential-configuration.json"
 }

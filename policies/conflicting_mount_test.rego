@@ -78,4 +78,8 @@ test_federation_volume_is_credgate_own if {
 	not ["conflicting-mount", ""] in t.denied(t.input_for(own, [cred]))
 	theirs := object.union(t.trainer, {"spec": {"volumes": [federation_volume("metadata.annotations['team']")]}})
 	["conflicting-mount", ""] in t.denied(t.input_for(theirs, [cred]))
+
+	# Another credgate.dev/ annotation, of the tenant's making: not credgate's configuration.
+	forged := object.union(t.trainer, {"spec": {"volumes": [federation_volume("metadata.annotations['credgate.dev/evil']")]}})
+	["conflicting-mount", ""] in t.denied(t.input_for(forged, [cred]))
 }
