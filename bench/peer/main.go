@@ -32,18 +32,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/credgate/credgate/bench/internal/benchenv"
-
-	"github.com/go-logr/logr"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credgate/credgate/policies"
 )
@@ -70,31 +65,7 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, " ") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
-func main() { os.Exit(peer()) }
-
-// peer runs the command and returns its exit status: 2 for bad flags, 1 when the benchmark
-// failed (parity, an error under load, a server that did not start).
-func peer() int {
-	o, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "peer:", err)
-		return 2
-	}
-	// Ctrl-C stops the load and the servers; the deferred cleanups run.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// The control plane's clients log nothing worth reading; the processes' logs are in the
-	// cluster's work directory.
-	ctrllog.SetLogger(logr.Discard())
-	if err := benchmark(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "peer:", err)
-		return 1
-	}
-	return 0
-}
+func main() { os.Exit(benchenv.Main("peer", parseFlags, benchmark)) }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{}

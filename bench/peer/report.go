@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -25,12 +24,9 @@ func writeReport(w io.Writer, res *results) error {
 	if o.http1 {
 		proto = "HTTP/1.1"
 	}
-	cmd := "go run ./bench/peer " + strings.Join(os.Args[1:], " ")
-	if os.Getenv("MAKELEVEL") != "" {
-		cmd = "make bench-peer, which ran: " + cmd
-	}
+	cmd := benchenv.Command("peer", "bench-peer")
 	p("# credgate beside an OPA server that only decides (make bench-peer; bench/peer/main.go says how)")
-	p("command:  %s", strings.TrimSpace(cmd))
+	p("command:  %s", cmd)
 	p("date:     %s (took %s)", res.started.UTC().Format(time.RFC3339), res.took.Round(time.Second))
 	p("commit:   %s", res.commit)
 	p("machine:  %d CPUs (nproc), %s, %s/%s: shared by the load generator, OPA and credgate serve, and by the", runtime.NumCPU(), benchenv.CPUModel(), runtime.GOOS, runtime.GOARCH)

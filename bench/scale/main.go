@@ -34,17 +34,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/credgate/credgate/bench/internal/benchenv"
 
-	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credgate/credgate/test/cluster"
 	"github.com/credgate/credgate/webhook"
@@ -60,29 +56,7 @@ type options struct {
 	idle       time.Duration
 }
 
-func main() { os.Exit(run()) }
-
-// run runs the command and returns its exit status: 2 for bad flags, 1 if the benchmark failed.
-func run() int {
-	o, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "scale:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// The control plane's clients log nothing worth reading; the processes' logs are in the
-	// cluster's work directory.
-	ctrllog.SetLogger(logr.Discard())
-	if err := benchmark(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "scale:", err)
-		return 1
-	}
-	return 0
-}
+func main() { os.Exit(benchenv.Main("scale", parseFlags, benchmark)) }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -22,12 +21,9 @@ func writeReport(w io.Writer, res *results) error {
 	b := &bytes.Buffer{}
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	n := o.namespaces * len(credentialNames)
-	cmd := "go run ./bench/scale " + strings.Join(os.Args[1:], " ")
-	if os.Getenv("MAKELEVEL") != "" {
-		cmd = "make bench-scale, which ran: " + cmd
-	}
+	cmd := benchenv.Command("scale", "bench-scale")
 	p("# credgate serve's memory and start-up with %d Credentials in %d namespaces (make bench-scale; bench/scale/main.go says how)", n, o.namespaces)
-	p("command:    %s", strings.TrimSpace(cmd))
+	p("command:    %s", cmd)
 	p("date:       %s (took %s; the control plane and credgate started in %s)", res.started.UTC().Format(time.RFC3339),
 		res.took.Round(time.Second), res.clusterStart.Round(time.Second))
 	p("commit:     %s", benchenv.Commit(o.root))
