@@ -609,15 +609,21 @@ func TestStartEntraOptions(t *testing.T) {
 	}
 	defer e.Close()
 	cancel()
+	stopsServing(t, e.URL, e.HTTPClient())
+}
+
+// stopsServing waits until the server at url refuses connections, for up to 5 seconds.
+func stopsServing(t *testing.T, url string, client *http.Client) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.URL, http.NoBody)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, http.NoBody)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := e.HTTPClient().Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
-			break
+			return
 		}
 		_ = resp.Body.Close()
 		if time.Now().After(deadline) {

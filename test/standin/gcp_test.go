@@ -530,22 +530,7 @@ func TestStartGoogleSTSOptions(t *testing.T) {
 	}
 	defer g.Close()
 	cancel()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, g.URL, http.NoBody)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := g.HTTPClient().Do(req)
-		if err != nil {
-			break
-		}
-		_ = resp.Body.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still serving after its context ended")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	stopsServing(t, g.URL, g.HTTPClient())
 }
 
 // TestGoogleDefaultCredentials: GOOGLE_APPLICATION_CREDENTIALS naming the configuration, as a
