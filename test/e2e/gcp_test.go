@@ -31,7 +31,8 @@ const (
 // the API server's TokenRequest, the configuration read from the pod's annotation, as the
 // kubelet would), the real golang.org/x/oauth2/google exchanges the token at a stand-in for
 // Google's STS (test/standin), which checks it against this cluster's issuer, and impersonates
-// the service account. A token of another audience is refused.
+// the service account. A token of another audience is refused, and without the projected
+// volume the library finds no credentials.
 func TestGCPWorkloadIdentityFederation(t *testing.T) {
 	ns := trainerNamespace(t)
 	iss, issClient := issuer()
@@ -61,7 +62,10 @@ func TestGCPWorkloadIdentityFederation(t *testing.T) {
 	credential("gcs", "")
 	credential("gcs-other-audience", "https://example.com/other")
 
-	exchange := func(jobName, cred string) (*podenv.Container, corev1.Pod, error) {
+	// exchange runs a job requesting cred, materialises its pod (projected: whether its
+	// projected volume is written) and asks oauth2/google, configured by that environment
+	// alone, for a token.
+	exchange := func(jobName, cred string, projected bool) (*podenv.Container, corev1.Pod, error) {
 		t.Helper()
 		j := job(ns, jobName, []string{cred})
 		j.Spec.Template.Spec.ServiceAccountName = "trainer"
@@ -69,7 +73,11 @@ func TestGCPWorkloadIdentityFederation(t *testing.T) {
 			t.Fatalf("create job: %v", err)
 		}
 		p := jobPod(t, ns, jobName)
-		ctr, err := podenv.MaterialiseWith(&p.Spec, "trainer", podenv.Sources{Annotations: p.Annotations, Tokens: tokenRequests(t, ns)}, t.TempDir())
+		src := podenv.Sources{Annotations: p.Annotations}
+		if projected {
+			src.Tokens = tokenRequests(t, ns)
+		}
+		ctr, err := podenv.MaterialiseWith(&p.Spec, "trainer", src, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +98,7 @@ func TestGCPWorkloadIdentityFederation(t *testing.T) {
 		return ctr, p, err
 	}
 
-	ctr, p, err := exchange("train", "gcs")
+	ctr, p, err := exchange("train", "gcs", true)
 	if err != nil {
 		t.Fatalf("oauth2/google with the pod's environment: %v\nrefusals: %+v", err, sts.Refusals())
 	}
@@ -111,7 +119,10 @@ func TestGCPWorkloadIdentityFederation(t *testing.T) {
 		t.Errorf("grants = %+v, want the token exchange for the pod's service account, then %s impersonated", grants, gcpAccount)
 	}
 
-	if _, _, err := exchange("train-other-audience", "gcs-other-audience"); err == nil {
+	if _, _, err := exchange("train-no-volume", "gcs", false); err == nil {
+		t.Error("oauth2/google got a token without the projected volume (token and configuration)")
+	}
+	if _, _, err := exchange("train-other-audience", "gcs-other-audience", true); err == nil {
 		t.Error("a token of another audience was exchanged")
 	} else if refusals := sts.Refusals(); len(refusals) == 0 || !strings.Contains(refusals[len(refusals)-1].Description, "aud") {
 		t.Errorf("refused for %+v, want the audience", refusals)
