@@ -50,14 +50,6 @@ const objectPrefix = "policy/"
 // show it.
 func ObjectFile(name string) string { return objectPrefix + name + ".rego" }
 
-// objectName returns the name of the Object whose module is file name, if it is one.
-func objectName(file string) (string, bool) {
-	if !strings.HasPrefix(file, objectPrefix) || !strings.HasSuffix(file, ".rego") {
-		return "", false
-	}
-	return strings.TrimSuffix(strings.TrimPrefix(file, objectPrefix), ".rego"), true
-}
-
 // ObjectsSource returns the Source of objs: their modules and what else each declares.
 func ObjectsSource(objs []Object) Source {
 	s := Source{Modules: map[string]string{}, Tests: map[string]string{}, Data: map[string]any{},
@@ -258,28 +250,8 @@ func walkErrors(err error, visit func(locatedError)) {
 	}
 }
 
-// errorFiles returns the files err locates itself in.
-func errorFiles(err error) []string {
-	var files []string
-	walkErrors(err, func(e locatedError) {
-		if e.File != "" && !slices.Contains(files, e.File) {
-			files = append(files, e.File)
-		}
-	})
-	return files
-}
-
-// blamedObjects returns the names of the Objects err locates itself in, sorted.
-func blamedObjects(err error) []string {
-	var names []string
-	for _, f := range errorFiles(err) {
-		if n, ok := objectName(f); ok {
-			names = append(names, n)
-		}
-	}
-	slices.Sort(names)
-	return names
-}
+// notLocated is the message of an object no error of the failure is located in.
+const notLocated = "not served: it fails with the other policies (credgate's log has the details)"
 
 // maxObjectMessage bounds the message of an Object's error kept for its status.
 const maxObjectMessage = 1024
@@ -315,7 +287,7 @@ func objectMessage(err error, name string) string {
 		}
 	})
 	if len(msgs) == 0 {
-		return "not served: it fails with the other policies (credgate's log has the details)"
+		return notLocated
 	}
 	return truncate(strings.Join(msgs, "; "), maxObjectMessage)
 }

