@@ -278,19 +278,7 @@ func benchmark(ctx context.Context, o options) error {
 		return err
 	}
 	keep = false
-	if o.out == "-" {
-		return writeReport(os.Stdout, res)
-	}
-	f, err := os.Create(o.out)
-	if err != nil {
-		return err
-	}
-	if err := writeReport(io.MultiWriter(f, os.Stdout), res); err != nil {
-		_ = f.Close()
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "peer: wrote", o.out)
-	return f.Close()
+	return benchenv.Report("peer", o.out, func(w io.Writer) error { return writeReport(w, res) })
 }
 
 // measure runs the load: a warm-up of every target, the interleaved rounds, the open loop.

@@ -226,21 +226,9 @@ func benchmark(ctx context.Context, o options) error {
 	res.took, res.loadAfter = time.Since(res.started), benchenv.LoadAverage()
 
 	keep = false
-	if o.out == "-" {
-		return writeReport(os.Stdout, res)
-	}
 	out := o.out
-	if !filepath.IsAbs(out) {
+	if out != "-" && !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
 	}
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if err := writeReport(io.MultiWriter(f, os.Stdout), res); err != nil {
-		_ = f.Close()
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "scale: wrote", o.out)
-	return f.Close()
+	return benchenv.Report("scale", out, func(w io.Writer) error { return writeReport(w, res) })
 }

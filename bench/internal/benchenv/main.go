@@ -47,3 +47,21 @@ func Command(name, target string) string {
 	}
 	return cmd
 }
+
+// Report writes a results file with write: to stdout when path is "-", else to path and
+// stdout both, saying so on stderr.
+func Report(name, path string, write func(io.Writer) error) error {
+	if path == "-" {
+		return write(os.Stdout)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(io.MultiWriter(f, os.Stdout)); err != nil {
+		_ = f.Close()
+		return err
+	}
+	fmt.Fprintln(os.Stderr, name+": wrote", path)
+	return f.Close()
+}
