@@ -97,9 +97,9 @@ verify-generated: generate manifests ## Regenerate; in CI (CI=true), fail if the
 .PHONY: test
 test: verify-generated control-plane $(BIN)/minio build ## Run every test: unit, Rego, handler, fuzz seeds, golden files, end to end, S3/STS, the image.
 	$(GO) vet ./...
-	$(GO) vet -tags e2e ./test/e2e/ ./awscreds/
+	$(GO) vet -tags e2e ./test/e2e/ ./tempcreds/
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -tags e2e ./test/e2e/ ./awscreds/
+	$(GO) test -count=1 -tags e2e ./test/e2e/ ./tempcreds/
 	$(MAKE) --no-print-directory image-test
 
 .PHONY: e2e

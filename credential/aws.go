@@ -33,9 +33,24 @@ func AWSMode(s *v1alpha1.CredentialSpec) v1alpha1.AWSMode {
 	return s.AWS.Mode
 }
 
-// ManagedSecretName is the Secret, in the Credential's namespace, that credgate keeps the
-// temporary credentials of assumeRole Credential name in.
-func ManagedSecretName(name string) string { return "credgate-aws-" + name }
+// ManagedSecretName is the Secret, in c's namespace, that credgate keeps the temporary
+// credentials of c in: for an aws assumeRole or gcp impersonation Credential, and "" for
+// any other (Refreshed).
+func ManagedSecretName(c *v1alpha1.Credential) string {
+	switch {
+	case AWSMode(&c.Spec) == v1alpha1.AWSAssumeRole:
+		return "credgate-aws-" + c.Name
+	case GCPMode(&c.Spec) == v1alpha1.GCPImpersonation:
+		return "credgate-gcp-" + c.Name
+	}
+	return ""
+}
+
+// Refreshed reports whether credgate refresher mints the credentials of a Credential of
+// spec s (aws mode assumeRole, gcp mode impersonation) and keeps them in its managed Secret.
+func Refreshed(s *v1alpha1.CredentialSpec) bool {
+	return AWSMode(s) == v1alpha1.AWSAssumeRole || GCPMode(s) == v1alpha1.GCPImpersonation
+}
 
 // temporaryAWS is what a credential of mode assumeRole or webIdentity mounts and sets in
 // place of the static keys: the Secret it mounts (none for webIdentity), its volume, and the
@@ -71,7 +86,7 @@ func temporaryAWS(c *v1alpha1.Credential, mode v1alpha1.AWSMode) (secretName str
 		{Key: AWSConfigKey, Path: AWSConfigKey, Mode: DefaultFileMode},
 		{Key: AWSProcessKey, Path: AWSProcessKey, Mode: DefaultFileMode},
 	}
-	return ManagedSecretName(c.Name), f, []Env{
+	return ManagedSecretName(c), f, []Env{
 		literalEnv("AWS_CONFIG_FILE", path.Join(f.MountPath, AWSConfigKey)),
 		// The v1 Go SDK reads the config file only when asked to.
 		literalEnv("AWS_SDK_LOAD_CONFIG", "1"),

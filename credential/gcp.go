@@ -19,7 +19,38 @@ const (
 	DefaultGCPTokenURL = "https://sts.googleapis.com/v1/token"
 	// gcpImpersonationURL is the IAM Credentials endpoint, before the service account.
 	gcpImpersonationURL = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
+
+	// GCPAccessTokenKey is the key, in the managed Secret of an impersonation credential, of
+	// the access token alone: what gcloud reads from CLOUDSDK_AUTH_ACCESS_TOKEN_FILE.
+	GCPAccessTokenKey = "access-token"
+	// GCPTokenJSONKey is the key of the same token as JSON, {"access_token", "token_type",
+	// "expiry"} (RFC 3339): what golang.org/x/oauth2's Token decodes, and what a client library's
+	// refresh hook reads to know when to read the file again.
+	GCPTokenJSONKey = "token.json"
+	// DefaultGCPScope is the scope of an impersonation credential's token by default.
+	DefaultGCPScope = "https://www.googleapis.com/auth/cloud-platform"
 )
+
+// GCPScopes returns the scopes of impersonation credential g's tokens.
+func GCPScopes(g *v1alpha1.GCP) []string {
+	if g == nil || len(g.Scopes) == 0 {
+		return []string{DefaultGCPScope}
+	}
+	return g.Scopes
+}
+
+// gcpImpersonation is what a credential of mode impersonation mounts and sets: the managed
+// Secret that credgate refresher keeps the access token in, whole (no subPath, so that the
+// kubelet updates the files in place), and CLOUDSDK_AUTH_ACCESS_TOKEN_FILE, which gcloud,
+// gsutil and bq read before every command.
+func gcpImpersonation(c *v1alpha1.Credential) (secretName string, f *Files, env []Env) {
+	f = &Files{MountPath: defaultMountPath(c.Name), VolumeName: VolumeName(c.Name), DefaultMode: DefaultFileMode,
+		Items: []FileItem{
+			{Key: GCPAccessTokenKey, Path: GCPAccessTokenKey, Mode: DefaultFileMode},
+			{Key: GCPTokenJSONKey, Path: GCPTokenJSONKey, Mode: DefaultFileMode},
+		}}
+	return ManagedSecretName(c), f, []Env{literalEnv("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", path.Join(f.MountPath, GCPAccessTokenKey))}
+}
 
 // GCPMode returns the GCP mode of spec: keyFile unless spec.gcp.mode says otherwise.
 func GCPMode(s *v1alpha1.CredentialSpec) v1alpha1.GCPMode {

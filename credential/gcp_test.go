@@ -115,3 +115,76 @@ func TestValidateGCPModes(t *testing.T) {
 		})
 	}
 }
+
+// TestResolveGCPImpersonation: the managed Secret the refresher writes, mounted whole (the
+// kubelet updates it in place), and gcloud pointed at its token file; no tenant Secret.
+func TestResolveGCPImpersonation(t *testing.T) {
+	r, err := credential.Resolve(gcpCredential("gcs", v1alpha1.GCP{Mode: v1alpha1.GCPImpersonation,
+		ServiceAccountEmail: "trainer@ml.iam.gserviceaccount.com", SourceSecretRef: &v1alpha1.SecretReference{Name: "minter"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.SecretName != "credgate-gcp-gcs" || r.Files == nil || r.Files.Token != nil || r.Files.Config != nil {
+		t.Fatalf("resolved %+v, want the managed Secret's volume", r)
+	}
+	wantItems := []credential.FileItem{{Key: "access-token", Path: "access-token", Mode: 0o400}, {Key: "token.json", Path: "token.json", Mode: 0o400}}
+	if diff := cmp.Diff(wantItems, r.Files.Items); diff != "" || r.Files.MountPath != "/var/run/secrets/credgate/gcs" {
+		t.Errorf("files at %s (-want +got):\n%s", r.Files.MountPath, diff)
+	}
+	want := []credential.Env{literal("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", "/var/run/secrets/credgate/gcs/access-token")}
+	if diff := cmp.Diff(want, r.Env); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
+	}
+	if got := credential.ManagedSecretName(gcpCredential("gcs", v1alpha1.GCP{Mode: v1alpha1.GCPKeyFile})); got != "" {
+		t.Errorf("a key-file credential has managed Secret %q", got)
+	}
+}
+
+func TestValidateGCPImpersonation(t *testing.T) {
+	source := &v1alpha1.SecretReference{Name: "minter"}
+	imp := func(f func(*v1alpha1.GCP)) *v1alpha1.Credential {
+		g := v1alpha1.GCP{Mode: v1alpha1.GCPImpersonation, ServiceAccountEmail: "trainer@ml.iam.gserviceaccount.com", SourceSecretRef: source}
+		if f != nil {
+			f(&g)
+		}
+		return gcpCredential("a", g)
+	}
+	for _, tt := range []struct {
+		name string
+		cred *v1alpha1.Credential
+		want []string
+	}{
+		{name: "impersonation", cred: imp(nil)},
+		{name: "scopes and lifetime", cred: imp(func(g *v1alpha1.GCP) {
+			g.Scopes = []string{"https://www.googleapis.com/auth/devstorage.read_only", "openid"}
+			g.LifetimeSeconds = new(int32(600))
+		})},
+		{name: "without a source", cred: imp(func(g *v1alpha1.GCP) { g.SourceSecretRef = nil }),
+			want: []string{"gcp mode impersonation needs spec.gcp.sourceSecretRef and serviceAccountEmail"}},
+		{name: "without a service account", cred: imp(func(g *v1alpha1.GCP) { g.ServiceAccountEmail = "" }),
+			want: []string{"gcp mode impersonation needs spec.gcp.sourceSecretRef and serviceAccountEmail"}},
+		{name: "with a tenant Secret", cred: func() *v1alpha1.Credential {
+			c := imp(nil)
+			c.Spec.SecretRef = &v1alpha1.SecretReference{Name: "keys"}
+			return c
+		}(), want: []string{"gcp mode impersonation takes no spec.secretRef"}},
+		{name: "a tenant's endpoint", cred: imp(func(g *v1alpha1.GCP) {
+			g.ImpersonationURL = "https://evil.example.com/x"
+		}), want: []string{"in mode impersonation the source's grant says where credgate mints tokens"}},
+		{name: "federation fields", cred: imp(func(g *v1alpha1.GCP) { g.Audience = gcpProvider }),
+			want: []string{"audience, tokenURL, impersonationURL and token apply to mode workloadIdentityFederation"}},
+		{name: "impersonation fields in another mode", cred: gcpCredential("a", v1alpha1.GCP{Mode: v1alpha1.GCPWorkloadIdentityFederation,
+			Audience: gcpProvider, SourceSecretRef: source, Scopes: []string{"openid"}}),
+			want: []string{"sourceSecretRef, scopes and lifetimeSeconds apply to it only"}},
+		{name: "bad scope and lifetime", cred: imp(func(g *v1alpha1.GCP) {
+			g.Scopes = []string{"https://evil.example.com/auth/x"}
+			g.LifetimeSeconds = new(int32(60))
+		}), want: []string{"spec.gcp.lifetimeSeconds: Invalid value: 60", `spec.gcp.scopes[0]: Invalid value: "https://evil.example.com/auth/x"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := credential.Validate(tt.cred); !matchAll(tt.want, got) {
+				t.Errorf("Validate() = %q, want fragments %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -83,10 +83,14 @@ func Resolve(c *v1alpha1.Credential) (Resolved, error) {
 		// credgate, or the pod's SDK, provides the identity: no keys from a tenant Secret.
 		r.SecretName, r.Files, base = temporaryAWS(c, mode)
 	}
-	if GCPMode(s) == v1alpha1.GCPWorkloadIdentityFederation {
+	switch GCPMode(s) {
+	case v1alpha1.GCPWorkloadIdentityFederation:
 		// The pod's service-account token is the credential: no Secret.
 		r.SecretName = ""
 		r.Files, base = gcpWorkloadIdentityFederation(c)
+	case v1alpha1.GCPImpersonation:
+		// credgate mints the token: no key from a tenant Secret.
+		r.SecretName, r.Files, base = gcpImpersonation(c)
 	}
 	if AzureMode(s) == v1alpha1.AzureWorkloadIdentity {
 		// The pod's service-account token is the credential: no Secret.

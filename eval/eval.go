@@ -345,13 +345,13 @@ func (s secretIndex) check(ns string, creds []credential.Resolved) []review.Viol
 	return out
 }
 
-// assumeMinted gives an assumeRole Credential without a Ready condition the status the
-// refresher would write once it minted its credentials.
+// assumeMinted gives a refreshed Credential (aws assumeRole, gcp impersonation) without a
+// Ready condition the status the refresher would write once it minted its credentials.
 func assumeMinted(c *v1alpha1.Credential) {
-	if credential.AWSMode(&c.Spec) != v1alpha1.AWSAssumeRole || meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady) != nil {
+	if !credential.Refreshed(&c.Spec) || meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady) != nil {
 		return
 	}
-	c.Status.SecretName = credential.ManagedSecretName(c.Name)
+	c.Status.SecretName = credential.ManagedSecretName(c)
 	meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue,
 		Reason: "Minted", Message: "assumed as if minted (credgate eval --assume-minted)", ObservedGeneration: c.Generation})
 }

@@ -30,7 +30,7 @@ type golden struct {
 
 func TestApplyGolden(t *testing.T) {
 	creds := loadCredentials(t)
-	for _, name := range []string{"basic", "sidecars", "narrowed", "overrides", "files", "pull-secrets", "conflicts", "temporary-aws", "identity-federation"} {
+	for _, name := range []string{"basic", "sidecars", "narrowed", "overrides", "files", "pull-secrets", "conflicts", "temporary-aws", "temporary-gcp", "identity-federation"} {
 		t.Run(name, func(t *testing.T) {
 			pod := loadPod(t, filepath.Join("testdata", "pods", name+".yaml"))
 			conflicts := apply(t, pod, creds)

@@ -72,9 +72,10 @@ type Credential struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.type != 's3-compatible' || (has(self.aws) && has(self.aws.endpoint))",message="type s3-compatible needs spec.aws.endpoint"
 // +kubebuilder:validation:XValidation:rule="self.type != 'database' || has(self.database)",message="type database needs spec.database.kind"
-// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef) || (has(self.aws) && has(self.aws.mode) && self.aws.mode != 'static') || (has(self.azure) && has(self.azure.mode) && self.azure.mode == 'workloadIdentity') || (has(self.gcp) && has(self.gcp.mode) && self.gcp.mode == 'workloadIdentityFederation')",message="spec.secretRef is required for every type but generic (and aws modes assumeRole and webIdentity, azure mode workloadIdentity, gcp mode workloadIdentityFederation)"
+// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || has(self.secretRef) || (has(self.aws) && has(self.aws.mode) && self.aws.mode != 'static') || (has(self.azure) && has(self.azure.mode) && self.azure.mode == 'workloadIdentity') || (has(self.gcp) && has(self.gcp.mode) && self.gcp.mode != 'keyFile')",message="spec.secretRef is required for every type but generic (and aws modes assumeRole and webIdentity, azure mode workloadIdentity, gcp modes workloadIdentityFederation and impersonation)"
 // +kubebuilder:validation:XValidation:rule="!has(self.gcp) || self.type == 'gcp'",message="spec.gcp is for type gcp"
 // +kubebuilder:validation:XValidation:rule="!has(self.gcp) || !has(self.gcp.mode) || self.gcp.mode != 'workloadIdentityFederation' || (!has(self.secretRef) && has(self.gcp.audience))",message="gcp mode workloadIdentityFederation needs spec.gcp.audience (the workload identity pool provider), and takes no spec.secretRef: the pod's service-account token is the credential"
+// +kubebuilder:validation:XValidation:rule="!has(self.gcp) || !has(self.gcp.mode) || self.gcp.mode != 'impersonation' || !has(self.secretRef)",message="gcp mode impersonation takes no spec.secretRef: credgate mints the token with the source key of spec.gcp.sourceSecretRef"
 // +kubebuilder:validation:XValidation:rule="!has(self.azure) || self.type == 'azure'",message="spec.azure is for type azure"
 // +kubebuilder:validation:XValidation:rule="!has(self.azure) || !has(self.azure.mode) || self.azure.mode != 'workloadIdentity' || (!has(self.secretRef) && has(self.azure.clientID) && has(self.azure.tenantID))",message="azure mode workloadIdentity needs spec.azure.clientID and tenantID, and takes no spec.secretRef: the pod's service-account token is the credential"
 // +kubebuilder:validation:XValidation:rule="!has(self.aws) || !has(self.aws.mode) || self.aws.mode == 'static' || (!has(self.secretRef) && (self.type == 'aws' || self.type == 's3-compatible'))",message="aws modes assumeRole and webIdentity are for types aws and s3-compatible, and take no spec.secretRef: credgate provides the identity"
@@ -395,7 +396,7 @@ type Azure struct {
 }
 
 // GCPMode says how a gcp credential reaches the pod.
-// +kubebuilder:validation:Enum=keyFile;workloadIdentityFederation
+// +kubebuilder:validation:Enum=keyFile;workloadIdentityFederation;impersonation
 type GCPMode string
 
 // GCP modes.
@@ -406,12 +407,19 @@ const (
 	// configuration with which Google's libraries exchange the pod's projected
 	// service-account token at Google's STS, and optionally impersonate a service account.
 	GCPWorkloadIdentityFederation GCPMode = "workloadIdentityFederation"
+	// GCPImpersonation mounts no key: credgate impersonates spec.gcp.serviceAccountEmail with
+	// the source service-account key of spec.gcp.sourceSecretRef (in the refresher's
+	// namespace) and hands pods the short-lived access token it mints (IAM Credentials
+	// generateAccessToken), refreshed before it expires.
+	GCPImpersonation GCPMode = "impersonation"
 )
 
 // GCP holds options of the gcp type.
 // +kubebuilder:validation:XValidation:rule="!has(self.impersonationURL) || has(self.serviceAccountEmail)",message="spec.gcp.impersonationURL needs spec.gcp.serviceAccountEmail"
+// +kubebuilder:validation:XValidation:rule="has(self.mode) && self.mode == 'impersonation' ? (has(self.sourceSecretRef) && has(self.serviceAccountEmail)) : (!has(self.sourceSecretRef) && !has(self.scopes) && !has(self.lifetimeSeconds))",message="gcp mode impersonation needs spec.gcp.sourceSecretRef and serviceAccountEmail; sourceSecretRef, scopes and lifetimeSeconds apply to it only"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'impersonation' || (!has(self.audience) && !has(self.tokenURL) && !has(self.impersonationURL) && !has(self.token))",message="audience, tokenURL, impersonationURL and token apply to mode workloadIdentityFederation: in mode impersonation the source's grant says where credgate mints tokens"
 type GCP struct {
-	// Mode: keyFile (the default) or workloadIdentityFederation.
+	// Mode: keyFile (the default), workloadIdentityFederation or impersonation.
 	// +optional
 	Mode GCPMode `json:"mode,omitempty"`
 
@@ -422,9 +430,11 @@ type GCP struct {
 	// +kubebuilder:validation:Pattern=`^//iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[-a-z0-9]+/providers/[-a-z0-9]+$`
 	Audience string `json:"audience,omitempty"`
 
-	// ServiceAccountEmail, when set, is the service account the federated identity
-	// impersonates (it needs roles/iam.workloadIdentityUser on it); unset, the federated
-	// identity is used directly.
+	// ServiceAccountEmail is the service account impersonated. In mode
+	// workloadIdentityFederation it is optional: the federated identity impersonates it (and
+	// needs roles/iam.workloadIdentityUser on it), or, unset, is used directly. In mode
+	// impersonation it is required: the source service account impersonates it (and needs
+	// roles/iam.serviceAccountTokenCreator on it).
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9-]+@[a-z0-9.-]+$`
@@ -448,6 +458,33 @@ type GCP struct {
 	// name with an https: prefix, what a provider without allowedAudiences accepts) and lifetime.
 	// +optional
 	Token *ProjectedToken `json:"token,omitempty"`
+
+	// SourceSecretRef names the Secret with the source service account's key (key key.json,
+	// a service_account key file) that credgate impersonates spec.gcp.serviceAccountEmail
+	// with (mode impersonation). It lives in the refresher's namespace (credgate-refresher),
+	// never in the tenant's: pods never see the key. Its credgate.dev/ annotations must grant
+	// this namespace and service account.
+	// +optional
+	SourceSecretRef *SecretReference `json:"sourceSecretRef,omitempty"`
+
+	// Scopes of the access token (mode impersonation); default
+	// https://www.googleapis.com/auth/cloud-platform.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:Pattern=`^(https://www\.googleapis\.com/auth/[-a-z0-9._/]+|openid|email|profile)$`
+	Scopes []string `json:"scopes,omitempty"`
+
+	// LifetimeSeconds of each access token (mode impersonation), 600 to 43200; default 3600.
+	// Above 3600 Google requires the organization policy
+	// constraints/iam.allowServiceAccountCredentialLifetimeExtension. credgate mints a new
+	// token at about two thirds of it.
+	// +optional
+	// +kubebuilder:validation:Minimum=600
+	// +kubebuilder:validation:Maximum=43200
+	LifetimeSeconds *int32 `json:"lifetimeSeconds,omitempty"`
 }
 
 // ProjectedToken is a service-account token the kubelet projects into the pod and refreshes.
@@ -483,8 +520,8 @@ type CredentialStatus struct {
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
-	// SecretName is the Secret credgate keeps the temporary credentials of mode assumeRole
-	// in, in the Credential's namespace.
+	// SecretName is the Secret credgate keeps the temporary credentials of aws mode
+	// assumeRole and gcp mode impersonation in, in the Credential's namespace.
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
 }

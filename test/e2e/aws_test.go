@@ -32,7 +32,7 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
-	"github.com/credgate/credgate/awscreds"
+	"github.com/credgate/credgate/tempcreds"
 	credpkg "github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/test/cluster"
 	"github.com/credgate/credgate/test/minio"
@@ -57,15 +57,15 @@ const trainerRoles = "arn:aws:iam::000000000000:role/*"
 // the namespaces given, for the tests' roles, at MinIO's STS.
 func sourceSecret(t *testing.T, name, id, secret string, namespaces ...string) {
 	t.Helper()
-	grantedSource(t, name, id, secret, map[string]string{awscreds.GrantNamespaces: strings.Join(namespaces, ","),
-		awscreds.GrantRoleARNs: trainerRoles, awscreds.GrantSTSEndpoint: s3srv.Endpoint})
+	grantedSource(t, name, id, secret, map[string]string{tempcreds.GrantNamespaces: strings.Join(namespaces, ","),
+		tempcreds.GrantRoleARNs: trainerRoles, tempcreds.GrantSTSEndpoint: s3srv.Endpoint})
 }
 
 // grantedSource creates a source Secret with the grant annotations given.
 func grantedSource(t *testing.T, name, id, secret string, grant map[string]string) {
 	t.Helper()
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cluster.RefresherNamespace, Annotations: grant},
-		StringData: map[string]string{awscreds.SourceAccessKeyID: id, awscreds.SourceSecretAccessKey: secret}}
+		StringData: map[string]string{tempcreds.SourceAccessKeyID: id, tempcreds.SourceSecretAccessKey: secret}}
 	if err := c.Client.Create(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestTemporaryAWSCredentials(t *testing.T) {
 	assumeRoleCredential(t, ns, "s3", "minio-trainer-keys")
 
 	cred, ready := condition(t, ns, "s3", v1alpha1.ConditionReady, metav1.ConditionTrue)
-	if ready.Reason != awscreds.ReasonMinted || cred.Status.ExpiresAt == nil || cred.Status.SecretName != "credgate-aws-s3" {
+	if ready.Reason != tempcreds.ReasonMinted || cred.Status.ExpiresAt == nil || cred.Status.SecretName != "credgate-aws-s3" {
 		t.Fatalf("status after minting: %+v", cred.Status)
 	}
 	if _, verified := condition(t, ns, "s3", v1alpha1.ConditionVerified, metav1.ConditionTrue); !strings.Contains(verified.Message, "HeadBucket data") {
@@ -337,8 +337,8 @@ func TestAssumeRoleWrongSourceKey(t *testing.T) {
 	sourceSecret(t, "minio-wrong-keys", minio.RootUser, wrong, ns)
 	assumeRoleCredential(t, ns, "s3-wrong", "minio-wrong-keys")
 	cred, ready := condition(t, ns, "s3-wrong", v1alpha1.ConditionReady, metav1.ConditionFalse)
-	if ready.Reason != awscreds.ReasonAssumeRoleFailed || !strings.Contains(ready.Message, "assume role") {
-		t.Errorf("Ready: %+v, want reason %s with the STS error", ready, awscreds.ReasonAssumeRoleFailed)
+	if ready.Reason != tempcreds.ReasonAssumeRoleFailed || !strings.Contains(ready.Message, "assume role") {
+		t.Errorf("Ready: %+v, want reason %s with the STS error", ready, tempcreds.ReasonAssumeRoleFailed)
 	}
 	if strings.Contains(ready.Message, wrong) {
 		t.Errorf("the condition quotes the source secret key: %s", ready.Message)
@@ -347,8 +347,8 @@ func TestAssumeRoleWrongSourceKey(t *testing.T) {
 		t.Errorf("expiresAt set without credentials: %v", cred.Status.ExpiresAt)
 	}
 	err := c.Client.Create(t.Context(), job(ns, "train", []string{"s3-wrong"}))
-	if err == nil || !strings.Contains(err.Error(), "[credential-not-ready]") || !strings.Contains(err.Error(), awscreds.ReasonAssumeRoleFailed) {
-		t.Fatalf("create a Job using it: %v, want a credential-not-ready refusal naming %s", err, awscreds.ReasonAssumeRoleFailed)
+	if err == nil || !strings.Contains(err.Error(), "[credential-not-ready]") || !strings.Contains(err.Error(), tempcreds.ReasonAssumeRoleFailed) {
+		t.Fatalf("create a Job using it: %v, want a credential-not-ready refusal naming %s", err, tempcreds.ReasonAssumeRoleFailed)
 	}
 	eventually(t, 10*time.Second, func() (bool, string) {
 		records, err := auditRecords()
@@ -370,7 +370,7 @@ func TestAssumeRoleWrongSourceKey(t *testing.T) {
 			return false, err.Error()
 		}
 		for _, e := range evs.Items {
-			if e.Regarding.Kind == "Credential" && e.Regarding.Name == "s3-wrong" && e.Reason == awscreds.ReasonAssumeRoleFailed {
+			if e.Regarding.Kind == "Credential" && e.Regarding.Name == "s3-wrong" && e.Reason == tempcreds.ReasonAssumeRoleFailed {
 				if strings.Contains(e.Note, wrong) {
 					t.Errorf("the Event quotes the source secret key: %s", e.Note)
 				}

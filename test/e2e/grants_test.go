@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/api/v1alpha1"
-	"github.com/credgate/credgate/awscreds"
+	"github.com/credgate/credgate/tempcreds"
 	"github.com/credgate/credgate/test/cluster"
 	"github.com/credgate/credgate/test/minio"
 )
@@ -113,10 +113,10 @@ func TestSourceGrants(t *testing.T) {
 		enableRefresher(t, ns)
 	}
 	grantedSource(t, "team-a-keys", minio.RootUser, minio.RootPassword, map[string]string{
-		awscreds.GrantNamespaces: teamA + "," + teamC, awscreds.GrantRoleARNs: trainerRoles, awscreds.GrantSTSEndpoint: sts.URL})
+		tempcreds.GrantNamespaces: teamA + "," + teamC, tempcreds.GrantRoleARNs: trainerRoles, tempcreds.GrantSTSEndpoint: sts.URL})
 
 	grantCredential(t, teamA, "s3", "team-a-keys", sts.URL)
-	if _, ready := condition(t, teamA, "s3", v1alpha1.ConditionReady, metav1.ConditionTrue); ready.Reason != awscreds.ReasonMinted {
+	if _, ready := condition(t, teamA, "s3", v1alpha1.ConditionReady, metav1.ConditionTrue); ready.Reason != tempcreds.ReasonMinted {
 		t.Fatalf("team-a's Credential: %+v", ready)
 	}
 	if n := sts.calls(teamA); n < 1 {
@@ -126,15 +126,15 @@ func TestSourceGrants(t *testing.T) {
 	// team-b names team-a's source.
 	grantCredential(t, teamB, "s3", "team-a-keys", sts.URL)
 	_, ready := condition(t, teamB, "s3", v1alpha1.ConditionReady, metav1.ConditionFalse)
-	if ready.Reason != awscreds.ReasonSourceNotGranted || !strings.Contains(ready.Message, "namespace "+teamB+" is not granted") {
-		t.Errorf("team-b's Credential: %+v, want %s", ready, awscreds.ReasonSourceNotGranted)
+	if ready.Reason != tempcreds.ReasonSourceNotGranted || !strings.Contains(ready.Message, "namespace "+teamB+" is not granted") {
+		t.Errorf("team-b's Credential: %+v, want %s", ready, tempcreds.ReasonSourceNotGranted)
 	}
 	if strings.Contains(ready.Message, teamA) {
 		t.Errorf("the condition tells team-b whom the source is granted to: %s", ready.Message)
 	}
 	err := c.Client.Create(t.Context(), job(teamB, "train", []string{"s3"}))
-	if err == nil || !strings.Contains(err.Error(), "[credential-not-ready]") || !strings.Contains(err.Error(), awscreds.ReasonSourceNotGranted) {
-		t.Errorf("team-b's Job: %v, want a credential-not-ready refusal naming %s", err, awscreds.ReasonSourceNotGranted)
+	if err == nil || !strings.Contains(err.Error(), "[credential-not-ready]") || !strings.Contains(err.Error(), tempcreds.ReasonSourceNotGranted) {
+		t.Errorf("team-b's Job: %v, want a credential-not-ready refusal naming %s", err, tempcreds.ReasonSourceNotGranted)
 	}
 	var managed corev1.Secret
 	if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: teamB, Name: "credgate-aws-s3"}, &managed); !apierrors.IsNotFound(err) {
@@ -144,14 +144,14 @@ func TestSourceGrants(t *testing.T) {
 	// team-a points the source's keys at a host of its own.
 	grantCredential(t, teamA, "exfiltrate", "team-a-keys", evil.URL)
 	_, ready = condition(t, teamA, "exfiltrate", v1alpha1.ConditionReady, metav1.ConditionFalse)
-	if ready.Reason != awscreds.ReasonSourceNotGranted || !strings.Contains(ready.Message, "not the STS endpoint") {
+	if ready.Reason != tempcreds.ReasonSourceNotGranted || !strings.Contains(ready.Message, "not the STS endpoint") {
 		t.Errorf("Credential with the tenant's endpoint: %+v", ready)
 	}
 
 	// team-c is granted but not enabled: the refresher may not write its Secret.
 	grantCredential(t, teamC, "s3", "team-a-keys", sts.URL)
-	if _, ready := condition(t, teamC, "s3", v1alpha1.ConditionReady, metav1.ConditionFalse); ready.Reason != awscreds.ReasonNamespaceNotEnabled {
-		t.Errorf("team-c's Credential: %+v, want %s", ready, awscreds.ReasonNamespaceNotEnabled)
+	if _, ready := condition(t, teamC, "s3", v1alpha1.ConditionReady, metav1.ConditionFalse); ready.Reason != tempcreds.ReasonNamespaceNotEnabled {
+		t.Errorf("team-c's Credential: %+v, want %s", ready, tempcreds.ReasonNamespaceNotEnabled)
 	}
 
 	if n := sts.calls(teamB); n != 0 {
@@ -266,7 +266,7 @@ func TestRightsSuffice(t *testing.T) {
 			// (A namespace the platform did not enable is forbidden on purpose: TestSourceGrants.
 			// An Event in a namespace a finished test deletes is refused by the namespace
 			// lifecycle, not by RBAC.)
-			if strings.Contains(line, "forbidden") && !strings.Contains(line, awscreds.ReasonNamespaceNotEnabled) &&
+			if strings.Contains(line, "forbidden") && !strings.Contains(line, tempcreds.ReasonNamespaceNotEnabled) &&
 				!strings.Contains(line, "because it is being terminated") {
 				t.Errorf("%s:%d: %.300s", name, i+1, line)
 			}

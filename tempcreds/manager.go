@@ -1,4 +1,4 @@
-package awscreds
+package tempcreds
 
 import (
 	"context"
@@ -32,8 +32,10 @@ type ManagerOptions struct {
 	Namespace string
 	// MetricsAddr and HealthAddr serve /metrics and /healthz, /readyz.
 	MetricsAddr, HealthAddr string
-	// MaxDuration, if set, caps every session's lifetime.
+	// MaxDuration, if set, caps every AWS session's lifetime.
 	MaxDuration time.Duration
+	// MaxGCPLifetime, if set, caps every GCP access token's lifetime.
+	MaxGCPLifetime time.Duration
 	// LeaderElection elects one replica to work (on by default in the manifests).
 	LeaderElection bool
 }
@@ -74,9 +76,9 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o ManagerOptions, log 
 		return nil, err
 	}
 	r := &Refresher{Client: mgr.GetClient(), Reader: mgr.GetClient(), Namespace: o.Namespace, MaxDuration: o.MaxDuration,
-		Log: log.WithName("aws-refresher"), Metrics: metrics, Events: recorder}
+		MaxGCPLifetime: o.MaxGCPLifetime, Log: log.WithName("refresher"), Metrics: metrics, Events: recorder}
 	if err := r.SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("add the AWS credential refresher: %w", err)
+		return nil, fmt.Errorf("add the credential refresher: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)

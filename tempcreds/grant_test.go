@@ -1,4 +1,4 @@
-package awscreds
+package tempcreds
 
 import (
 	"context"

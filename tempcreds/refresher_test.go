@@ -1,4 +1,4 @@
-package awscreds
+package tempcreds
 
 import (
 	"context"
@@ -68,6 +68,18 @@ type harness struct {
 
 func newHarness(t *testing.T, aws v1alpha1.AWS) *harness {
 	t.Helper()
+	cred := &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: "ml", UID: "uid-1", Generation: 1},
+		Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeAWS, AWS: &aws}}
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "credgate-refresher",
+		Annotations: map[string]string{GrantNamespaces: "ml", GrantRoleARNs: "arn:aws:iam::1:role/*"}},
+		Data: map[string][]byte{SourceAccessKeyID: []byte("AKIALONGLIVED"), SourceSecretAccessKey: []byte(sourceSecret)}}
+	return newHarnessWith(t, cred, src)
+}
+
+// newHarnessWith is a refresher of a fake cluster holding cred, its source Secret src and
+// namespace ml.
+func newHarnessWith(t *testing.T, cred *v1alpha1.Credential, src *corev1.Secret) *harness {
+	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
@@ -75,11 +87,6 @@ func newHarness(t *testing.T, aws v1alpha1.AWS) *harness {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	cred := &v1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: "ml", UID: "uid-1", Generation: 1},
-		Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeAWS, AWS: &aws}}
-	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "credgate-refresher",
-		Annotations: map[string]string{GrantNamespaces: "ml", GrantRoleARNs: "arn:aws:iam::1:role/*"}},
-		Data: map[string][]byte{SourceAccessKeyID: []byte("AKIALONGLIVED"), SourceSecretAccessKey: []byte(sourceSecret)}}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ml", Labels: map[string]string{"team": "ml"}}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cred, src, ns).WithStatusSubresource(cred).Build()
 	h := &harness{t: t, client: c, now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), key: client.ObjectKeyFromObject(cred),

@@ -1,4 +1,4 @@
-package awscreds
+package tempcreds
 
 import (
 	"errors"
@@ -31,6 +31,13 @@ const (
 	// whose trust policy requires one; $(namespace) stands for the Credential's namespace. A
 	// tenant never picks it: that is what makes it worth requiring.
 	GrantExternalID = "credgate.dev/external-id"
+	// GrantServiceAccounts lists, comma-separated, the GCP service accounts the source's key
+	// may impersonate (it needs roles/iam.serviceAccountTokenCreator on each): patterns as for
+	// role ARNs.
+	GrantServiceAccounts = "credgate.dev/allowed-service-accounts"
+	// GrantIAMCredentialsEndpoint is where the source mints GCP access tokens: the IAM Service
+	// Account Credentials API's base URL (https only); without it, Google's.
+	GrantIAMCredentialsEndpoint = "credgate.dev/iamcredentials-endpoint"
 )
 
 // maxGrantPatterns bounds the patterns of one annotation: a grant is read on every refresh.
@@ -51,15 +58,26 @@ type Grant struct {
 	// ExternalID is the external ID template ($(namespace) expanded by ExternalIDFor); empty
 	// for none.
 	ExternalID string
+	// ServiceAccounts are the patterns of the GCP service accounts the source may impersonate.
+	ServiceAccounts []string
+	// IAMEndpoint is the IAM Credentials endpoint, normalised; empty for Google's.
+	IAMEndpoint string
 }
 
 // ParseGrant reads the grant annotations of source. A malformed annotation is an error (the
 // source then grants nothing); missing ones grant nothing.
 func ParseGrant(source *corev1.Secret) (Grant, error) {
 	a := source.Annotations
-	g := Grant{Namespaces: splitList(a[GrantNamespaces]), RoleARNs: splitList(a[GrantRoleARNs])}
-	if len(g.Namespaces) > maxGrantPatterns || len(g.RoleARNs) > maxGrantPatterns {
-		return Grant{}, fmt.Errorf("annotations %s and %s list at most %d entries each", GrantNamespaces, GrantRoleARNs, maxGrantPatterns)
+	g := Grant{Namespaces: splitList(a[GrantNamespaces]), RoleARNs: splitList(a[GrantRoleARNs]), ServiceAccounts: splitList(a[GrantServiceAccounts])}
+	if len(g.Namespaces) > maxGrantPatterns || len(g.RoleARNs) > maxGrantPatterns || len(g.ServiceAccounts) > maxGrantPatterns {
+		return Grant{}, fmt.Errorf("annotations %s, %s and %s list at most %d entries each", GrantNamespaces, GrantRoleARNs, GrantServiceAccounts, maxGrantPatterns)
+	}
+	if e := strings.TrimSpace(a[GrantIAMCredentialsEndpoint]); e != "" {
+		n, err := NormalizeEndpoint(e)
+		if err != nil || !strings.HasPrefix(n, "https://") {
+			return Grant{}, fmt.Errorf("annotation %s: want https://host[:port][/path]", GrantIAMCredentialsEndpoint)
+		}
+		g.IAMEndpoint = n
 	}
 	if s := strings.TrimSpace(a[GrantNamespaceSelector]); s != "" {
 		sel, err := labels.Parse(s)
@@ -98,10 +116,7 @@ func (g Grant) ExternalIDFor(namespace string) string {
 // neither the other namespaces nor the roles the source grants: its message reaches the
 // tenant's Credential status.
 func (g Grant) Check(namespace string, nsLabels map[string]string, roleARN, endpoint, externalID string) error {
-	var problems []string
-	if !slices.Contains(g.Namespaces, namespace) && (g.Selector == nil || !g.Selector.Matches(labels.Set(nsLabels))) {
-		problems = append(problems, "namespace "+namespace+" is not granted")
-	}
+	problems := g.namespaceProblems(namespace, nsLabels)
 	if !slices.ContainsFunc(g.RoleARNs, func(p string) bool { return Glob(p, roleARN) }) {
 		problems = append(problems, "role "+roleARN+" is not among the roles it grants")
 	}
@@ -119,6 +134,27 @@ func (g Grant) Check(namespace string, nsLabels map[string]string, roleARN, endp
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrNotGranted, strings.Join(problems, "; "))
+}
+
+// CheckGCP reports why a Credential in namespace (labelled nsLabels) may not impersonate
+// serviceAccount with the source, or nil if it may. Like Check, its error wraps ErrNotGranted
+// and names neither the other namespaces nor the service accounts the source grants.
+func (g Grant) CheckGCP(namespace string, nsLabels map[string]string, serviceAccount string) error {
+	problems := g.namespaceProblems(namespace, nsLabels)
+	if serviceAccount == "" || !slices.ContainsFunc(g.ServiceAccounts, func(p string) bool { return Glob(p, serviceAccount) }) {
+		problems = append(problems, "service account "+serviceAccount+" is not among the service accounts it grants")
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNotGranted, strings.Join(problems, "; "))
+}
+
+func (g Grant) namespaceProblems(namespace string, nsLabels map[string]string) []string {
+	if slices.Contains(g.Namespaces, namespace) || (g.Selector != nil && g.Selector.Matches(labels.Set(nsLabels))) {
+		return nil
+	}
+	return []string{"namespace " + namespace + " is not granted"}
 }
 
 // NormalizeEndpoint returns endpoint as compared with a grant: scheme and host in lower

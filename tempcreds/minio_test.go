@@ -1,6 +1,6 @@
 //go:build e2e
 
-package awscreds_test
+package tempcreds_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/credgate/credgate/awscreds"
+	"github.com/credgate/credgate/tempcreds"
 	"github.com/credgate/credgate/test/minio"
 )
 
@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		srv, err = minio.Start(context.Background(), root)
 	}
 	if err != nil {
-		os.Stderr.WriteString("awscreds: " + err.Error() + "\n")
+		os.Stderr.WriteString("tempcreds: " + err.Error() + "\n")
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -71,8 +71,8 @@ func TestAssumeRoleDownScoped(t *testing.T) {
 		t.Fatalf("the long-lived keys cannot read other/x themselves: %v", err)
 	}
 
-	creds, err := awscreds.AssumeRole(t.Context(), awscreds.Source{AccessKeyID: minio.RootUser, SecretAccessKey: minio.RootPassword},
-		awscreds.Request{RoleARN: "arn:aws:iam::000000000000:role/trainer", SessionName: awscreds.SessionName("ml-team", "s3-data"),
+	creds, err := tempcreds.AssumeRole(t.Context(), tempcreds.Source{AccessKeyID: minio.RootUser, SecretAccessKey: minio.RootPassword},
+		tempcreds.Request{RoleARN: "arn:aws:iam::000000000000:role/trainer", SessionName: tempcreds.SessionName("ml-team", "s3-data"),
 			Duration: 15 * time.Minute, SessionPolicy: dataOnly, Endpoint: srv.Endpoint})
 	if err != nil {
 		t.Fatal(err)
@@ -96,8 +96,8 @@ func TestAssumeRoleDownScoped(t *testing.T) {
 
 // TestAssumeRoleWrongSourceKey: a wrong long-lived key is an STS error, not credentials.
 func TestAssumeRoleWrongSourceKey(t *testing.T) {
-	_, err := awscreds.AssumeRole(t.Context(), awscreds.Source{AccessKeyID: minio.RootUser, SecretAccessKey: "wrong"},
-		awscreds.Request{RoleARN: "arn:aws:iam::000000000000:role/trainer", SessionName: "credgate@t.wrong",
+	_, err := tempcreds.AssumeRole(t.Context(), tempcreds.Source{AccessKeyID: minio.RootUser, SecretAccessKey: "wrong"},
+		tempcreds.Request{RoleARN: "arn:aws:iam::000000000000:role/trainer", SessionName: "credgate@t.wrong",
 			Duration: 15 * time.Minute, Endpoint: srv.Endpoint})
 	if err == nil {
 		t.Fatal("AssumeRole succeeded with a wrong secret key")

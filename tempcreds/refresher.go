@@ -1,4 +1,4 @@
-package awscreds
+package tempcreds
 
 import (
 	"context"
@@ -58,17 +58,21 @@ const (
 	ReasonNamespaceNotEnabled  = "NamespaceNotEnabled"
 	ReasonSourceUnavailable    = "SourceUnavailable"
 	ReasonAssumeRoleFailed     = "AssumeRoleFailed"
-	ReasonSecretWriteFailed    = "SecretWriteFailed"
-	ReasonProbeSucceeded       = "ProbeSucceeded"
-	ReasonProbeFailed          = "ProbeFailed"
-	ReasonNoProbe              = "NoProbe"
+	// ReasonGenerateAccessTokenFailed: the source (or IAM Credentials) refused to mint a GCP
+	// access token.
+	ReasonGenerateAccessTokenFailed = "GenerateAccessTokenFailed"
+	ReasonSecretWriteFailed         = "SecretWriteFailed"
+	ReasonProbeSucceeded            = "ProbeSucceeded"
+	ReasonProbeFailed               = "ProbeFailed"
+	ReasonNoProbe                   = "NoProbe"
 )
 
-// Refresher keeps the temporary credentials of every assumeRole Credential: one AssumeRole
-// per Credential (not per pod) with its session policy, written to a credgate-owned Secret
-// in the Credential's namespace, and minted again at about two thirds of the session's
-// lifetime. It runs on the elected leader only. Failures become the Ready condition, which
-// the credential-not-ready rule turns into audited refusals.
+// Refresher keeps the temporary credentials of every refreshed Credential (aws mode
+// assumeRole, gcp mode impersonation): one mint per Credential (not per pod) — an AssumeRole
+// with its session policy, or a generateAccessToken for its service account — written to a
+// credgate-owned Secret in the Credential's namespace, and minted again at about two thirds
+// of the credentials' lifetime. It runs on the elected leader only. Failures become the Ready
+// condition, which the credential-not-ready rule turns into audited refusals.
 type Refresher struct {
 	// Client reads Credentials (from the cache), writes their status and applies Secrets.
 	Client client.Client
@@ -77,10 +81,12 @@ type Refresher struct {
 	// Namespace is where source Secrets live: the refresher's own namespace, which neither
 	// tenants nor the admission server can read.
 	Namespace string
-	// MaxDuration, if set, caps every session's lifetime. Below STS's 15-minute minimum it
+	// MaxDuration, if set, caps every AWS session's lifetime. Below STS's 15-minute minimum it
 	// works only with servers that accept shorter sessions (the tests' MinIO).
 	MaxDuration time.Duration
-	Log         logr.Logger
+	// MaxGCPLifetime, if set, caps every GCP access token's lifetime.
+	MaxGCPLifetime time.Duration
+	Log            logr.Logger
 	// Metrics, if set, counts refreshes and exports expiry times.
 	Metrics *Metrics
 	// Events, if set, records failed refreshes as Warning Events on the Credential (reason:
@@ -91,10 +97,11 @@ type Refresher struct {
 	lastMinted map[types.NamespacedName]time.Time
 	nsMints    map[string]*rate.Limiter
 
-	// now, assume and verify are replaced by unit tests.
-	now    func() time.Time
-	assume func(context.Context, Source, Request) (Credentials, error)
-	verify func(context.Context, *v1alpha1.AWS, Credentials) (reason, message string, ok bool)
+	// now, assume, verify and generate are replaced by unit tests.
+	now      func() time.Time
+	assume   func(context.Context, Source, Request) (Credentials, error)
+	verify   func(context.Context, *v1alpha1.AWS, Credentials) (reason, message string, ok bool)
+	generate func(context.Context, []byte, TokenRequest) (AccessToken, error)
 }
 
 // SetupWithManager registers the refresher as a controller of mgr. Status updates do not
@@ -102,10 +109,10 @@ type Refresher struct {
 func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
 	is := func(o client.Object) bool {
 		c, ok := o.(*v1alpha1.Credential)
-		return ok && (credential.AWSMode(&c.Spec) == v1alpha1.AWSAssumeRole || hasRefresherStatus(c))
+		return ok && (credential.Refreshed(&c.Spec) || hasRefresherStatus(c))
 	}
-	// Credentials that were assumeRole too: the refresher clears its status.
-	assumeRole := predicate.Funcs{
+	// Credentials that were refreshed too: the refresher clears its status.
+	refreshed := predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return is(e.Object) },
 		UpdateFunc:  func(e event.UpdateEvent) bool { return is(e.ObjectOld) || is(e.ObjectNew) },
 		DeleteFunc:  func(e event.DeleteEvent) bool { return is(e.Object) },
@@ -115,8 +122,8 @@ func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("index credentials by source: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		Named("aws-refresher").
-		For(&v1alpha1.Credential{}, builder.WithPredicates(assumeRole, predicate.GenerationChangedPredicate{})).
+		Named("refresher").
+		For(&v1alpha1.Credential{}, builder.WithPredicates(refreshed, predicate.GenerationChangedPredicate{})).
 		// A source Secret whose keys or grant change, and a namespace whose labels change (a
 		// grant may select it), wake the Credentials that depend on them.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSource),
@@ -125,7 +132,7 @@ func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: 2,
-			// Back off from a failing STS: 2s, 4s, ... up to 5 minutes.
+			// Back off from a failing STS or IAM Credentials: 2s, 4s, ... up to 5 minutes.
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](2*time.Second, 5*time.Minute),
 		}).
 		Complete(r)
@@ -135,14 +142,36 @@ func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
 var validRegion = regexp.MustCompile(`^[a-z0-9-]+$`)
 
 // sourceIndex indexes Credentials by the source Secret they name.
-const sourceIndex = "spec.aws.sourceSecretRef.name"
+const sourceIndex = "sourceSecretRef.name"
 
 func sourceName(o client.Object) []string {
 	c, ok := o.(*v1alpha1.Credential)
-	if !ok || c.Spec.AWS == nil || c.Spec.AWS.SourceSecretRef == nil {
+	if !ok {
 		return nil
 	}
-	return []string{c.Spec.AWS.SourceSecretRef.Name}
+	if ref := sourceRef(c); ref != nil {
+		return []string{ref.Name}
+	}
+	return nil
+}
+
+// sourceRef is the source Secret c names: spec.aws.sourceSecretRef or spec.gcp.sourceSecretRef.
+func sourceRef(c *v1alpha1.Credential) *v1alpha1.SecretReference {
+	switch {
+	case c.Spec.AWS != nil && c.Spec.AWS.SourceSecretRef != nil:
+		return c.Spec.AWS.SourceSecretRef
+	case c.Spec.GCP != nil && c.Spec.GCP.SourceSecretRef != nil:
+		return c.Spec.GCP.SourceSecretRef
+	}
+	return nil
+}
+
+// cloud names the cloud of a refreshed credential, for metrics: "aws" or "gcp".
+func cloud(c *v1alpha1.Credential) string {
+	if credential.GCPMode(&c.Spec) == v1alpha1.GCPImpersonation {
+		return "gcp"
+	}
+	return "aws"
 }
 
 // usersOfSource maps a source Secret to the Credentials that name it.
@@ -155,7 +184,7 @@ func (r *Refresher) usersOfSource(ctx context.Context, o client.Object) []reconc
 	return requests(list.Items)
 }
 
-// usersInNamespace maps a namespace to its assumeRole Credentials.
+// usersInNamespace maps a namespace to its refreshed Credentials.
 func (r *Refresher) usersInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
 	var list v1alpha1.CredentialList
 	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
@@ -168,7 +197,7 @@ func (r *Refresher) usersInNamespace(ctx context.Context, o client.Object) []rec
 func requests(cs []v1alpha1.Credential) []reconcile.Request {
 	var out []reconcile.Request
 	for i := range cs {
-		if credential.AWSMode(&cs[i].Spec) == v1alpha1.AWSAssumeRole {
+		if credential.Refreshed(&cs[i].Spec) {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&cs[i])})
 		}
 	}
@@ -186,12 +215,12 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if credential.AWSMode(&cached.Spec) != v1alpha1.AWSAssumeRole {
+	if !credential.Refreshed(&cached.Spec) {
 		r.Metrics.forget(req.Namespace, req.Name)
 		if !hasRefresherStatus(&cached) {
 			return reconcile.Result{}, nil
 		}
-		// No longer assumeRole: what the refresher recorded (its conditions, expiry) does not
+		// No longer refreshed: what the refresher recorded (its conditions, expiry) does not
 		// describe the credential any more. The managed Secret stays until the Credential
 		// is deleted (credgate may not delete Secrets).
 		c := cached.DeepCopy()
@@ -203,7 +232,7 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	d := r.sessionDuration(c)
 	// The grant is checked on every reconcile, due or not: a source Secret or namespace
 	// that changes wakes the refresher, and a revoked grant refuses new pods at once.
-	source, grant, reason, err := r.source(ctx, c)
+	source, reason, err := r.source(ctx, c)
 	if err == nil {
 		if at := r.refreshAt(c, d); now.Before(at) {
 			return reconcile.Result{RequeueAfter: at.Sub(now)}, nil
@@ -215,7 +244,7 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 			return reconcile.Result{RequeueAfter: wait}, nil
 		}
 	}
-	var creds Credentials
+	var m minted
 	if err == nil && !r.namespaceMayMint(req.Namespace, now) {
 		// A namespace creating (and deleting) Credentials in a loop mints at most
 		// NamespaceMintRate a second, after a burst: the source's STS quota is the platform's.
@@ -223,7 +252,7 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	if err == nil {
 		r.markMinted(req.NamespacedName, now)
-		creds, reason, err = r.mint(ctx, c, d, source, grant)
+		m, reason, err = source.mint(ctx, c, d)
 	}
 	if revoked(reason) && c.Status.SecretName != "" {
 		// The grant was revoked, or the source removed: running pods stop getting the
@@ -233,16 +262,16 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		}
 	}
 	if err == nil {
-		if err = r.writeSecret(ctx, c, creds); err != nil {
+		if err = r.applySecret(ctx, c, m.data); err != nil {
 			reason = ReasonSecretWriteFailed
 			if apierrors.IsForbidden(err) {
 				reason = ReasonNamespaceNotEnabled
-				err = fmt.Errorf("the refresher may not write Secrets in namespace %s: the platform team enables a namespace with a RoleBinding to the ClusterRole credgate-refresher-secrets (docs/aws.md): %w", c.Namespace, err)
+				err = fmt.Errorf("the refresher may not write Secrets in namespace %s: the platform team enables a namespace with a RoleBinding to the ClusterRole credgate-refresher-secrets (docs/aws.md, docs/gcp.md): %w", c.Namespace, err)
 			}
 		}
 	}
 	if err != nil {
-		r.Metrics.refreshed(reason)
+		r.Metrics.refreshed(cloud(c), reason)
 		if r.Events != nil {
 			r.Events.Eventf(c, nil, corev1.EventTypeWarning, reason, "Refresh", "%v", err)
 		}
@@ -254,35 +283,37 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		return reconcile.Result{}, fmt.Errorf("%s: %w", reason, err)
 	}
 
-	r.Metrics.refreshed(ReasonMinted)
-	expires := creds.Expiration
+	r.Metrics.refreshed(cloud(c), ReasonMinted)
+	expires := m.expires
 	if expires.IsZero() {
 		expires = now.Add(d)
 	}
-	r.Metrics.expires(c.Namespace, c.Name, float64(expires.Unix()))
+	r.Metrics.expires(cloud(c), c.Namespace, c.Name, float64(expires.Unix()))
 	c.Status.ExpiresAt = &metav1.Time{Time: expires.UTC().Truncate(time.Second)}
-	c.Status.SecretName = credential.ManagedSecretName(c.Name)
+	c.Status.SecretName = credential.ManagedSecretName(c)
 	meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonMinted, ObservedGeneration: c.Generation,
-		Message: fmt.Sprintf("assumed %s as %s; temporary credentials in Secret %s expire at %s",
-			c.Spec.AWS.RoleARN, SessionName(c.Namespace, c.Name), c.Status.SecretName, c.Status.ExpiresAt.UTC().Format(time.RFC3339)),
+		Message: fmt.Sprintf("%s; temporary credentials in Secret %s expire at %s",
+			m.what, c.Status.SecretName, c.Status.ExpiresAt.UTC().Format(time.RFC3339)),
 	})
-	probed := *c.Spec.AWS
-	probed.Endpoint = grant.Endpoint // the granted endpoint, as the mint used
-	vReason, vMessage, ok := r.probe(ctx, &probed, creds)
-	verified := metav1.Condition{Type: v1alpha1.ConditionVerified, Status: metav1.ConditionFalse, Reason: vReason,
-		Message: vMessage, ObservedGeneration: c.Generation}
-	switch {
-	case ok:
-		verified.Status = metav1.ConditionTrue
-	case vReason == ReasonNoProbe:
-		verified.Status = metav1.ConditionUnknown
+	if m.verify == nil {
+		meta.RemoveStatusCondition(&c.Status.Conditions, v1alpha1.ConditionVerified)
+	} else {
+		vReason, vMessage, ok := m.verify(ctx)
+		verified := metav1.Condition{Type: v1alpha1.ConditionVerified, Status: metav1.ConditionFalse, Reason: vReason,
+			Message: vMessage, ObservedGeneration: c.Generation}
+		switch {
+		case ok:
+			verified.Status = metav1.ConditionTrue
+		case vReason == ReasonNoProbe:
+			verified.Status = metav1.ConditionUnknown
+		}
+		meta.SetStatusCondition(&c.Status.Conditions, verified)
 	}
-	meta.SetStatusCondition(&c.Status.Conditions, verified)
 	if err := r.Client.Status().Update(ctx, c); err != nil {
 		return reconcile.Result{}, fmt.Errorf("update status of credential %s: %w", req.NamespacedName, err)
 	}
-	r.Log.Info("minted temporary credentials", "credential", req.NamespacedName, "expiresAt", c.Status.ExpiresAt.Time)
+	r.Log.Info("minted temporary credentials", "credential", req.NamespacedName, "cloud", cloud(c), "expiresAt", c.Status.ExpiresAt.Time)
 	return reconcile.Result{RequeueAfter: r.refreshAt(c, d).Sub(now)}, nil
 }
 
@@ -302,8 +333,7 @@ func revoked(reason string) bool {
 	return false
 }
 
-// MinMintInterval is the least time between two AssumeRole calls for one Credential whose
-// spec changed.
+// MinMintInterval is the least time between two mints for one Credential whose spec changed.
 const MinMintInterval = 30 * time.Second
 
 // mintedRecently returns how long key must wait for its next mint, or 0.
@@ -366,7 +396,8 @@ func hasRefresherStatus(c *v1alpha1.Credential) bool {
 	}
 	switch ready.Reason {
 	case ReasonMinted, ReasonRefreshRetrying, ReasonSourceSecretNotFound, ReasonSourceSecretInvalid,
-		ReasonSourceNotGranted, ReasonSourceUnavailable, ReasonAssumeRoleFailed, ReasonSecretWriteFailed, ReasonNamespaceNotEnabled:
+		ReasonSourceNotGranted, ReasonSourceUnavailable, ReasonAssumeRoleFailed, ReasonGenerateAccessTokenFailed,
+		ReasonSecretWriteFailed, ReasonNamespaceNotEnabled:
 		return true
 	}
 	return false
@@ -378,7 +409,7 @@ func hasRefresherStatus(c *v1alpha1.Credential) bool {
 func (r *Refresher) refreshAt(c *v1alpha1.Credential, d time.Duration) time.Time {
 	ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
 	if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != c.Generation ||
-		c.Status.ExpiresAt == nil || c.Status.SecretName != credential.ManagedSecretName(c.Name) {
+		c.Status.ExpiresAt == nil || c.Status.SecretName != credential.ManagedSecretName(c) {
 		return time.Time{}
 	}
 	h := fnv.New32a()
@@ -387,73 +418,130 @@ func (r *Refresher) refreshAt(c *v1alpha1.Credential, d time.Duration) time.Time
 	return c.Status.ExpiresAt.Add(-d/3 - jitter)
 }
 
-// sessionDuration is c's session lifetime: spec.aws.durationSeconds or DefaultDuration,
-// capped by MaxDuration.
+// sessionDuration is the lifetime of c's credentials: spec.aws.durationSeconds or
+// spec.gcp.lifetimeSeconds, else DefaultDuration, capped by MaxDuration or MaxGCPLifetime.
 func (r *Refresher) sessionDuration(c *v1alpha1.Credential) time.Duration {
 	d := DefaultDuration
-	if s := c.Spec.AWS.DurationSeconds; s != nil {
+	var s *int32
+	limit := r.MaxDuration
+	if cloud(c) == "gcp" {
+		s, limit = c.Spec.GCP.LifetimeSeconds, r.MaxGCPLifetime
+	} else {
+		s = c.Spec.AWS.DurationSeconds
+	}
+	if s != nil {
 		d = time.Duration(*s) * time.Second
 	}
-	if r.MaxDuration > 0 && d > r.MaxDuration {
-		d = r.MaxDuration
+	if limit > 0 && d > limit {
+		d = limit
 	}
 	return d
 }
 
-// source reads the source Secret of c and checks that it grants c; it returns the keys and
-// the grant, or the condition reason.
-func (r *Refresher) source(ctx context.Context, c *v1alpha1.Credential) (Source, Grant, string, error) {
+// minted is what one mint produced: the managed Secret's data, when the credentials expire,
+// what was minted (the start of the Ready message) and, where the cloud has one, the probe
+// behind the Verified condition.
+type minted struct {
+	data    map[string][]byte
+	expires time.Time
+	what    string
+	verify  func(context.Context) (reason, message string, ok bool)
+}
+
+// A minter mints a Credential's credentials with a source that grants it.
+type minter interface {
+	// mint mints c's credentials for d; on failure it returns the condition reason.
+	mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration) (minted, string, error)
+}
+
+// source reads the source Secret of c and checks that it grants c; it returns what mints c's
+// credentials with it, or the condition reason.
+func (r *Refresher) source(ctx context.Context, c *v1alpha1.Credential) (minter, string, error) {
+	ref := sourceRef(c)
+	if ref == nil { // the API server requires one; a Credential stored otherwise gets nothing
+		return nil, ReasonSourceSecretNotFound, errors.New("the credential names no source Secret")
+	}
 	var src corev1.Secret
-	key := client.ObjectKey{Namespace: r.Namespace, Name: c.Spec.AWS.SourceSecretRef.Name}
+	key := client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}
 	if err := r.Reader.Get(ctx, key, &src); err != nil {
 		if apierrors.IsNotFound(err) {
-			return Source{}, Grant{}, ReasonSourceSecretNotFound, fmt.Errorf("source Secret %s not found (source Secrets live in the refresher's namespace, %s)", key, r.Namespace)
+			return nil, ReasonSourceSecretNotFound, fmt.Errorf("source Secret %s not found (source Secrets live in the refresher's namespace, %s)", key, r.Namespace)
 		}
-		return Source{}, Grant{}, ReasonSourceUnavailable, fmt.Errorf("read source Secret %s: %w", key, err)
+		return nil, ReasonSourceUnavailable, fmt.Errorf("read source Secret %s: %w", key, err)
 	}
 	grant, err := r.granted(ctx, c, &src)
 	if err != nil {
 		if !errors.Is(err, ErrNotGranted) {
-			return Source{}, Grant{}, ReasonSourceUnavailable, err
+			return nil, ReasonSourceUnavailable, err
 		}
-		return Source{}, Grant{}, ReasonSourceNotGranted, err
+		return nil, ReasonSourceNotGranted, err
+	}
+	if cloud(c) == "gcp" {
+		keyFile := src.Data[SourceGCPKey]
+		if err := checkServiceAccountKey(keyFile); err != nil {
+			return nil, ReasonSourceSecretInvalid, fmt.Errorf("source Secret %s: key %s: %w", key, SourceGCPKey, err)
+		}
+		return gcpMinter{r: r, key: keyFile, grant: grant}, "", nil
 	}
 	source := Source{AccessKeyID: string(src.Data[SourceAccessKeyID]), SecretAccessKey: string(src.Data[SourceSecretAccessKey])}
 	if source.AccessKeyID == "" || source.SecretAccessKey == "" {
-		return Source{}, Grant{}, ReasonSourceSecretInvalid, fmt.Errorf("source Secret %s needs keys %s and %s", key, SourceAccessKeyID, SourceSecretAccessKey)
+		return nil, ReasonSourceSecretInvalid, fmt.Errorf("source Secret %s needs keys %s and %s", key, SourceAccessKeyID, SourceSecretAccessKey)
 	}
-	return source, grant, "", nil
+	return awsMinter{r: r, source: source, grant: grant}, "", nil
 }
 
-// mint assumes c's role with source at the granted endpoint, with the granted external ID;
-// on failure it returns the condition reason.
-func (r *Refresher) mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration, source Source, g Grant) (Credentials, string, error) {
+// awsMinter assumes a Credential's role with a source's long-lived keys.
+type awsMinter struct {
+	r      *Refresher
+	source Source
+	grant  Grant
+}
+
+// mint assumes c's role with the source at the granted endpoint, with the granted external ID.
+func (m awsMinter) mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration) (minted, string, error) {
 	a := c.Spec.AWS
 	req := Request{
 		RoleARN:     a.RoleARN,
-		ExternalID:  g.ExternalIDFor(c.Namespace),
+		ExternalID:  m.grant.ExternalIDFor(c.Namespace),
 		SessionName: SessionName(c.Namespace, c.Name),
 		Duration:    d,
-		AllowShort:  r.MaxDuration > 0 && r.MaxDuration < MinDuration,
+		AllowShort:  m.r.MaxDuration > 0 && m.r.MaxDuration < MinDuration,
 		Region:      a.Region,
-		Endpoint:    g.Endpoint,
+		Endpoint:    m.grant.Endpoint,
 	}
 	if p := a.SessionPolicy; p != nil && len(p.Raw) > 0 {
 		req.SessionPolicy = string(p.Raw)
 	}
-	assume := r.assume
+	assume := m.r.assume
 	if assume == nil {
 		assume = AssumeRole
 	}
-	creds, err := assume(ctx, source, req)
+	creds, err := assume(ctx, m.source, req)
 	if err != nil {
-		return Credentials{}, ReasonAssumeRoleFailed, redact(err, source)
+		return minted{}, ReasonAssumeRoleFailed, redact(err, m.source.SecretAccessKey, m.source.AccessKeyID)
 	}
-	return creds, "", nil
+	body, err := ProcessOutput(creds)
+	if err != nil {
+		return minted{}, ReasonAssumeRoleFailed, fmt.Errorf("render credentials: %w", err)
+	}
+	probed := *a
+	probed.Endpoint = m.grant.Endpoint // the granted endpoint, as the mint used
+	return minted{
+		data:    awsSecretData(c, body),
+		expires: creds.Expiration,
+		what:    fmt.Sprintf("assumed %s as %s", a.RoleARN, req.SessionName),
+		verify: func(ctx context.Context) (string, string, bool) {
+			if m.r.verify != nil {
+				return m.r.verify(ctx, &probed, creds)
+			}
+			return Verify(ctx, &probed, creds)
+		},
+	}, "", nil
 }
 
-// granted checks that src grants c's namespace, role, endpoint and external ID, and returns
-// the grant: the STS endpoint and external ID to use are the grant's, never a tenant's.
+// granted checks that src grants c — its namespace, and its role, endpoint and external ID
+// or its service account — and returns the grant: the endpoint and external ID to use are
+// the grant's, never a tenant's.
 func (r *Refresher) granted(ctx context.Context, c *v1alpha1.Credential, src *corev1.Secret) (Grant, error) {
 	g, err := ParseGrant(src)
 	if err != nil {
@@ -465,24 +553,29 @@ func (r *Refresher) granted(ctx context.Context, c *v1alpha1.Credential, src *co
 			return Grant{}, fmt.Errorf("read namespace %s: %w", c.Namespace, err)
 		}
 	}
-	if r := c.Spec.AWS.Region; r != "" && !validRegion.MatchString(r) {
-		// The API server refuses such a region; a Credential stored before that rule, or
-		// by other means, must not steer the STS call either.
-		return Grant{}, fmt.Errorf("%w: spec.aws.region %q is not a region name", ErrNotGranted, r)
+	if cloud(c) == "gcp" {
+		err = g.CheckGCP(c.Namespace, ns.Labels, c.Spec.GCP.ServiceAccountEmail)
+	} else {
+		if r := c.Spec.AWS.Region; r != "" && !validRegion.MatchString(r) {
+			// The API server refuses such a region; a Credential stored before that rule, or
+			// by other means, must not steer the STS call either.
+			return Grant{}, fmt.Errorf("%w: spec.aws.region %q is not a region name", ErrNotGranted, r)
+		}
+		err = g.Check(c.Namespace, ns.Labels, c.Spec.AWS.RoleARN, c.Spec.AWS.Endpoint, c.Spec.AWS.ExternalID)
 	}
-	if err := g.Check(c.Namespace, ns.Labels, c.Spec.AWS.RoleARN, c.Spec.AWS.Endpoint, c.Spec.AWS.ExternalID); err != nil {
+	if err != nil {
 		return Grant{}, fmt.Errorf("source Secret %s/%s may not be used: %w (grants are the source Secret's credgate.dev/ annotations, set by the platform team)",
 			src.Namespace, src.Name, err)
 	}
 	return g, nil
 }
 
-// redact keeps the source keys out of an error that reaches a condition or a log line,
-// whatever the server put in its message.
-func redact(err error, s Source) error {
+// redact keeps secret values (source keys, tokens) out of an error that reaches a condition
+// or a log line, whatever the server put in its message.
+func redact(err error, secrets ...string) error {
 	msg := err.Error()
 	clean := msg
-	for _, v := range []string{s.SecretAccessKey, s.AccessKeyID} {
+	for _, v := range secrets {
 		if v != "" {
 			clean = strings.ReplaceAll(clean, v, "[redacted]")
 		}
@@ -511,39 +604,40 @@ func ProcessOutput(creds Credentials) ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// writeSecret applies the managed Secret of c (server-side apply: credgate needs neither to
-// read nor to list Secrets in tenant namespaces). The Credential owns it.
-func (r *Refresher) writeSecret(ctx context.Context, c *v1alpha1.Credential, creds Credentials) error {
-	body, err := ProcessOutput(creds)
-	if err != nil {
-		return fmt.Errorf("render credentials: %w", err)
+// awsSecretData is the managed Secret of assumeRole Credential c holding the
+// credential_process output body.
+func awsSecretData(c *v1alpha1.Credential, body []byte) map[string][]byte {
+	return map[string][]byte{
+		credential.AWSConfigKey:  credential.AWSConfigFile(c.Namespace, c.Name),
+		credential.AWSProcessKey: body,
 	}
-	return r.applySecret(ctx, c, body)
 }
 
-// applySecret applies c's managed Secret with the credential_process output body.
-func (r *Refresher) applySecret(ctx context.Context, c *v1alpha1.Credential, body []byte) error {
-	name := credential.ManagedSecretName(c.Name)
+// applySecret applies c's managed Secret with data (server-side apply: credgate needs neither
+// to read nor to list Secrets in tenant namespaces). The Credential owns it.
+func (r *Refresher) applySecret(ctx context.Context, c *v1alpha1.Credential, data map[string][]byte) error {
+	name := credential.ManagedSecretName(c)
 	s := corev1ac.Secret(name, c.Namespace).
 		WithLabels(map[string]string{"app.kubernetes.io/managed-by": "credgate", "credgate.dev/credential": c.Name}).
 		WithOwnerReferences(metav1ac.OwnerReference().
 			WithAPIVersion(v1alpha1.GroupVersion.String()).WithKind("Credential").
 			WithName(c.Name).WithUID(c.UID).WithController(true).WithBlockOwnerDeletion(false)).
 		WithType(corev1.SecretTypeOpaque).
-		WithData(map[string][]byte{
-			credential.AWSConfigKey:  credential.AWSConfigFile(c.Namespace, c.Name),
-			credential.AWSProcessKey: body,
-		})
+		WithData(data)
 	if err := r.Client.Apply(ctx, s, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply Secret %s/%s: %w", c.Namespace, name, err)
 	}
 	return nil
 }
 
-// withdraw empties the credentials of c's managed Secret, keeping its AWS config file: the
-// SDKs of running pods find no credentials at their next credential_process run.
+// withdraw empties the credentials of c's managed Secret (keeping the AWS config file): the
+// SDKs of running pods find no credentials at their next credential_process run, and gcloud
+// and the libraries that re-read the token file find none.
 func (r *Refresher) withdraw(ctx context.Context, c *v1alpha1.Credential) error {
-	return r.applySecret(ctx, c, []byte{})
+	if cloud(c) == "gcp" {
+		return r.applySecret(ctx, c, gcpSecretData(AccessToken{}))
+	}
+	return r.applySecret(ctx, c, awsSecretData(c, []byte{}))
 }
 
 // failed records a failed refresh. While the credentials already minted for the current
@@ -570,11 +664,4 @@ func (r *Refresher) clock() time.Time {
 		return r.now()
 	}
 	return time.Now()
-}
-
-func (r *Refresher) probe(ctx context.Context, a *v1alpha1.AWS, creds Credentials) (string, string, bool) {
-	if r.verify != nil {
-		return r.verify(ctx, a, creds)
-	}
-	return Verify(ctx, a, creds)
 }
