@@ -172,7 +172,11 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 }
 
 // StartRefresher runs credgate refresher and waits until it is ready.
-func (c *Cluster) StartRefresher(ctx context.Context) error {
+func (c *Cluster) StartRefresher(ctx context.Context) error { return c.StartRefresherWith(ctx, nil) }
+
+// StartRefresherWith runs credgate refresher with env (KEY=VALUE, over the test's own
+// environment) and more flags than Options.RefresherArgs, and waits until it is ready.
+func (c *Cluster) StartRefresherWith(ctx context.Context, env []string, moreArgs ...string) error {
 	mport, err := FreePort()
 	if err != nil {
 		return err
@@ -184,7 +188,8 @@ func (c *Cluster) StartRefresher(ctx context.Context) error {
 	metrics, health := "127.0.0.1:"+strconv.Itoa(mport), "127.0.0.1:"+strconv.Itoa(hport)
 	args := append([]string{"refresher", "--kubeconfig=" + c.refresherKubeconfig, "--namespace=" + RefresherNamespace,
 		"--metrics-bind-address=" + metrics, "--health-probe-bind-address=" + health}, c.o.RefresherArgs...)
-	cmd, err := c.start("credgate-refresher", filepath.Join(c.Bin, "credgate"), args...)
+	args = append(args, moreArgs...)
+	cmd, err := c.startWith(env, "credgate-refresher", filepath.Join(c.Bin, "credgate"), args...)
 	if err != nil {
 		return err
 	}
@@ -234,11 +239,20 @@ func (c *Cluster) progress(msg string) {
 // start runs a binary of the control plane, its output in a log file kept with the test's
 // work directory (shown when it fails to start).
 func (c *Cluster) start(name, path string, args ...string) (*exec.Cmd, error) {
-	log, err := os.Create(filepath.Join(c.WorkDir, name+".log"))
+	return c.startWith(nil, name, path, args...)
+}
+
+// startWith starts path with env over the test's environment, logging to name.log in the work
+// directory: appended to, so that a process started again keeps its predecessor's log.
+func (c *Cluster) startWith(env []string, name, path string, args ...string) (*exec.Cmd, error) {
+	log, err := os.OpenFile(filepath.Join(c.WorkDir, name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(path, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
