@@ -56,8 +56,8 @@ type Evaluator struct {
 	Enforcement policies.Enforcement
 	// Out receives the objects as YAML; Err the decisions and warnings.
 	Out, Err io.Writer
-	// AssumeMinted evaluates assumeRole Credentials that carry no Ready condition as if the
-	// refresher had minted their credentials. Without it they are refused, as the cluster
+	// AssumeMinted evaluates refreshed Credentials (aws assumeRole, gcp impersonation) that
+	// carry no Ready condition as if the refresher had minted their credentials. Without it they are refused, as the cluster
 	// refuses them until then (credential-not-ready).
 	AssumeMinted bool
 	// Explain, when set, is asked, after each decision the policies took part in, what made

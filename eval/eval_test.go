@@ -30,6 +30,8 @@ func TestRun(t *testing.T) {
 		golden       bool
 		enforcement  policies.Enforcement
 		assumeMinted bool
+		// notStderr lists substrings the decision output must not have.
+		notStderr []string
 	}{
 		{name: "examples-training-job", workloads: []string{examples + "training-job.yaml"},
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted, golden: true,
@@ -69,6 +71,14 @@ func TestRun(t *testing.T) {
 		{name: "assume-minted", workloads: []string{"testdata/s3-data-pod.yaml"}, assumeMinted: true,
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitAdmitted,
 			wantStderr: []string{"admitted Pod ml-team/reader: injected s3-data"}},
+		// The same for gcp mode impersonation: an access token credgate refresher mints, no key.
+		{name: "impersonation-not-minted-yet", workloads: []string{"testdata/gcs-token-pod.yaml"},
+			credentials: []string{"testdata/keyless-credentials.yaml"}, wantCode: eval.ExitRefused,
+			wantStderr: []string{"[credential-not-ready] credential gcs-token has no access token yet: credgate refresher has not minted an access token for service account trainer@ml-project.iam.gserviceaccount.com"}},
+		{name: "impersonation-assume-minted", workloads: []string{"testdata/gcs-token-pod.yaml"}, assumeMinted: true,
+			credentials: []string{"testdata/keyless-credentials.yaml"}, wantCode: eval.ExitAdmitted,
+			wantStderr: []string{"admitted Pod ml-team/gcs-reader: injected gcs-token"},
+			notStderr:  []string{"static-credentials", "warning"}},
 		{name: "missing-secret-key", workloads: []string{"testdata/wandb-pod.yaml"},
 			credentials: []string{"testdata/missing-key.yaml"}, wantCode: eval.ExitRefused,
 			wantStderr: []string{`[missing-secret-key] Secret "wandb-secret" of credential wandb has no key "api-key" (read by WANDB_API_KEY)`}},
@@ -107,6 +117,11 @@ func TestRun(t *testing.T) {
 			for _, want := range tt.wantStderr {
 				if !strings.Contains(stderr.String(), want) {
 					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+			for _, unwanted := range tt.notStderr {
+				if strings.Contains(stderr.String(), unwanted) {
+					t.Errorf("stderr has %q:\n%s", unwanted, stderr.String())
 				}
 			}
 			for _, secret := range []string{"placeholder-wandb-api-key", "hf_placeholder", "SENTINEL-wandb-value", "placeholder-secret-access-key"} {

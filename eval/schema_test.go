@@ -27,7 +27,8 @@ func (r *recorder) Evaluate(ctx context.Context, input ast.Value) (policies.Resu
 }
 
 // TestInputSchemaAcceptsEvalInputs: every input document the admission path builds for the
-// examples and this package's workloads — every preset type of examples/credentials.yaml,
+// examples and this package's workloads — every preset type of examples/credentials.yaml, the
+// keyless gcp and azure modes of testdata/keyless-credentials.yaml,
 // Pods, Jobs, CronJobs, the pod templates of apps/v1 workloads, an earlier injection, labelled
 // namespaces — matches the input schema (docs/policy-input.schema.json): policy check types
 // policies by it, so it must not refuse what credgate gives them.
@@ -49,6 +50,7 @@ func TestInputSchemaAcceptsEvalInputs(t *testing.T) {
 	for _, creds := range [][]string{
 		{"../examples/credentials.yaml"},
 		{"../examples/credentials.yaml", "testdata/prod-namespace.yaml"},
+		{"../examples/credentials.yaml", "testdata/keyless-credentials.yaml"},
 	} {
 		for _, w := range workloads {
 			if strings.Contains(w, "credentials") || strings.Contains(w, "namespace") || strings.Contains(w, "missing-key") {
@@ -58,7 +60,7 @@ func TestInputSchemaAcceptsEvalInputs(t *testing.T) {
 			e.Run(t.Context(), inputs(t, []string{w}), inputs(t, creds))
 		}
 	}
-	types := map[string]bool{}
+	types, modes := map[string]bool{}, map[string]bool{}
 	for i, in := range rec.inputs {
 		problems, err := policies.ValidateInput(t.Context(), in)
 		if err != nil {
@@ -69,11 +71,33 @@ func TestInputSchemaAcceptsEvalInputs(t *testing.T) {
 		}
 		creds, _ := in.(ast.Object).Get(ast.StringTerm("credentials")).Value.(*ast.Array)
 		creds.Foreach(func(c *ast.Term) {
-			types[string(c.Value.(ast.Object).Get(ast.StringTerm("type")).Value.(ast.String))] = true
+			typ := string(c.Value.(ast.Object).Get(ast.StringTerm("type")).Value.(ast.String))
+			types[typ] = true
+			// The modes of the cloud objects (aws, gcp, azure) the input gives.
+			if o, ok := c.Value.(ast.Object).Get(ast.StringTerm(cloudKey(typ))).Value.(ast.Object); ok {
+				if m := o.Get(ast.StringTerm("mode")); m != nil {
+					modes[typ+" "+string(m.Value.(ast.String))] = true
+				}
+			}
 		})
 	}
 	if len(rec.inputs) < 10 || len(types) < 10 {
 		t.Errorf("%d inputs with credentials of %d types: the examples no longer exercise the schema", len(rec.inputs), len(types))
 	}
-	t.Logf("%d inputs, credential types %v", len(rec.inputs), types)
+	for _, m := range []string{"aws static", "aws webIdentity", "s3-compatible assumeRole", "gcp keyFile", "gcp workloadIdentityFederation",
+		"gcp impersonation", "azure clientSecret", "azure workloadIdentity"} {
+		if !modes[m] {
+			t.Errorf("no input has a credential of %s: the examples and testdata no longer exercise the schema", m)
+		}
+	}
+	t.Logf("%d inputs, credential types %v, modes %v", len(rec.inputs), types, modes)
+}
+
+// cloudKey is the key of the input's object of options of a credential of type typ.
+func cloudKey(typ string) string {
+	switch typ {
+	case "gcp", "azure":
+		return typ
+	}
+	return "aws"
 }

@@ -310,3 +310,17 @@ test_message_lists_three_findings_and_counts_the_rest if {
 	some msg in doc_messages({"Statement": [stmt("Allow", ["s3:*", "sqs:*", "sns:*", "ec2:*", "iam:PassRole"], "*")]})
 	contains(msg, "ec2:* on every resource, iam:PassRole on every resource (privilege escalation), s3:* on every resource and 2 more;")
 }
+
+# An impersonation credential's token acts as the impersonated service account: its roles are
+# what the pod holds.
+test_gcp_impersonation_with_an_administrative_role if {
+	every role in ["roles/owner", "roles/iam.serviceAccountTokenCreator"] {
+		c := t.impersonation_cred("gcs", {})
+		inp := t.input_for(t.trainer, [object.union(c, {"access": {"level": "read-only", "roles": ["roles/storage.objectViewer", role]}})])
+		["admin-scoped-credential", "gcs"] in t.denied(inp)
+		some msg in t.messages(inp, "admin-scoped-credential")
+		contains(msg, sprintf("credential gcs holds the administrative role %q", [role]))
+	}
+	scoped := object.union(t.impersonation_cred("gcs", {}), {"access": {"level": "read-only", "roles": ["roles/storage.objectViewer"]}})
+	not ["admin-scoped-credential", "gcs"] in t.denied(t.input_for(t.trainer, [scoped]))
+}

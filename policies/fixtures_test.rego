@@ -14,7 +14,7 @@ cred(name, with_fields) := object.union(
 	{
 		"name": name, "type": "generic", "secretRef": {"name": concat("-", [name, "secret"])},
 		"env": [], "files": [], "mountPath": "", "volumeName": concat("", ["credgate-", name]), "token": null,
-		"imagePullSecret": false, "access": {}, "aws": {}, "allowedServiceAccounts": [], "status": {},
+		"imagePullSecret": false, "access": {}, "aws": {}, "gcp": {}, "azure": {}, "allowedServiceAccounts": [], "status": {},
 	},
 	with_fields,
 )
@@ -29,6 +29,31 @@ assume_role_cred(name, aws) := cred(name, {
 	"type": "aws", "secretRef": {"name": concat("-", ["credgate-aws", name])},
 	"env": [literal_env("AWS_CONFIG_FILE", concat("", ["/var/run/secrets/credgate/", name, "/config"]), false)],
 	"aws": object.union({"mode": "assumeRole", "region": "", "endpoint": "", "roleArn": "arn:aws:iam::1:role/train"}, aws),
+})
+
+# impersonation_cred is a gcp impersonation credential as Resolve makes it: the managed Secret
+# of the access token credgate refresher mints, CLOUDSDK_AUTH_ACCESS_TOKEN_FILE, no key.
+impersonation_cred(name, gcp) := cred(name, {
+	"type": "gcp", "secretRef": {"name": concat("-", ["credgate-gcp", name])},
+	"env": [literal_env("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", concat("", ["/var/run/secrets/credgate/", name, "/access-token"]), false)],
+	"files": [
+		{"key": "access-token", "path": concat("", ["/var/run/secrets/credgate/", name, "/access-token"]), "mode": 256},
+		{"key": "token.json", "path": concat("", ["/var/run/secrets/credgate/", name, "/token.json"]), "mode": 256},
+	],
+	"mountPath": concat("", ["/var/run/secrets/credgate/", name]),
+	"gcp": object.union({"mode": "impersonation", "serviceAccountEmail": "trainer@ml.iam.gserviceaccount.com", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}, gcp),
+})
+
+# gcp_key_cred is a gcp keyFile credential as Resolve makes it: key.json of its Secret.
+gcp_key_cred(name) := cred(name, {
+	"type": "gcp",
+	"env": [
+		literal_env("GOOGLE_APPLICATION_CREDENTIALS", concat("", ["/var/run/secrets/credgate/", name, "/key.json"]), false),
+		literal_env("CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", concat("", ["/var/run/secrets/credgate/", name, "/key.json"]), false),
+	],
+	"files": [{"key": "key.json", "path": concat("", ["/var/run/secrets/credgate/", name, "/key.json"]), "mode": 256}],
+	"mountPath": concat("", ["/var/run/secrets/credgate/", name]),
+	"gcp": {"mode": "keyFile", "serviceAccountEmail": "", "scopes": []},
 })
 
 # input_for builds the input document for pod p requesting creds; every container is a target.

@@ -190,9 +190,55 @@ func credentialValue(r *credential.Resolved) (ast.Value, error) {
 		item("imagePullSecret", ast.Boolean(r.ImagePullSecret)),
 		item("access", access),
 		item("aws", aws),
+		ast.Item(gcpKey, gcpTerm(r.Type, spec)),
+		ast.Item(azureKey, azureTerm(r.Type, spec)),
 		item("allowedServiceAccounts", stringList(spec.AllowedServiceAccounts)),
 		item("status", statusValue(r)),
 	), nil
+}
+
+// The keys of the gcp and azure objects, shared (terms are not mutated): with the shared
+// empty object, a credential of another type allocates nothing for them.
+var gcpKey, azureKey = ast.StringTerm("gcp"), ast.StringTerm("azure")
+
+// gcpTerm is the gcp object of a credential of type typ: for type gcp its options with the
+// API server's defaults applied (mode keyFile without spec.gcp; scopes, those of the access
+// token, only in mode impersonation), so that a rule testing gcp.mode sees every mode; {} for
+// other types, one shared empty object.
+func gcpTerm(typ v1alpha1.CredentialType, spec *v1alpha1.CredentialSpec) *ast.Term {
+	if typ != v1alpha1.TypeGCP {
+		return ast.InternedEmptyObject
+	}
+	mode := credential.GCPMode(spec)
+	email, scopes := "", ast.InternedEmptyArray
+	if g := spec.GCP; g != nil {
+		email = g.ServiceAccountEmail
+	}
+	if mode == v1alpha1.GCPImpersonation {
+		scopes = ast.NewTerm(stringList(credential.GCPScopes(spec.GCP)))
+	}
+	return ast.NewTerm(ast.NewObject(
+		item("mode", str(string(mode))),
+		item("serviceAccountEmail", str(email)),
+		ast.Item(ast.StringTerm("scopes"), scopes),
+	))
+}
+
+// azureTerm is the azure object of a credential of type typ: for type azure its options with
+// the API server's defaults applied (mode clientSecret without spec.azure); {} for other types.
+func azureTerm(typ v1alpha1.CredentialType, spec *v1alpha1.CredentialSpec) *ast.Term {
+	if typ != v1alpha1.TypeAzure {
+		return ast.InternedEmptyObject
+	}
+	clientID, tenantID := "", ""
+	if a := spec.Azure; a != nil {
+		clientID, tenantID = a.ClientID, a.TenantID
+	}
+	return ast.NewTerm(ast.NewObject(
+		item("mode", str(string(credential.AzureMode(spec)))),
+		item("clientID", str(clientID)),
+		item("tenantID", str(tenantID)),
+	))
 }
 
 func statusValue(r *credential.Resolved) ast.Value {

@@ -1,6 +1,7 @@
 # multiple-cloud-identities refuses a pod that would hold two identities for one cloud — two
-# AWS credentials, static keys beside a role (IRSA, EKS pod identity), two GCP keys — because
-# the SDK's precedence would pick one silently.
+# AWS credentials, static keys beside a role (IRSA, EKS pod identity), two GCP keys, a GCP key
+# beside an impersonated service account's access token — because the SDK's precedence would
+# pick one silently.
 #
 # The package and its helpers are internal to the rule: reserved (no user policy may declare
 # it, so none can extend a helper) and not an API (user policies import data.credgate.lib).
@@ -9,8 +10,9 @@
 # title: Two identities for one cloud
 # description: >-
 #   Refuses a pod that would hold two identities for one cloud (two AWS credentials, static keys
-#   beside a role, two GCP keys, two Azure secrets): the SDK would pick one silently. Warns when
-#   a container's envFrom may set identity variables of a cloud a credential also gives.
+#   beside a role, two GCP keys or a key beside an access token, two Azure secrets): the SDK
+#   would pick one silently. Warns when a container's envFrom may set identity variables of a
+#   cloud a credential also gives.
 # custom:
 #   id: multiple-cloud-identities
 #   enforcement: deny
@@ -31,6 +33,10 @@ identity_variables := {
 	# credgate's assumeRole credentials: a config file whose credential_process reads them.
 	"AWS_CONFIG_FILE": "AWS",
 	"GOOGLE_APPLICATION_CREDENTIALS": "GCP",
+	# gcloud's own pointer at a key or credential configuration, which it prefers to the above.
+	"CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE": "GCP",
+	# credgate's impersonation credentials: an access token, which gcloud prefers to any key.
+	"CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": "GCP",
 	"AZURE_CLIENT_SECRET": "Azure",
 	"AZURE_FEDERATED_TOKEN_FILE": "Azure",
 	"AZURE_CLIENT_CERTIFICATE_PATH": "Azure",

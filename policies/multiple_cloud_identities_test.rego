@@ -70,3 +70,33 @@ test_envfrom_of_another_prefix_is_fine if {
 	count(t.warned(t.input_for(t.pod([c]), [t.aws_cred("aws")]))) == 1 # static-credentials only
 	not ["multiple-cloud-identities", "aws"] in t.warned(t.input_for(t.pod([c]), [t.aws_cred("aws")]))
 }
+
+# gcloud prefers CLOUDSDK_AUTH_ACCESS_TOKEN_FILE to GOOGLE_APPLICATION_CREDENTIALS: a key beside
+# an impersonation credential's access token is two GCP identities.
+test_gcp_key_beside_impersonation if {
+	inp := t.input_for(t.trainer, [t.gcp_key_cred("key"), t.impersonation_cred("token", {})])
+	d := t.denied(inp)
+	["multiple-cloud-identities", "key"] in d
+	["multiple-cloud-identities", "token"] in d
+	some msg in t.messages(inp, "multiple-cloud-identities")
+	contains(msg, "2 GCP identities (credential key, credential token)")
+}
+
+test_container_access_token_beside_gcp_key if {
+	p := t.pod([t.container("trainer", [{"name": "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", "value": "/home/me/token"}])])
+	["multiple-cloud-identities", "key"] in t.denied(t.input_for(p, [t.gcp_key_cred("key")]))
+}
+
+test_container_gcloud_credential_override_beside_impersonation if {
+	p := t.pod([t.container("trainer", [{"name": "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", "value": "/home/me/key.json"}])])
+	["multiple-cloud-identities", "token"] in t.denied(t.input_for(p, [t.impersonation_cred("token", {})]))
+}
+
+test_one_gcp_key_credential_is_one_identity if {
+	not ["multiple-cloud-identities", "key"] in t.denied(t.input_for(t.trainer, [t.gcp_key_cred("key")]))
+}
+
+test_one_impersonation_credential_is_one_identity if {
+	inp := t.input_for(t.trainer, [t.impersonation_cred("token", {}), t.aws_cred("aws")])
+	not ["multiple-cloud-identities", "token"] in t.denied(inp)
+}

@@ -118,7 +118,7 @@ func generateInputSchema() ([]byte, error) {
 		map[string]any{"required": []string{"key"}}, map[string]any{"required": []string{"optional"}}}}}
 
 	cred := closed("a requested Credential that exists, resolved: what credgate will inject, presets applied, never a secret value",
-		[]string{"name", "type", "secretRef", "env", "files", "mountPath", "volumeName", "token", "imagePullSecret", "access", "aws", "allowedServiceAccounts", "status"},
+		[]string{"name", "type", "secretRef", "env", "files", "mountPath", "volumeName", "token", "imagePullSecret", "access", "aws", "gcp", "azure", "allowedServiceAccounts", "status"},
 		map[string]any{
 			"name":      str,
 			"type":      map[string]any{"description": "the preset type", "type": "string", "enum": types},
@@ -142,6 +142,16 @@ func generateInputSchema() ([]byte, error) {
 				"endpoint":      str,
 				"roleArn":       str,
 				"sessionPolicy": anyDocument,
+			}),
+			"gcp": closed("for gcp credentials the API server's defaults applied (mode keyFile without spec.gcp); {} for other types", nil, map[string]any{
+				"mode":                map[string]any{"type": "string", "enum": []string{string(v1alpha1.GCPKeyFile), string(v1alpha1.GCPWorkloadIdentityFederation), string(v1alpha1.GCPImpersonation)}},
+				"serviceAccountEmail": describe(`the service account impersonated ("" when none)`, str),
+				"scopes":              describe("the access token's scopes, defaults applied (mode impersonation); [] in other modes", strs),
+			}),
+			"azure": closed("for azure credentials the API server's defaults applied (mode clientSecret without spec.azure); {} for other types", nil, map[string]any{
+				"mode":     map[string]any{"type": "string", "enum": []string{string(v1alpha1.AzureClientSecret), string(v1alpha1.AzureWorkloadIdentity)}},
+				"clientID": describe(`spec.azure.clientID ("" when unset: mode clientSecret reads it from the Secret)`, str),
+				"tenantID": describe(`spec.azure.tenantID ("" when unset: mode clientSecret reads it from the Secret)`, str),
 			}),
 			"allowedServiceAccounts": strs,
 			"status": closed("", []string{"conditions", "generation"}, map[string]any{

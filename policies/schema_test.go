@@ -30,7 +30,8 @@ func TestInputSchemaAcceptsInputs(t *testing.T) {
 	for _, tt := range []struct{ name, path, value string }{
 		{"unknown top-level key", "credentialz", `[]`},
 		{"unknown pod field", "pod", `{"spec": {"containres": []}}`},
-		{"a literal env with a Secret key", "credentials", `[{"name": "a", "type": "generic", "secretRef": null, "env": [{"name": "X", "fromSecret": false, "overridable": false, "key": "k"}], "files": [], "mountPath": "", "volumeName": "", "token": null, "imagePullSecret": false, "access": {"level": "", "roles": []}, "aws": {}, "allowedServiceAccounts": [], "status": {"conditions": [], "generation": 1}}]`},
+		{"a literal env with a Secret key", "credentials", `[{"name": "a", "type": "generic", "secretRef": null, "env": [{"name": "X", "fromSecret": false, "overridable": false, "key": "k"}], "files": [], "mountPath": "", "volumeName": "", "token": null, "imagePullSecret": false, "access": {"level": "", "roles": []}, "aws": {}, "gcp": {}, "azure": {}, "allowedServiceAccounts": [], "status": {"conditions": [], "generation": 1}}]`},
+		{"a gcp mode credgate never sets", "credentials", `[{"name": "a", "type": "gcp", "secretRef": null, "env": [], "files": [], "mountPath": "", "volumeName": "", "token": null, "imagePullSecret": false, "access": {"level": "", "roles": []}, "aws": {}, "gcp": {"mode": "impersonate", "serviceAccountEmail": "", "scopes": []}, "azure": {}, "allowedServiceAccounts": [], "status": {"conditions": [], "generation": 1}}]`},
 		{"a namespace label not a string", "namespace", `{"name": "n", "labels": {"a": 1}}`},
 		{"an unknown operation", "request", `{"operation": "DELETE", "namespace": "n", "name": "x", "dryRun": false, "kind": {"group": "", "version": "v1", "kind": "Pod"}, "userInfo": {"username": "u", "groups": []}}`},
 	} {

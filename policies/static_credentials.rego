@@ -65,14 +65,18 @@ static_clouds[name] := concat("; ", sort({sprintf("%s (%s)", [cloud, concat(", "
 	some [name, _, _] in static_keys
 }
 
-# azure_remedy[name] is what to use instead of credential name's Azure keys, if it has some.
-azure_remedy[name] := "; for Azure, workload identity (spec.azure.mode: workloadIdentity)" if {
-	some [name, "Azure", _] in static_keys
+# cloud_remedies are what to use instead of a cloud's long-lived keys, where the cloud offers
+# more than an assumed role or web identity.
+cloud_remedies := {
+	"Azure": "for Azure, workload identity (spec.azure.mode: workloadIdentity)",
+	"GCP": "for GCP, service-account impersonation (spec.gcp.mode: impersonation) or workload identity federation (spec.gcp.mode: workloadIdentityFederation)",
 }
 
-remedy(name) := azure_remedy[name]
-
-remedy(name) := "" if not azure_remedy[name]
+# remedy(name) is what to use instead of credential name's keys, cloud by cloud: "" when none
+# of its clouds has a remedy of its own.
+remedy(name) := concat("", [concat("", ["; ", cloud_remedies[cloud]]) |
+	some cloud in sort({k[1] | some k in static_keys; k[0] == name})
+])
 
 warn contains lib.violation("static-credentials", name, msg) if {
 	not requires_temporary

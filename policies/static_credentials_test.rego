@@ -80,14 +80,14 @@ test_message_names_every_key if {
 	contains(v.message, "AWS (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); Azure (AZURE_CLIENT_SECRET)")
 }
 
-# Azure keys get Azure's own remedy; AWS keys alone do not.
+# Azure keys get Azure's own remedy; AWS keys alone none.
 test_azure_keys_point_at_workload_identity if {
 	az := t.cred("az", {"env": [t.secret_env("AZURE_CLIENT_SECRET", "s")]})
 	some v in t.warnings(t.input_for(t.trainer, [az]))
 	endswith(v.message, "; for Azure, workload identity (spec.azure.mode: workloadIdentity)")
 	aws := t.cred("a", {"env": [t.secret_env("AWS_SECRET_ACCESS_KEY", "k")]})
 	every w in t.warnings(t.input_for(t.trainer, [aws])) {
-		not contains(w.message, "Azure")
+		not contains(w.message, "; for ")
 	}
 }
 
@@ -105,5 +105,32 @@ test_azure_workload_identity_is_not_static if {
 	})
 	count(t.warned(t.input_for(t.trainer, [wi]))) == 0
 	strict := object.union(t.input_for(t.trainer, [wi]), {"namespace": {"name": "p", "labels": {"credgate.dev/require-temporary": "true"}}})
+	count(t.denied(strict)) == 0
+}
+
+# GCP key files get GCP's remedies; with Azure keys too, each cloud's, in order.
+test_gcp_key_file_points_at_impersonation_and_federation if {
+	gcp_remedy := "; for GCP, service-account impersonation (spec.gcp.mode: impersonation) or workload identity federation (spec.gcp.mode: workloadIdentityFederation)"
+	some v in t.warnings(t.input_for(t.trainer, [t.gcp_key_cred("gcs")]))
+	v.rule == "static-credentials"
+	endswith(v.message, gcp_remedy)
+	strict := object.union(t.input_for(t.trainer, [t.gcp_key_cred("gcs")]), {"namespace": {"name": "p", "labels": {"credgate.dev/require-temporary": "true"}}})
+	some msg in t.messages(strict, "static-credentials")
+	endswith(msg, gcp_remedy)
+	both := t.cred("a", {
+		"env": [t.secret_env("AZURE_CLIENT_SECRET", "s"), t.literal_env("GOOGLE_APPLICATION_CREDENTIALS", "/var/run/secrets/credgate/a/key.json", false)],
+		"files": [{"path": "/var/run/secrets/credgate/a/key.json"}],
+	})
+	some w in t.warnings(t.input_for(t.trainer, [both]))
+	endswith(w.message, concat("", ["; for Azure, workload identity (spec.azure.mode: workloadIdentity)", gcp_remedy]))
+}
+
+# An impersonation credential mounts files of a Secret, but the Secret holds the access token
+# credgate refresher mints, read through CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: nothing static.
+test_gcp_impersonation_is_not_static if {
+	minted := {"generation": 1, "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}
+	c := json.patch(t.impersonation_cred("gcs", {}), [{"op": "add", "path": "/status", "value": minted}])
+	count(t.warned(t.input_for(t.trainer, [c]))) == 0
+	strict := object.union(t.input_for(t.trainer, [c]), {"namespace": {"name": "p", "labels": {"credgate.dev/require-temporary": "true"}}})
 	count(t.denied(strict)) == 0
 }

@@ -41,8 +41,9 @@ Refusals name their rule id; the built-in policies run with those of --policy-di
 as --enforce and --enforcement-config say, exactly as in the webhook.
 
 Credentials are taken with the status the file gives them, as the cluster would see them: an
-assumeRole Credential with none is refused (credential-not-ready), as the cluster refuses it
-until credgate refresher mints its credentials; --assume-minted evaluates as if it had.
+assumeRole or impersonation Credential with none is refused (credential-not-ready), as the
+cluster refuses it until credgate refresher mints its credentials; --assume-minted evaluates
+as if it had.
 
 --explain adds, after each decision (on stderr), what made each policy rule fire: for every
 violation the rule body that produced it — its file and line, whether it added to the deny or
@@ -71,7 +72,7 @@ Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
 	cmd.Flags().StringArrayVarP(&o.files, "filename", "f", nil, "workload YAML file, or - for stdin (repeatable)")
 	cmd.Flags().StringArrayVar(&o.credentials, "credentials", nil, "YAML file of Credentials and optional Secrets (repeatable)")
 	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "default", "namespace of objects that name none")
-	cmd.Flags().BoolVar(&o.assumeMinted, "assume-minted", false, "evaluate assumeRole Credentials without a Ready condition as if credgate refresher had minted them (the cluster refuses them until it has)")
+	cmd.Flags().BoolVar(&o.assumeMinted, "assume-minted", false, "evaluate assumeRole and impersonation Credentials without a Ready condition as if credgate refresher had minted them (the cluster refuses them until it has)")
 	cmd.Flags().BoolVar(&o.explain, "explain", false, "after each decision, show what made each policy rule fire: the rule's file and line and its body's expressions (stderr)")
 	o.policy.register(cmd, "directory of extra .rego policies and JSON/YAML data")
 	_ = cmd.MarkFlagRequired("filename")
