@@ -87,11 +87,15 @@
 // would (unauthorized_client). It answers {"access_token":"<random>","issued_token_type":
 // "urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":3600}, or
 // refuses with status 400 and {"error","error_description"}, the description naming the check
-// that failed, never the token. generateAccessToken requires an unexpired access token of the
-// token exchange's, with the cloud-platform scope (401, 403), and the one
-// GoogleSTSOptions.ServiceAccountEmail (403), and answers {"accessToken":"<random>",
-// "expireTime":"<RFC 3339>"}, or refuses as Google APIs do, {"error":{"code","message","status"}}.
-// Both record a GoogleGrant (GoogleSTS.Grants) or a Refusal (GoogleSTS.Refusals).
+// that failed, never the token. generateAccessToken requires an unexpired access token the
+// stand-in issued, with the cloud-platform scope (401, 403): the token exchange's, for the one
+// GoogleSTSOptions.ServiceAccountEmail, or a service account's (below), for the accounts
+// GoogleSTSOptions.Impersonates grants it (403, naming iam.serviceAccounts.getAccessToken
+// otherwise); a body {"scope":[...],"lifetime":"<at most 3600>s"}, without delegates (400); and
+// answers {"accessToken":"<random>","expireTime":"<RFC 3339>"}, or refuses as Google APIs do,
+// {"error":{"code","message","status"}}. Every endpoint records a GoogleGrant (GoogleSTS.Grants)
+// or a Refusal (GoogleSTS.Refusals); a GoogleGrant's Principal is the service account that
+// authenticated, empty for a federated principal.
 //
 // To point x/oauth2 at it, write the credential configuration gcloud iam workload-identity-pools
 // create-cred-config writes, with the stand-in's URLs:
@@ -114,4 +118,54 @@
 // or, from GOOGLE_APPLICATION_CREDENTIALS naming that file, google.FindDefaultCredentials(ctx,
 // scopes...) with the same ctx. The token source keeps that ctx for every later call, and
 // caches the token until it is near its expiry.
+//
+// # Google service account keys, impersonation and token info
+//
+// The same server serves, as oauth2.googleapis.com does, the OAuth 2.0 token endpoint that
+// golang.org/x/oauth2/google's service_account credentials (golang.org/x/oauth2/jwt) call, with
+// the key file's token_uri, GoogleSTS.TokenURI = {GoogleSTS.URL}token:
+//
+//	POST {token_uri}, form-encoded: grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer,
+//	     assertion=<JWT, header {"alg":"RS256","typ":"JWT","kid":<private_key_id>}, claims
+//	     {"iss":<client_email>,"scope":<the scopes, space-separated>,"aud":<token_uri>,
+//	     "exp":<iat+3600>,"iat":<now-10s>}, signed with private_key>
+//
+// It checks the assertion as Google does: alg RS256, signed by a key registered for iss
+// (GoogleSTSOptions.ServiceAccountKeys, GoogleSTS.AddServiceAccountKey) and, when the header
+// has kid, by the key of that private_key_id ("Invalid grant: account not found", "Invalid JWT
+// Signature."); aud exactly the token URI ("Failed audience check"); iat and exp present, exp
+// after iat by at most an hour, not expired and not issued in the future, with five minutes'
+// leeway ("Token must be a short-lived token (60 minutes)..."), all invalid_grant; no sub
+// (domain-wide delegation; unauthorized_client); scope non-empty, of Google OAuth scopes
+// (invalid_scope). It answers {"access_token":"<random>","expires_in":3599,"token_type":"Bearer"},
+// or refuses with status 400 and {"error","error_description"} (also unsupported_grant_type for
+// another grant_type, invalid_request for a missing or repeated parameter), the description
+// Google's followed by what failed, never the assertion.
+//
+// NewServiceAccountKey generates a key and its JSON key file, as Google writes one, with
+// token_uri the stand-in's. With that file, the credentials need only the test plumbing:
+//
+//	keyJSON, key, err := standin.NewServiceAccountKey("source@ml-project.iam.gserviceaccount.com", sts.TokenURI())
+//	err = sts.AddServiceAccountKey(key)
+//	ctx = context.WithValue(ctx, oauth2.HTTPClient, sts.HTTPClient())
+//	creds, err := google.CredentialsFromJSONWithType(ctx, keyJSON, google.ServiceAccount,
+//		"https://www.googleapis.com/auth/cloud-platform")
+//	tok, err := creds.TokenSource.Token()
+//
+// That access token, as Authorization: Bearer, authorizes generateAccessToken for the service
+// accounts GoogleSTSOptions.Impersonates lets the source impersonate (so does one of theirs, for
+// those they may impersonate in turn).
+//
+// Token info, as https://oauth2.googleapis.com/tokeninfo:
+//
+//	GET  {GoogleSTS.URL}tokeninfo?access_token=TOKEN
+//	POST {GoogleSTS.URL}tokeninfo, form-encoded access_token=TOKEN
+//
+// answers, for an unexpired access token of a service account's the stand-in issued (from
+// POST /token or generateAccessToken), {"azp","aud" (the account's unique ID, its key file's
+// client_id),"scope","exp" (Unix seconds),"expires_in" (seconds left),"email" (the account's),
+// "email_verified":"true","access_type":"online"}, every value a string, as Google's; for any
+// other token, a federated one included, 400 {"error":"invalid_token","error_description":
+// "Invalid Value"}. The stand-in remembers at most 1000 access tokens, forgetting expired ones
+// first.
 package standin

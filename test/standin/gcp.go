@@ -38,7 +38,9 @@ var serviceAccountEmail = regexp.MustCompile(`^[^@/:\s]+@[^@/:\s]+$`)
 
 // GoogleSTSOptions configure StartGoogleSTS: one workload identity pool provider, for one
 // OpenID Connect issuer, trusting one subject, and optionally one service account it may
-// impersonate.
+// impersonate; and service accounts with keys, each optionally allowed to impersonate others.
+// Either the provider (Audience, IssuerURL, Subject) or service accounts (ServiceAccountKeys or
+// Impersonates) must be given; without a provider, the token exchange refuses every request.
 type GoogleSTSOptions struct {
 	// Audience is the provider's full resource name, such as
 	// "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/ml/providers/k8s":
@@ -61,14 +63,26 @@ type GoogleSTSOptions struct {
 	// ServiceAccountEmail, when set, is the one service account whose access tokens the
 	// federated principal may generate (roles/iam.workloadIdentityUser on it, in Google Cloud).
 	ServiceAccountEmail string
+
+	// ServiceAccountKeys are the service account keys whose JWT-bearer assertions POST /token
+	// accepts. More can be added with GoogleSTS.AddServiceAccountKey, once GoogleSTS.TokenURI,
+	// which a key file's token_uri must name, is known.
+	ServiceAccountKeys []ServiceAccountKey
+	// Impersonates maps a service account's email to the service accounts whose access tokens
+	// it may generate with generateAccessToken (roles/iam.serviceAccountTokenCreator on each of
+	// them, granted to serviceAccount:EMAIL, in Google Cloud), authenticated by an access token
+	// of its own: one from POST /token, or from generateAccessToken.
+	Impersonates map[string][]string
 }
 
-// GoogleSTS is a running stand-in for Google's Security Token Service (sts.googleapis.com) and
-// the IAM Service Account Credentials API's generateAccessToken (iamcredentials.googleapis.com).
+// GoogleSTS is a running stand-in for Google's Security Token Service (sts.googleapis.com), the
+// IAM Service Account Credentials API's generateAccessToken (iamcredentials.googleapis.com), and
+// Google's OAuth 2.0 token and token info endpoints (oauth2.googleapis.com/token and /tokeninfo).
 type GoogleSTS struct {
 	// URL is "https://127.0.0.1:PORT/": the external_account configuration's token_url is
 	// URL+"v1/token", its service_account_impersonation_url
-	// URL+"v1/projects/-/serviceAccounts/EMAIL:generateAccessToken".
+	// URL+"v1/projects/-/serviceAccounts/EMAIL:generateAccessToken"; a service account key
+	// file's token_uri is URL+"token" (TokenURI).
 	URL string
 	// CAPEM is the PEM certificate of the CA that issued the server's certificate.
 	CAPEM []byte
@@ -82,35 +96,55 @@ type GoogleSTS struct {
 	mu       sync.Mutex
 	grants   []GoogleGrant
 	refusals []Refusal
-	issued   map[string]issuedToken // the federated access tokens, by token
+	issued   map[string]issuedToken         // the access tokens issued, by token: at most maxIssuedTokens, expired ones forgotten first
+	keys     map[string][]ServiceAccountKey // the service accounts' keys, by email
+	nkeys    int
 }
 
-// GoogleGrant is an access token the stand-in issued: a federated one, from a token exchange,
-// or a service account's, from generateAccessToken.
+// GoogleGrant is an access token the stand-in issued: a federated one, from a token exchange;
+// a service account's own, from POST /token with an assertion signed by one of its keys; or a
+// service account's, from generateAccessToken.
 type GoogleGrant struct {
-	Audience string // the provider (GoogleSTSOptions.Audience)
-	Issuer   string // the subject token's iss
-	Subject  string // the subject token's sub
-	// Scope is the token's scopes, space-separated: the exchange's scope, or generateAccessToken's.
+	// Audience, Issuer and Subject name the federated principal: the provider
+	// (GoogleSTSOptions.Audience), the subject token's iss and sub. Empty when the principal is
+	// a service account.
+	Audience string
+	Issuer   string
+	Subject  string
+	// Principal is the service account that authenticated: for POST /token, the account whose
+	// key signed the assertion; for generateAccessToken, the account whose access token was the
+	// bearer. Empty when the principal is federated.
+	Principal string
+	// KeyID is the private_key_id of the key that signed the assertion, for POST /token.
+	KeyID string
+	// Scope is the token's scopes, space-separated: the exchange's scope, the assertion's, or
+	// generateAccessToken's.
 	Scope string
-	// ServiceAccount is the impersonated service account's email; empty for a federated token.
+	// ServiceAccount is the email of the service account whose access token it is: the
+	// impersonated one, for generateAccessToken, or Principal, for POST /token; empty for a
+	// federated token.
 	ServiceAccount string
 	Expiry         time.Time
 	Time           time.Time // when it was granted
 }
 
+// issuedToken is what the stand-in knows of an access token it issued.
 type issuedToken struct {
-	issuer, subject string
+	issuer, subject string // the federated principal, if any
+	email           string // the service account whose token it is; empty for a federated token
 	scopes          []string
 	expiry          time.Time
 }
 
 // StartGoogleSTS starts the stand-in on a random port of 127.0.0.1, serving HTTPS with a
 // certificate from a CA generated for it. It serves what golang.org/x/oauth2/google's
-// external_account credentials call, with a file credential source:
+// external_account credentials call, with a file credential source, and its service_account
+// credentials, and Google's token info:
 //
 //	POST /v1/token
 //	POST /v1/projects/-/serviceAccounts/{email}:generateAccessToken
+//	POST /token
+//	GET  /tokeninfo?access_token=TOKEN (or POST, form-encoded)
 //
 // and refuses anything else. It stops when ctx is done or on Close.
 func StartGoogleSTS(ctx context.Context, opts GoogleSTSOptions) (*GoogleSTS, error) {
@@ -121,7 +155,17 @@ func StartGoogleSTS(ctx context.Context, opts GoogleSTSOptions) (*GoogleSTS, err
 	if hc == nil {
 		hc = &http.Client{Timeout: issuerFetchTimeout}
 	}
-	g := &GoogleSTS{opts: opts, issuerHC: hc, issued: map[string]issuedToken{}}
+	imp := make(map[string][]string, len(opts.Impersonates))
+	for src, targets := range opts.Impersonates {
+		imp[src] = slices.Clone(targets)
+	}
+	opts.Impersonates = imp
+	g := &GoogleSTS{opts: opts, issuerHC: hc, issued: map[string]issuedToken{}, keys: map[string][]ServiceAccountKey{}}
+	for _, k := range opts.ServiceAccountKeys {
+		if err := g.AddServiceAccountKey(k); err != nil {
+			return nil, err
+		}
+	}
 	ts, err := startTLSServer(ctx, "Google STS", g)
 	if err != nil {
 		return nil, fmt.Errorf("stand-in Google STS: %w", err)
@@ -131,7 +175,25 @@ func StartGoogleSTS(ctx context.Context, opts GoogleSTSOptions) (*GoogleSTS, err
 	return g, nil
 }
 
+// federated reports whether the options configure a workload identity pool provider.
+func (o *GoogleSTSOptions) federated() bool {
+	return o.Audience != "" || o.IssuerURL != "" || o.Subject != ""
+}
+
 func (o *GoogleSTSOptions) validate() error {
+	for src, targets := range o.Impersonates {
+		if !serviceAccountEmail.MatchString(src) {
+			return fmt.Errorf("stand-in Google STS: Impersonates's key %s is not an email address", quote(src))
+		}
+		for _, t := range targets {
+			if !serviceAccountEmail.MatchString(t) {
+				return fmt.Errorf("stand-in Google STS: Impersonates[%s] has %s, not an email address", quote(src), quote(t))
+			}
+		}
+	}
+	if !o.federated() && (len(o.ServiceAccountKeys) > 0 || len(o.Impersonates) > 0) {
+		return nil // service accounts only; the keys are checked as they are added
+	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"Audience", o.Audience}, {"IssuerURL", o.IssuerURL}, {"Subject", o.Subject}} {
 		if f.v == "" {
@@ -139,6 +201,10 @@ func (o *GoogleSTSOptions) validate() error {
 		}
 	}
 	if len(missing) > 0 {
+		if !o.federated() {
+			return fmt.Errorf("stand-in Google STS: GoogleSTSOptions lacks %s, for a workload identity pool provider, "+
+				"or ServiceAccountKeys or Impersonates, for service accounts", strings.Join(missing, ", "))
+		}
 		return fmt.Errorf("stand-in Google STS: GoogleSTSOptions lacks %s", strings.Join(missing, ", "))
 	}
 	if !workloadProvider.MatchString(o.Audience) {
@@ -194,9 +260,10 @@ func (g *GoogleSTS) Refusals() []Refusal {
 	return append([]Refusal(nil), g.refusals...)
 }
 
-const googleServed = "the stand-in serves only POST /v1/token and POST /v1/projects/-/serviceAccounts/{email}:generateAccessToken"
+const googleServed = "the stand-in serves only POST /v1/token, POST /v1/projects/-/serviceAccounts/{email}:generateAccessToken, " +
+	"POST /token and GET or POST /tokeninfo"
 
-// ServeHTTP routes the two endpoints and refuses everything else: in the token service's error
+// ServeHTTP routes the four endpoints and refuses everything else: in the token services' error
 // shape, {"error","error_description"}, or, for the Service Account Credentials API, in
 // Google APIs' {"error":{"code","message","status"}}.
 func (g *GoogleSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -208,6 +275,22 @@ func (g *GoogleSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if ref := g.token(w, r); ref != nil {
+			g.refuse(w, r, ref, false)
+		}
+	case p == oauthTokenPath:
+		if r.Method != http.MethodPost {
+			g.refuse(w, r, stsError(http.StatusMethodNotAllowed, "invalid_request", "%s accepts only POST, not %s", oauthTokenPath, quote(r.Method)), false)
+			return
+		}
+		if ref := g.jwtBearer(w, r); ref != nil {
+			g.refuse(w, r, ref, false)
+		}
+	case p == tokenInfoPath:
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			g.refuse(w, r, stsError(http.StatusMethodNotAllowed, "invalid_request", "%s accepts only GET and POST, not %s", tokenInfoPath, quote(r.Method)), false)
+			return
+		}
+		if ref := g.tokenInfo(w, r); ref != nil {
 			g.refuse(w, r, ref, false)
 		}
 	case strings.HasPrefix(p, "/v1/projects/") && strings.HasSuffix(p, generateAccessToken):
@@ -270,6 +353,10 @@ func (g *GoogleSTS) token(w http.ResponseWriter, r *http.Request) *refusal {
 	if v := fields["subject_token_type"]; v != jwtTokenType && v != idTokenType {
 		return stsError(http.StatusBadRequest, "invalid_request", "subject_token_type %s is not one an OIDC provider takes (%s or %s)", quote(v), jwtTokenType, idTokenType)
 	}
+	if !g.opts.federated() {
+		return stsError(http.StatusBadRequest, "invalid_target", "The target service indicated by the \"audience\" parameter, %s, is invalid: "+
+			"the stand-in has no workload identity pool provider.", quote(fields["audience"]))
+	}
 	if v := fields["audience"]; v != g.opts.Audience {
 		return stsError(http.StatusBadRequest, "invalid_target", "The target service indicated by the \"audience\" parameter, %s, is invalid: "+
 			"the stand-in's only workload identity pool provider is %s.", quote(v), quote(g.opts.Audience))
@@ -303,14 +390,7 @@ func (g *GoogleSTS) token(w http.ResponseWriter, r *http.Request) *refusal {
 	grant := GoogleGrant{Audience: g.opts.Audience, Issuer: a.claims.Iss, Subject: a.claims.Sub, Scope: strings.Join(scopes, " "),
 		Expiry: now.Add(accessTokenLifetime * time.Second), Time: now}
 	g.mu.Lock()
-	if len(g.issued) >= maxIssuedTokens {
-		for t, it := range g.issued {
-			if !now.Before(it.expiry) || len(g.issued) >= maxIssuedTokens {
-				delete(g.issued, t)
-			}
-		}
-	}
-	g.issued[tok] = issuedToken{issuer: grant.Issuer, subject: grant.Subject, scopes: scopes, expiry: grant.Expiry}
+	g.rememberLocked(tok, issuedToken{issuer: grant.Issuer, subject: grant.Subject, scopes: scopes, expiry: grant.Expiry}, now)
 	g.grants = appendBounded(g.grants, grant)
 	g.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -320,6 +400,27 @@ func (g *GoogleSTS) token(w http.ResponseWriter, r *http.Request) *refusal {
 		"expires_in":        accessTokenLifetime,
 	})
 	return nil
+}
+
+// rememberLocked records an access token issued, first forgetting expired ones, and, if
+// maxIssuedTokens remain, others, when there are maxIssuedTokens. g.mu must be held.
+func (g *GoogleSTS) rememberLocked(tok string, it issuedToken, now time.Time) {
+	if len(g.issued) >= maxIssuedTokens {
+		for t, old := range g.issued {
+			if !now.Before(old.expiry) || len(g.issued) >= maxIssuedTokens {
+				delete(g.issued, t)
+			}
+		}
+	}
+	g.issued[tok] = it
+}
+
+// lookup returns the access token tok, if the stand-in issued it and it has not expired.
+func (g *GoogleSTS) lookup(tok string) (issuedToken, bool) {
+	g.mu.Lock()
+	it, known := g.issued[tok]
+	g.mu.Unlock()
+	return it, known && time.Now().Before(it.expiry)
 }
 
 func quoteEach(s []string, sep string) string {
@@ -339,8 +440,10 @@ func containsAny(aud audience, want []string) bool {
 	return false
 }
 
-// generateAccessToken serves the Service Account Credentials API's generateAccessToken for the
-// one service account, authorized by a federated access token the stand-in issued.
+// generateAccessToken serves the Service Account Credentials API's generateAccessToken,
+// authorized by an access token the stand-in issued: a federated one, for the one service
+// account GoogleSTSOptions.ServiceAccountEmail, or a service account's, for the service accounts
+// GoogleSTSOptions.Impersonates lets it impersonate.
 func (g *GoogleSTS) generateAccessToken(w http.ResponseWriter, r *http.Request) *refusal {
 	email, ok := strings.CutPrefix(r.URL.Path, serviceAccountsPath)
 	if !ok {
@@ -348,19 +451,25 @@ func (g *GoogleSTS) generateAccessToken(w http.ResponseWriter, r *http.Request) 
 	}
 	email = strings.TrimSuffix(email, generateAccessToken)
 	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	g.mu.Lock()
-	it, known := g.issued[bearer]
-	g.mu.Unlock()
-	if !ok || !known || !time.Now().Before(it.expiry) {
+	it, known := g.lookup(bearer)
+	if !ok || !known {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/"`)
 		return apiError(http.StatusUnauthorized, "Request had invalid authentication credentials: expected an OAuth 2 access token the stand-in issued, and unexpired, as Authorization: Bearer.")
 	}
 	if !slices.Contains(it.scopes, cloudPlatformScope) {
-		return apiError(http.StatusForbidden, "Request had insufficient authentication scopes: the federated token's scopes %s lack %s.", quote(strings.Join(it.scopes, " ")), cloudPlatformScope)
+		return apiError(http.StatusForbidden, "Request had insufficient authentication scopes: the access token's scopes %s lack %s.", quote(strings.Join(it.scopes, " ")), cloudPlatformScope)
 	}
-	if g.opts.ServiceAccountEmail == "" || email != g.opts.ServiceAccountEmail {
+	switch {
+	case it.email == "" && (g.opts.ServiceAccountEmail == "" || email != g.opts.ServiceAccountEmail):
 		return apiError(http.StatusForbidden, "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist): the federated principal %s may impersonate %s, not %s.",
 			quote(it.subject), quote(g.opts.ServiceAccountEmail), quote(email))
+	case it.email != "" && !slices.Contains(g.opts.Impersonates[it.email], email):
+		may := "no service account"
+		if targets := g.opts.Impersonates[it.email]; len(targets) > 0 {
+			may = quoteEach(targets, ", ")
+		}
+		return apiError(http.StatusForbidden, "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist): the service account %s may impersonate %s, not %s.",
+			quote(it.email), may, quote(email))
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return apiError(http.StatusBadRequest, "the request's Content-Type is %s, not application/json", quote(r.Header.Get("Content-Type")))
@@ -393,13 +502,18 @@ func (g *GoogleSTS) generateAccessToken(w http.ResponseWriter, r *http.Request) 
 		life = time.Duration(f * float64(time.Second))
 	}
 	now := time.Now()
-	grant := GoogleGrant{Audience: g.opts.Audience, Issuer: it.issuer, Subject: it.subject, Scope: strings.Join(req.Scope, " "),
+	grant := GoogleGrant{Issuer: it.issuer, Subject: it.subject, Principal: it.email, Scope: strings.Join(req.Scope, " "),
 		ServiceAccount: email, Expiry: now.Add(life), Time: now}
+	if it.email == "" {
+		grant.Audience = g.opts.Audience
+	}
+	tok := rand.Text() + rand.Text()
 	g.mu.Lock()
+	g.rememberLocked(tok, issuedToken{issuer: it.issuer, subject: it.subject, email: email, scopes: slices.Clone(req.Scope), expiry: grant.Expiry}, now)
 	g.grants = appendBounded(g.grants, grant)
 	g.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]string{
-		"accessToken": rand.Text() + rand.Text(),
+		"accessToken": tok,
 		"expireTime":  grant.Expiry.UTC().Format(time.RFC3339),
 	})
 	return nil

@@ -101,6 +101,7 @@ type assertion struct {
 	header       jwsHeader
 	claims       jwtClaims
 	signingInput string // base64url(header) "." base64url(payload)
+	payload      []byte // the decoded claims, for claims beyond jwtClaims
 	signature    []byte
 }
 
@@ -191,6 +192,7 @@ func parseAssertion(token, noun string) (*assertion, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s's payload is not base64url", noun)
 	}
+	a.payload = payload
 	if err := strictUnmarshal(payload, &a.claims); err != nil {
 		return nil, fmt.Errorf("%s's payload is not a JSON object of JWT claims: %w", noun, err)
 	}
