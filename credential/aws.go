@@ -39,12 +39,19 @@ func AWSMode(s *v1alpha1.CredentialSpec) v1alpha1.AWSMode {
 func ManagedSecretName(c *v1alpha1.Credential) string {
 	switch {
 	case AWSMode(&c.Spec) == v1alpha1.AWSAssumeRole:
-		return "credgate-aws-" + c.Name
+		return ManagedSecretPrefixAWS + c.Name
 	case GCPMode(&c.Spec) == v1alpha1.GCPImpersonation:
-		return "credgate-gcp-" + c.Name
+		return ManagedSecretPrefixGCP + c.Name
 	}
 	return ""
 }
+
+// The prefixes of the managed Secrets' names. A Credential's spec.secretRef may not name
+// such a Secret: what credgate minted for one Credential reaches pods only through it.
+const (
+	ManagedSecretPrefixAWS = "credgate-aws-"
+	ManagedSecretPrefixGCP = "credgate-gcp-"
+)
 
 // Refreshed reports whether credgate refresher mints the credentials of a Credential of
 // spec s (aws mode assumeRole, gcp mode impersonation) and keeps them in its managed Secret.

@@ -188,3 +188,20 @@ func TestValidateGCPImpersonation(t *testing.T) {
 		})
 	}
 }
+
+// A Credential may not name a managed Secret: what the refresher minted for one Credential
+// (and empties when its grant is revoked) reaches pods only through that Credential.
+func TestValidateManagedSecretNotNamed(t *testing.T) {
+	for _, name := range []string{"credgate-gcp-gcs", "credgate-aws-s3"} {
+		c := gcpCredential("key", v1alpha1.GCP{Mode: v1alpha1.GCPKeyFile})
+		c.Spec.SecretRef = &v1alpha1.SecretReference{Name: name}
+		if got := credential.Validate(c); !matchAll([]string{"spec.secretRef may not name a Secret credgate refresher keeps"}, got) {
+			t.Errorf("Validate() with secretRef %s = %q", name, got)
+		}
+	}
+	c := gcpCredential("key", v1alpha1.GCP{Mode: v1alpha1.GCPKeyFile})
+	c.Spec.SecretRef = &v1alpha1.SecretReference{Name: "credgate-gcs-key"}
+	if got := credential.Validate(c); len(got) != 0 {
+		t.Errorf("Validate() = %q", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -93,13 +94,19 @@ func checkServiceAccountKey(key []byte) error {
 // GenerateAccessToken mints an access token of req.ServiceAccount: it signs in as the source
 // service account of key (the OAuth 2.0 JWT-bearer grant at the key's token_uri, by
 // golang.org/x/oauth2/google) and calls IAM Credentials generateAccessToken with req's
-// scopes and lifetime. Neither the key, nor the source's token, nor the minted token appear
-// in its errors.
+// scopes and lifetime, through the *http.Client of ctx's oauth2.HTTPClient value if it has
+// one. Neither the key, nor the source's token, nor the minted token appear in its errors.
 func GenerateAccessToken(ctx context.Context, key []byte, req TokenRequest) (AccessToken, error) {
 	ctx, cancel := context.WithTimeout(ctx, gcpCallTimeout)
 	defer cancel()
-	hc := &http.Client{Timeout: gcpCallTimeout}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
+	// As x/oauth2 does, a client in ctx makes the calls (tests trust a stand-in's CA with it).
+	hc, _ := ctx.Value(oauth2.HTTPClient).(*http.Client)
+	if hc == nil {
+		// No redirect is followed: neither the assertion nor the source's token go anywhere
+		// but where the key and the grant say.
+		hc = &http.Client{Timeout: gcpCallTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
+	}
 	creds, err := google.CredentialsFromJSONWithType(ctx, key, google.ServiceAccount, cloudPlatformScope)
 	if err != nil {
 		// x/oauth2 names the field it could not parse, not its value.
@@ -146,9 +153,11 @@ func GenerateAccessToken(ctx context.Context, key []byte, req TokenRequest) (Acc
 		_ = json.Unmarshal(raw, &e)
 		msg := fmt.Sprintf("generateAccessToken for %s: %s", req.ServiceAccount, resp.Status)
 		if e.Error.Status != "" || e.Error.Message != "" {
-			msg += fmt.Sprintf(": %s %s", e.Error.Status, truncate(e.Error.Message, 512))
+			// Redacted whole, then cut: a cut token would escape its redaction.
+			text := redactJWTs(redact(errors.New(e.Error.Status+" "+e.Error.Message), source.AccessToken).Error())
+			msg += ": " + truncate(text, 512)
 		}
-		return AccessToken{}, redact(errors.New(msg), source.AccessToken)
+		return AccessToken{}, errors.New(msg)
 	}
 	var out struct {
 		AccessToken string `json:"accessToken"`
@@ -169,17 +178,34 @@ func GenerateAccessToken(ctx context.Context, key []byte, req TokenRequest) (Acc
 func oauthError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		msg := "status " + re.Response.Status
-		if re.ErrorCode != "" {
-			msg += ": " + re.ErrorCode
+		code, desc := re.ErrorCode, re.ErrorDescription
+		if code == "" { // x/oauth2/jwt leaves the body unparsed
+			var e struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			if json.Unmarshal(re.Body, &e) == nil {
+				code, desc = e.Error, e.Description
+			}
 		}
-		if re.ErrorDescription != "" {
-			msg += ": " + truncate(re.ErrorDescription, 512)
+		msg := "status " + re.Response.Status
+		if code != "" {
+			msg += ": " + truncate(redactJWTs(code), 64)
+		}
+		if desc != "" {
+			// An endpoint that quotes the request would quote the assertion, a JWT.
+			msg += ": " + truncate(redactJWTs(desc), 512)
 		}
 		return errors.New(msg)
 	}
 	return err
 }
+
+// jwtPattern matches a JWT (or its first two parts): what a sign-in sends.
+var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)?`)
+
+// redactJWTs replaces every JWT in s.
+func redactJWTs(s string) string { return jwtPattern.ReplaceAllString(s, "[redacted]") }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
@@ -193,6 +219,15 @@ type gcpMinter struct {
 	r     *Refresher
 	key   []byte
 	grant Grant
+}
+
+// limit caps d at the grant's credgate.dev/max-token-lifetime: Google cannot revoke an access
+// token, so its lifetime is how long a leaked one works.
+func (m gcpMinter) limit(d time.Duration) time.Duration {
+	if m.grant.MaxLifetime > 0 && d > m.grant.MaxLifetime {
+		return m.grant.MaxLifetime
+	}
+	return d
 }
 
 // mint generates an access token of c's service account with its scopes for d, at the

@@ -299,3 +299,72 @@ func TestRefresherClearsStatusWhenNoLongerImpersonation(t *testing.T) {
 		t.Errorf("status: %+v", st)
 	}
 }
+
+// A Credential that leaves mode impersonation (or the cloud) gets its minted token emptied, so
+// that a grant revoked later cannot leave it serving; the same for assumeRole.
+func TestRefresherWithdrawsWhenTheModeChanges(t *testing.T) {
+	h, _ := newGCPHarness(t, impersonation(), gcpGrant())
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	c := h.credential()
+	c.Spec.GCP = &v1alpha1.GCP{Mode: v1alpha1.GCPKeyFile}
+	c.Spec.SecretRef = &v1alpha1.SecretReference{Name: "gcs-key"}
+	if err := h.client.Update(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if raw, tok := h.managedToken(); raw != "" || tok.AccessToken != "" {
+		t.Errorf("the managed Secret still holds a token after the Credential left mode impersonation")
+	}
+	if st := h.credential().Status; st.SecretName != "" || len(st.Conditions) != 0 {
+		t.Errorf("status: %+v", st)
+	}
+
+	a := newHarness(t, assumeRole())
+	if _, err := a.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	c = a.credential()
+	c.Spec.AWS = &v1alpha1.AWS{Mode: v1alpha1.AWSStatic}
+	c.Spec.SecretRef = &v1alpha1.SecretReference{Name: "keys"}
+	if err := a.client.Update(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	var managed corev1.Secret
+	if err := a.client.Get(t.Context(), client.ObjectKey{Namespace: "ml", Name: "credgate-aws-s3"}, &managed); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(managed.Data["credentials.json"]); n != 0 {
+		t.Errorf("%d bytes of credentials left after the Credential left mode assumeRole", n)
+	}
+}
+
+// The grant's credgate.dev/max-token-lifetime caps what a Credential asks, and the refresh is
+// scheduled for the lifetime minted.
+func TestRefresherImpersonationGrantCapsLifetime(t *testing.T) {
+	g := impersonation()
+	g.LifetimeSeconds = new(int32(43200))
+	annotations := gcpGrant()
+	annotations[GrantMaxTokenLifetime] = "15m"
+	h, iam := newGCPHarness(t, g, annotations)
+	res, err := h.reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req := iam.calls[0]; req.Lifetime != 15*time.Minute {
+		t.Errorf("lifetime %s, want the grant's 15m", req.Lifetime)
+	}
+	if res.RequeueAfter > 10*time.Minute || res.RequeueAfter < 8*time.Minute {
+		t.Errorf("requeue after %s, want two thirds of 15m, less jitter", res.RequeueAfter)
+	}
+	annotations[GrantMaxTokenLifetime] = "forever"
+	if _, err := ParseGrant(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: annotations}}); err == nil {
+		t.Error("a malformed max-token-lifetime was accepted")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -38,6 +39,10 @@ const (
 	// GrantIAMCredentialsEndpoint is where the source mints GCP access tokens: the IAM Service
 	// Account Credentials API's base URL (https only); without it, Google's.
 	GrantIAMCredentialsEndpoint = "credgate.dev/iamcredentials-endpoint"
+	// GrantMaxTokenLifetime caps the lifetime of the GCP access tokens minted with the source
+	// (a duration: "1h", "20m"), whatever a Credential's lifetimeSeconds asks: Google cannot
+	// revoke an access token, so its lifetime is how long a leaked one works.
+	GrantMaxTokenLifetime = "credgate.dev/max-token-lifetime"
 )
 
 // maxGrantPatterns bounds the patterns of one annotation: a grant is read on every refresh.
@@ -62,6 +67,8 @@ type Grant struct {
 	ServiceAccounts []string
 	// IAMEndpoint is the IAM Credentials endpoint, normalised; empty for Google's.
 	IAMEndpoint string
+	// MaxLifetime caps the GCP access tokens' lifetime; 0 for no cap.
+	MaxLifetime time.Duration
 }
 
 // ParseGrant reads the grant annotations of source. A malformed annotation is an error (the
@@ -78,6 +85,13 @@ func ParseGrant(source *corev1.Secret) (Grant, error) {
 			return Grant{}, fmt.Errorf("annotation %s: want https://host[:port][/path]", GrantIAMCredentialsEndpoint)
 		}
 		g.IAMEndpoint = n
+	}
+	if v := strings.TrimSpace(a[GrantMaxTokenLifetime]); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return Grant{}, fmt.Errorf("annotation %s: want a duration of at least 1s, such as 1h", GrantMaxTokenLifetime)
+		}
+		g.MaxLifetime = d
 	}
 	if s := strings.TrimSpace(a[GrantNamespaceSelector]); s != "" {
 		sel, err := labels.Parse(s)

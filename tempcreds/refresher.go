@@ -141,6 +141,9 @@ func (r *Refresher) SetupWithManager(mgr ctrl.Manager) error {
 // validRegion is the pattern the CRD holds spec.aws.region to.
 var validRegion = regexp.MustCompile(`^[a-z0-9-]+$`)
 
+// validServiceAccountEmail is the pattern the CRD holds spec.gcp.serviceAccountEmail to.
+var validServiceAccountEmail = regexp.MustCompile(`^[a-z0-9-]+@[a-z0-9.-]+$`)
+
 // sourceIndex indexes Credentials by the source Secret they name.
 const sourceIndex = "sourceSecretRef.name"
 
@@ -215,25 +218,37 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	if old := cached.Status.SecretName; old != "" && old != credential.ManagedSecretName(&cached) {
+		// The Credential left the mode (or the cloud) its credentials were minted for: empty
+		// them first, so that nothing keeps serving them — not running pods, and not a
+		// Credential that now names that Secret itself.
+		if err := r.withdrawFrom(ctx, &cached, old); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	if !credential.Refreshed(&cached.Spec) {
 		r.Metrics.forget(req.Namespace, req.Name)
 		if !hasRefresherStatus(&cached) {
 			return reconcile.Result{}, nil
 		}
 		// No longer refreshed: what the refresher recorded (its conditions, expiry) does not
-		// describe the credential any more. The managed Secret stays until the Credential
-		// is deleted (credgate may not delete Secrets).
+		// describe the credential any more. The managed Secret, emptied, stays until the
+		// Credential is deleted (credgate may not delete Secrets).
 		c := cached.DeepCopy()
 		c.Status = v1alpha1.CredentialStatus{}
 		return reconcile.Result{}, r.Client.Status().Update(ctx, c)
 	}
 	c := cached.DeepCopy() // the cache shares its objects
+	if c.Status.SecretName != credential.ManagedSecretName(c) {
+		c.Status.SecretName = "" // withdrawn above
+	}
 	now := r.clock()
 	d := r.sessionDuration(c)
 	// The grant is checked on every reconcile, due or not: a source Secret or namespace
 	// that changes wakes the refresher, and a revoked grant refuses new pods at once.
 	source, reason, err := r.source(ctx, c)
 	if err == nil {
+		d = source.limit(d)
 		if at := r.refreshAt(c, d); now.Before(at) {
 			return reconcile.Result{RequeueAfter: at.Sub(now)}, nil
 		}
@@ -452,6 +467,8 @@ type minted struct {
 type minter interface {
 	// mint mints c's credentials for d; on failure it returns the condition reason.
 	mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration) (minted, string, error)
+	// limit is the lifetime the source's grant allows, d at most.
+	limit(d time.Duration) time.Duration
 }
 
 // source reads the source Secret of c and checks that it grants c; it returns what mints c's
@@ -496,6 +513,9 @@ type awsMinter struct {
 	source Source
 	grant  Grant
 }
+
+// limit is d: an AWS session's lifetime is bounded by its role (MaxSessionDuration).
+func (awsMinter) limit(d time.Duration) time.Duration { return d }
 
 // mint assumes c's role with the source at the granted endpoint, with the granted external ID.
 func (m awsMinter) mint(ctx context.Context, c *v1alpha1.Credential, d time.Duration) (minted, string, error) {
@@ -545,7 +565,10 @@ func (m awsMinter) mint(ctx context.Context, c *v1alpha1.Credential, d time.Dura
 func (r *Refresher) granted(ctx context.Context, c *v1alpha1.Credential, src *corev1.Secret) (Grant, error) {
 	g, err := ParseGrant(src)
 	if err != nil {
-		return Grant{}, fmt.Errorf("%w: source Secret %s/%s has a malformed grant (%v); ask your platform team", ErrNotGranted, src.Namespace, src.Name, err)
+		// What is malformed goes to the refresher's log, not to a tenant's status: the
+		// grant's values are the platform's.
+		r.Log.Info("a source Secret's grant is malformed: it grants nothing", "source", client.ObjectKeyFromObject(src), "error", err.Error())
+		return Grant{}, fmt.Errorf("%w: source Secret %s/%s has a malformed grant; ask your platform team (the refresher's log says what)", ErrNotGranted, src.Namespace, src.Name)
 	}
 	var ns corev1.Namespace
 	if g.Selector != nil {
@@ -554,6 +577,10 @@ func (r *Refresher) granted(ctx context.Context, c *v1alpha1.Credential, src *co
 		}
 	}
 	if cloud(c) == "gcp" {
+		if e := c.Spec.GCP.ServiceAccountEmail; !validServiceAccountEmail.MatchString(e) {
+			// As for a region: the API server refuses it, and it must not steer the call.
+			return Grant{}, fmt.Errorf("%w: spec.gcp.serviceAccountEmail %q is not a service account's email", ErrNotGranted, e)
+		}
 		err = g.CheckGCP(c.Namespace, ns.Labels, c.Spec.GCP.ServiceAccountEmail)
 	} else {
 		if r := c.Spec.AWS.Region; r != "" && !validRegion.MatchString(r) {
@@ -616,7 +643,10 @@ func awsSecretData(c *v1alpha1.Credential, body []byte) map[string][]byte {
 // applySecret applies c's managed Secret with data (server-side apply: credgate needs neither
 // to read nor to list Secrets in tenant namespaces). The Credential owns it.
 func (r *Refresher) applySecret(ctx context.Context, c *v1alpha1.Credential, data map[string][]byte) error {
-	name := credential.ManagedSecretName(c)
+	return r.applySecretNamed(ctx, c, credential.ManagedSecretName(c), data)
+}
+
+func (r *Refresher) applySecretNamed(ctx context.Context, c *v1alpha1.Credential, name string, data map[string][]byte) error {
 	s := corev1ac.Secret(name, c.Namespace).
 		WithLabels(map[string]string{"app.kubernetes.io/managed-by": "credgate", "credgate.dev/credential": c.Name}).
 		WithOwnerReferences(metav1ac.OwnerReference().
@@ -634,10 +664,19 @@ func (r *Refresher) applySecret(ctx context.Context, c *v1alpha1.Credential, dat
 // SDKs of running pods find no credentials at their next credential_process run, and gcloud
 // and the libraries that re-read the token file find none.
 func (r *Refresher) withdraw(ctx context.Context, c *v1alpha1.Credential) error {
-	if cloud(c) == "gcp" {
-		return r.applySecret(ctx, c, gcpSecretData(AccessToken{}))
+	return r.withdrawFrom(ctx, c, credential.ManagedSecretName(c))
+}
+
+// withdrawFrom empties the credentials of the managed Secret name of c, minted for AWS or GCP
+// as its name says.
+func (r *Refresher) withdrawFrom(ctx context.Context, c *v1alpha1.Credential, name string) error {
+	switch {
+	case strings.HasPrefix(name, credential.ManagedSecretPrefixGCP):
+		return r.applySecretNamed(ctx, c, name, gcpSecretData(AccessToken{}))
+	case strings.HasPrefix(name, credential.ManagedSecretPrefixAWS):
+		return r.applySecretNamed(ctx, c, name, awsSecretData(c, []byte{}))
 	}
-	return r.applySecret(ctx, c, awsSecretData(c, []byte{}))
+	return nil
 }
 
 // failed records a failed refresh. While the credentials already minted for the current

@@ -32,8 +32,8 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
-	"github.com/credgate/credgate/tempcreds"
 	credpkg "github.com/credgate/credgate/credential"
+	"github.com/credgate/credgate/tempcreds"
 	"github.com/credgate/credgate/test/cluster"
 	"github.com/credgate/credgate/test/minio"
 	"github.com/credgate/credgate/test/podenv"
