@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -60,9 +62,35 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		log.Error(err, "bad request")
 	} else {
-		resp = e.handle(r.Context(), req, log)
+		ctx, cancel := reviewContext(r)
+		resp = e.handle(ctx, req, log)
+		cancel()
 	}
 	e.write(w, tm, resp, log)
+}
+
+// MaxReviewTime bounds the work of one review whatever the API server's timeout says.
+const MaxReviewTime = 30 * time.Second
+
+// reviewContext is r's context without the server's cancellation, bounded instead by the API
+// server's own deadline: the timeout it adds to the URL (?timeout=5s, the webhook's
+// timeoutSeconds), at most MaxReviewTime. controller-runtime's webhook server derives every
+// request's context from the manager's, which a replica that stops cancels while it drains
+// the requests in flight: those must be answered, not failed (failurePolicy: Fail).
+func reviewContext(r *http.Request) (context.Context, context.CancelFunc) {
+	d := MaxReviewTime
+	q := r.URL.RawQuery
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if v, ok := strings.CutPrefix(kv, "timeout="); ok {
+			if t, err := time.ParseDuration(v); err == nil && t > 0 && t < d {
+				d = t
+			}
+			break
+		}
+	}
+	return context.WithTimeout(context.WithoutCancel(r.Context()), d)
 }
 
 // read reads and decodes r's AdmissionReview into tm and req; a non-nil error comes with the

@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 )
@@ -90,5 +92,35 @@ func TestEndpointRecoversPanics(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "admission handler panicked") || !strings.Contains(logs.String(), "nil pointer") {
 		t.Errorf("the panic was not logged with what it was:\n%s", logs.String())
+	}
+}
+
+// TestReviewContextOutlivesTheServer: a review's context is not cancelled with the server's
+// (controller-runtime cancels every request's when a stopping replica drains them), and is
+// bounded by the API server's ?timeout instead, or MaxReviewTime.
+func TestReviewContextOutlivesTheServer(t *testing.T) {
+	for _, tt := range []struct {
+		query string
+		want  time.Duration
+	}{
+		{"timeout=5s", 5 * time.Second},
+		{"a=b&timeout=2s&c=d", 2 * time.Second},
+		{"", MaxReviewTime},
+		{"timeout=1h", MaxReviewTime},
+		{"timeout=-1s", MaxReviewTime},
+		{"timeout=soon", MaxReviewTime},
+	} {
+		server, stop := context.WithCancel(context.Background())
+		r := httptest.NewRequestWithContext(server, http.MethodPost, "/mutate-v1-pod?"+tt.query, nil)
+		ctx, cancel := reviewContext(r)
+		stop()
+		if ctx.Err() != nil {
+			t.Errorf("%q: the review's context ended with the server's", tt.query)
+		}
+		deadline, ok := ctx.Deadline()
+		if left := time.Until(deadline); !ok || left > tt.want || left < tt.want-time.Second {
+			t.Errorf("%q: deadline in %s, want %s", tt.query, left, tt.want)
+		}
+		cancel()
 	}
 }

@@ -33,8 +33,10 @@ type serveOptions struct {
 	auditMaxMiB  int
 	auditOnError string
 	certMode     string
-	selfCerts    certs.SelfManaged
-	certSecret   string
+	// shutdownDelay: how long to serve, unready, after SIGTERM.
+	shutdownDelay time.Duration
+	selfCerts     certs.SelfManaged
+	certSecret    string
 }
 
 func newServeCommand() *cobra.Command {
@@ -91,6 +93,7 @@ on the metrics address.`,
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity: 0 decisions, 1 every injection")
 	f.DurationVar(&o.PolicyReload, "policy-reload-interval", 2*time.Second, "how often --policy-dir is checked for changes")
+	f.DurationVar(&o.shutdownDelay, "shutdown-delay", webhook.DefaultShutdownDelay, "on SIGTERM, fail readiness at once but keep serving admissions this long, so that the Service stops sending requests before the server stops; then drain those in flight (keep it under the pod's terminationGracePeriodSeconds)")
 	f.IntVar(&o.ReusedDecisions, "reused-decisions", review.DefaultMaxDecisions,
 		"recent decisions kept for identical admissions (a Job's next pods) to reuse while all they read is unchanged (0: none)")
 	o.policy.register(cmd, "directory of extra .rego policies and JSON/YAML data, reloaded on change")
@@ -150,6 +153,9 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if o.Namespace == "" {
 		return fmt.Errorf("--namespace must not be empty")
 	}
+	if o.shutdownDelay < 0 || o.shutdownDelay > 5*time.Minute {
+		return fmt.Errorf("--shutdown-delay %s: want 0 to 5m", o.shutdownDelay)
+	}
 	if o.auditStdout {
 		o.Audit.Stdout = cmd.OutOrStdout()
 	}
@@ -165,7 +171,7 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	log.Info("starting", "version", version, "port", o.Port, "certDir", o.CertDir)
-	return mgr.Start(cmd.Context())
+	return webhook.Run(cmd.Context(), mgr, o.shutdownDelay, log)
 }
 
 // newLogger builds the JSON logger of credgate's servers (zap behind logr), writing to w,
