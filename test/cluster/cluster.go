@@ -291,6 +291,8 @@ func (c *Cluster) StartCredgate(ctx context.Context) error {
 type Replica struct {
 	Port    int
 	Metrics string
+	// Health serves /healthz and /readyz.
+	Health  string
 	CertDir string
 	cmd     *exec.Cmd
 	unmount func()
@@ -330,8 +332,8 @@ func (c *Cluster) startReplica(ctx context.Context, name string, port int, certD
 	if err != nil {
 		return nil, err
 	}
-	r := &Replica{Port: port, Metrics: "127.0.0.1:" + strconv.Itoa(mport), CertDir: certDir}
 	health := "127.0.0.1:" + strconv.Itoa(hport)
+	r := &Replica{Port: port, Metrics: "127.0.0.1:" + strconv.Itoa(mport), Health: health, CertDir: certDir}
 	args := append([]string{"serve",
 		"--kubeconfig=" + c.servingKubeconfig, "--cert-dir=" + certDir, "--host=127.0.0.1", "--port=" + strconv.Itoa(port),
 		"--metrics-bind-address=" + r.Metrics, "--health-probe-bind-address=" + health,
@@ -340,7 +342,9 @@ func (c *Cluster) startReplica(ctx context.Context, name string, port int, certD
 		// Self-managed certificates, renewed as Options say.
 		"--cert-management=self", "--cert-secret=" + CertSecret.Namespace + "/" + CertSecret.Name,
 		"--cert-dns-name=localhost", "--cert-validity=" + c.o.CertValidity.String(),
-		"--cert-renew-before=" + c.o.RenewBefore.String(), "--cert-check-interval=2s"}, c.o.CredgateArgs...)
+		"--cert-renew-before=" + c.o.RenewBefore.String(), "--cert-check-interval=2s",
+		// The Service of test/cluster polls readiness every 100ms.
+		"--shutdown-delay=1s"}, c.o.CredgateArgs...)
 	r.cmd, err = c.start(name, filepath.Join(c.Bin, "credgate"), args...)
 	if err != nil {
 		return nil, err

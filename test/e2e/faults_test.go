@@ -1,0 +1,182 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/test/cluster"
+)
+
+// load creates labelled pods through the API server from clients goroutines, each one after
+// another with a pause, until stopped, and counts what became of them.
+type load struct {
+	mu       sync.Mutex
+	admitted int
+	failed   []string // each failure's time and error
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	started  time.Time
+}
+
+// startLoad starts clients clients creating pods in ns that request credential wandb.
+func startLoad(t *testing.T, ns string, clients int, pause time.Duration) *load {
+	t.Helper()
+	l := &load{stop: make(chan struct{}), started: time.Now()}
+	labels := map[string]string{"credentials.credgate.dev/wandb": "true"}
+	for i := range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				p := pod(ns, fmt.Sprintf("load-%d-%d", i, n), labels)
+				err := c.Client.Create(context.Background(), p)
+				l.mu.Lock()
+				switch {
+				case err != nil:
+					l.failed = append(l.failed, fmt.Sprintf("%s: %v", time.Since(l.started).Round(time.Millisecond), err))
+				case len(p.Spec.Containers[0].Env) == 0:
+					l.failed = append(l.failed, fmt.Sprintf("%s: pod %s admitted without its credentials", time.Since(l.started).Round(time.Millisecond), p.Name))
+				default:
+					l.admitted++
+				}
+				l.mu.Unlock()
+				time.Sleep(pause)
+			}
+		}()
+	}
+	return l
+}
+
+// finish stops the clients and returns the counts.
+func (l *load) finish() (admitted int, failed []string) {
+	close(l.stop)
+	l.wg.Wait()
+	sort.Strings(l.failed)
+	return l.admitted, l.failed
+}
+
+// behindService starts a Service (test/cluster: a TCP proxy to ready replicas, standing in
+// for a Kubernetes Service and kube-proxy) with n new replicas of credgate serve behind it,
+// and points the webhook configurations at it until the test ends.
+func behindService(t *testing.T, n int) (*cluster.Service, []*cluster.Replica) {
+	t.Helper()
+	svc, err := cluster.StartService(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	var rs []*cluster.Replica
+	for i := range n {
+		r, err := c.StartReplica(t.Context(), fmt.Sprintf("credgate-svc-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.StopReplica(r) })
+		svc.Add(r)
+		rs = append(rs, r)
+	}
+	waitServiceReady(t, svc, n)
+	if err := c.PointWebhooks(t.Context(), svc.Port); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.PointWebhooks(context.Background(), c.Port); err != nil {
+			t.Errorf("point the webhooks back at credgate: %v", err)
+		}
+	})
+	return svc, rs
+}
+
+func waitServiceReady(t *testing.T, svc *cluster.Service, n int) {
+	t.Helper()
+	eventually(t, 60*time.Second, func() (bool, string) {
+		return svc.Ready() == n, fmt.Sprintf("%d of %d replicas ready behind the service", svc.Ready(), n)
+	})
+}
+
+// TestRollingRestart: two replicas behind the Service, labelled pods created steadily, and
+// each replica in turn stopped with SIGTERM and replaced, as a Deployment's rolling update
+// does. credgate serve fails its readiness at once, keeps serving through --shutdown-delay
+// while the Service stops sending it connections, drains what is in flight, and exits; the
+// new replica is ready only once its caches synced and its policies compiled. No admission
+// fails.
+func TestRollingRestart(t *testing.T) {
+	ns := namespace(t)
+	credential(t, ns, "wandb", v1alpha1.TypeWandB, map[string]string{"api-key": "k"}, nil)
+	svc, replicas := behindService(t, 2)
+	l := startLoad(t, ns, 2, 20*time.Millisecond)
+	time.Sleep(2 * time.Second)
+	var stopped []time.Duration
+	for i, r := range replicas {
+		at := time.Now()
+		if err := c.SignalReplica(r, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitReplica(r, 30*time.Second); err != nil {
+			t.Errorf("replica %d after SIGTERM: %v", i, err)
+		}
+		stopped = append(stopped, time.Since(at).Round(10*time.Millisecond))
+		svc.Remove(r)
+		next, err := c.StartReplica(t.Context(), fmt.Sprintf("credgate-svc-%d-next", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.StopReplica(next) })
+		svc.Add(next)
+		waitServiceReady(t, svc, 2)
+	}
+	time.Sleep(2 * time.Second)
+	admitted, failed := l.finish()
+	t.Logf("rolling restart of 2 replicas under 2 clients: %d admitted, %d failed in %s; replicas stopped %v after SIGTERM; %d connections refused by the service",
+		admitted, len(failed), time.Since(l.started).Round(time.Second), stopped, svc.Refused.Load())
+	if len(failed) > 0 {
+		t.Errorf("%d admissions failed during the rolling restart:\n%s", len(failed), strings.Join(failed, "\n"))
+	}
+	if admitted < 50 {
+		t.Errorf("only %d admissions: the load did not run", admitted)
+	}
+}
+
+// TestReplicaKilled: of two replicas behind the Service, one is killed (SIGKILL) under load.
+// The requests it had in flight, and connections the Service sends it before its readiness
+// poll notices, fail; none after. The figure is logged; the test holds the failures to the
+// first second after the kill.
+func TestReplicaKilled(t *testing.T) {
+	ns := namespace(t)
+	credential(t, ns, "wandb", v1alpha1.TypeWandB, map[string]string{"api-key": "k"}, nil)
+	svc, replicas := behindService(t, 2)
+	l := startLoad(t, ns, 2, 20*time.Millisecond)
+	time.Sleep(2 * time.Second)
+	killedAt := time.Since(l.started)
+	if err := c.SignalReplica(replicas[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.WaitReplica(replicas[0], 10*time.Second)
+	time.Sleep(3 * time.Second)
+	admitted, failed := l.finish()
+	t.Logf("SIGKILL of 1 of 2 replicas under 2 clients: %d admitted, %d failed (killed at %s); %d connections refused by the service",
+		admitted, len(failed), killedAt.Round(time.Millisecond), svc.Refused.Load())
+	for _, f := range failed {
+		at, err := time.ParseDuration(strings.SplitN(f, ":", 2)[0])
+		if err != nil || at > killedAt+time.Second {
+			t.Errorf("a failure after the first second since the kill: %s", f)
+		}
+	}
+	if admitted < 50 {
+		t.Errorf("only %d admissions: the load did not run", admitted)
+	}
+}
