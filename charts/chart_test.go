@@ -219,6 +219,7 @@ func TestRenderWellFormed(t *testing.T) {
 		"policies":         map[string]any{"files": map[string]any{"extra.rego": "package credgate.admission\n"}},
 		"refresher": map[string]any{"extraArgs": []any{"--aws-max-session-duration=30m"}, "extraEgressPorts": []any{9000},
 			"priorityClassName": "high", "nodeSelector": map[string]any{"pool": "system"}},
+		"monitoring": map[string]any{"prometheusRule": map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}}},
 	}
 	for name, values := range map[string]map[string]any{
 		"defaults":             nil,
@@ -242,8 +243,8 @@ func TestRenderWellFormed(t *testing.T) {
 					t.Errorf("%s is a Helm hook", key(o))
 				}
 				typed, err := scheme.New(o.GroupVersionKind())
-				if runtime.IsNotRegisteredError(err) && o.GroupVersionKind().Group == "cert-manager.io" {
-					continue // not a Kubernetes type; the parity test compares them with the overlay's
+				if g := o.GroupVersionKind().Group; runtime.IsNotRegisteredError(err) && (g == "cert-manager.io" || g == "monitoring.coreos.com") {
+					continue // not a Kubernetes type; the parity tests compare them with manifests/'s
 				}
 				if err != nil {
 					t.Errorf("%s: %v", key(o), err)
@@ -533,6 +534,59 @@ func TestValues(t *testing.T) {
 			t.Errorf("the policies volume is gone: %s", b)
 		}
 	})
+	t.Run("prometheus rule", func(t *testing.T) {
+		// Off by default: a PrometheusRule needs the Prometheus Operator's CRDs.
+		if find(defaults, "PrometheusRule", "credgate") != nil {
+			t.Fatal("a PrometheusRule is rendered by default")
+		}
+		enabled := map[string]any{"prometheusRule": map[string]any{"enabled": true}}
+		objs := render(t, map[string]any{"monitoring": enabled})
+		rules := slices.DeleteFunc(slices.Clone(objs), func(o *unstructured.Unstructured) bool { return o.GetKind() != "PrometheusRule" })
+		// The rules are manifests/monitoring's, field for field, and nothing else changes.
+		assertParity(t, kustomize(t, "monitoring"), rules)
+		var keys, defaultKeys []string
+		for _, o := range slices.DeleteFunc(slices.Clone(objs), func(o *unstructured.Unstructured) bool { return o.GetKind() == "PrometheusRule" }) {
+			keys = append(keys, key(o))
+		}
+		for _, o := range defaults {
+			defaultKeys = append(defaultKeys, key(o))
+		}
+		if d := cmp.Diff(defaultKeys, keys); d != "" {
+			t.Errorf("monitoring.prometheusRule.enabled changed the other objects (-defaults +enabled):\n%s", d)
+		}
+		// More labels, such as the one Prometheus selects rules by, beside the chart's.
+		objs = render(t, map[string]any{"monitoring": map[string]any{"prometheusRule": map[string]any{
+			"enabled": true, "labels": map[string]any{"release": "kube-prometheus-stack"}}}})
+		labels := mustFind(t, objs, "PrometheusRule", "credgate").GetLabels()
+		if labels["release"] != "kube-prometheus-stack" || labels["app.kubernetes.io/name"] != "credgate" || labels["helm.sh/chart"] == "" {
+			t.Errorf("labels %v", labels)
+		}
+		// In another release namespace, the rule follows it.
+		rel, err := RenderRelease(ReleaseName, "platform-credgate", map[string]any{"monitoring": enabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := mustFind(t, rel.Objects, "PrometheusRule", "credgate"); r.GetNamespace() != "platform-credgate" {
+			t.Errorf("PrometheusRule in %s", r.GetNamespace())
+		}
+		// Without the refresher, without its alerts: the group of credgate serve alone.
+		objs = render(t, map[string]any{"monitoring": enabled, "refresher": map[string]any{"enabled": false}})
+		got, _, _ := unstructured.NestedSlice(mustFind(t, objs, "PrometheusRule", "credgate").Object, "spec", "groups")
+		want, _, _ := unstructured.NestedSlice(plain(t, kustomize(t, "monitoring")[0]), "spec", "groups")
+		if len(want) != 2 || want[1].(map[string]any)["name"] != "credgate-refresher" {
+			t.Fatalf("manifests/monitoring's groups are no longer credgate's and credgate-refresher's: %d groups", len(want))
+		}
+		if len(got) != 1 {
+			t.Fatalf("%d rule groups without the refresher, want 1", len(got))
+		}
+		var gotGroup map[string]any
+		if b, err := json.Marshal(got[0]); err != nil || json.Unmarshal(b, &gotGroup) != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want[0], gotGroup); d != "" {
+			t.Errorf("credgate serve's alerts without the refresher (-manifests/monitoring +chart):\n%s", d)
+		}
+	})
 	t.Run("network policies disabled", func(t *testing.T) {
 		for _, o := range render(t, map[string]any{"networkPolicy": map[string]any{"enabled": false}}) {
 			if o.GetKind() == "NetworkPolicy" {
@@ -641,6 +695,11 @@ func TestSchema(t *testing.T) {
 		"digest":                   {map[string]any{"image": map[string]any{"digest": "latest"}}, "digest"},
 		"audit.onError":            {map[string]any{"audit": map[string]any{"onError": "ignore"}}, "onError"},
 		"pull policy":              {map[string]any{"image": map[string]any{"pullPolicy": "Sometimes"}}, "pullPolicy"},
+		"prometheusRule.enabled":   {map[string]any{"monitoring": map[string]any{"prometheusRule": map[string]any{"enabled": "yes"}}}, "enabled"},
+		"prometheusRule key":       {map[string]any{"monitoring": map[string]any{"prometheusRule": map[string]any{"enable": true}}}, "enable"},
+		// The chart's own labels are the chart's: a duplicate key would not render.
+		"prometheusRule chart label": {map[string]any{"monitoring": map[string]any{"prometheusRule": map[string]any{"labels": map[string]any{"app.kubernetes.io/name": "x"}}}}, "app.kubernetes.io/name"},
+		"prometheusRule label value": {map[string]any{"monitoring": map[string]any{"prometheusRule": map[string]any{"labels": map[string]any{"release": "a b"}}}}, "labels"},
 		// Values rendered into YAML must not be able to add fields to it.
 		"priorityClassName injection": {map[string]any{"priorityClassName": "x\n      hostNetwork: true"}, "priorityClassName"},
 		"tag injection":               {map[string]any{"image": map[string]any{"tag": "v1\n      securityContext: {}"}}, "tag"},
@@ -780,7 +839,8 @@ func TestLint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, values := range []map[string]any{nil, {"certificates": map[string]any{"mode": "cert-manager"}}} {
+	for _, values := range []map[string]any{nil, {"certificates": map[string]any{"mode": "cert-manager"}},
+		{"monitoring": map[string]any{"prometheusRule": map[string]any{"enabled": true}}}} {
 		for _, m := range lint.RunAll(Dir, values, Namespace, lint.WithKubeVersion(kv)).Messages {
 			if m.Severity >= support.WarningSev {
 				t.Errorf("helm lint %v: %v", values, m)
