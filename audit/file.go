@@ -32,6 +32,10 @@ type FileSink struct {
 	// Owned by the flusher.
 	f    File
 	size int64
+	// torn: a failed write left part of a record that could not be cut off; the next write
+	// starts with a newline, so that that part stays a line of its own and no whole record
+	// is glued to it.
+	torn bool
 }
 
 // File is what a FileSink writes through: an *os.File unless FileOptions.Open supplies
@@ -170,15 +174,32 @@ func (s *FileSink) commit(buf []byte) error {
 			return err
 		}
 	}
+	if s.torn {
+		buf = append([]byte{'\n'}, buf...)
+	}
 	n, err := s.f.Write(buf)
-	s.size += int64(n)
 	if err != nil {
+		// A disk that fills up takes part of the batch: cut it off, so that the file holds
+		// whole records only (readers skip nothing, and the next record starts a line).
+		s.torn = n > 0 && !s.truncate(s.size)
+		if !s.torn {
+			n = 0
+		}
+		s.size += int64(n)
 		return fmt.Errorf("write audit file: %w", err)
 	}
+	s.size += int64(n)
+	s.torn = false
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("sync audit file: %w", err)
 	}
 	return nil
+}
+
+// truncate cuts the file back to size, if its File can be truncated (an *os.File can).
+func (s *FileSink) truncate(size int64) bool {
+	t, ok := s.f.(interface{ Truncate(int64) error })
+	return ok && t.Truncate(size) == nil
 }
 
 func (s *FileSink) open() error {

@@ -145,3 +145,67 @@ func TestFileSinkSyncError(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// tornFile is a syncFile whose next write stores only part of what it is given and fails, as a
+// disk that fills up does; truncatable says whether it can be cut back, as an *os.File can.
+type tornFile struct {
+	syncFile
+	failNext    bool
+	truncatable bool
+}
+
+func (f *tornFile) Write(p []byte) (int, error) {
+	if !f.failNext {
+		return f.syncFile.Write(p)
+	}
+	f.failNext = false
+	n, _ := f.syncFile.Write(p[:len(p)/2])
+	return n, errors.New("no space left on device")
+}
+
+func (f *tornFile) Truncate(size int64) error {
+	if !f.truncatable {
+		return errors.New("read-only file system")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.data = f.data[:size]
+	return nil
+}
+
+// TestFileSinkTornWrite: a write the disk takes only part of fails, and leaves no part of a
+// record the next one is glued to: cut off where the file can be truncated, else ended by a
+// newline before the next record. Every record written afterwards reads back whole.
+func TestFileSinkTornWrite(t *testing.T) {
+	for _, truncatable := range []bool{true, false} {
+		f := &tornFile{truncatable: truncatable}
+		s, err := audit.OpenFile(filepath.Join(t.TempDir(), "audit.log"), audit.FileOptions{
+			Open: func(string) (audit.File, error) { return f, nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, torn, next := []byte(`{"n":1}`), []byte(`{"n":2,"padding":"xxxxxxxxxxxxxxxx"}`), []byte(`{"n":3}`)
+		if err := s.Write(t.Context(), first); err != nil {
+			t.Fatal(err)
+		}
+		f.failNext = true
+		if err := s.Write(t.Context(), torn); err == nil {
+			t.Fatal("a torn write reported success")
+		}
+		if err := s.Write(t.Context(), next); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bytes.Split(bytes.TrimSuffix(f.data, []byte("\n")), []byte("\n"))
+		want := 2
+		if !truncatable {
+			want = 3 // the torn part, on a line of its own
+		}
+		if len(lines) != want || !bytes.Equal(lines[0], first) || !bytes.Equal(lines[len(lines)-1], next) {
+			t.Errorf("truncatable %v: the file holds %q", truncatable, f.data)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/oauth2"
 	corev1 "k8s.io/api/core/v1"
@@ -366,5 +367,29 @@ func TestRefresherImpersonationGrantCapsLifetime(t *testing.T) {
 	annotations[GrantMaxTokenLifetime] = "forever"
 	if _, err := ParseGrant(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: annotations}}); err == nil {
 		t.Error("a malformed max-token-lifetime was accepted")
+	}
+}
+
+// A refresher that finds credentials minted by another (a new leader) exports their expiry
+// without minting them again.
+func TestRefresherExportsExpiryOfWhatAnotherMinted(t *testing.T) {
+	h, iam := newGCPHarness(t, impersonation(), gcpGrant())
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.r.Metrics = m // another replica's, which minted nothing
+	h.now = h.now.Add(5 * time.Minute)
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if len(iam.calls) != 1 {
+		t.Errorf("%d mints, want the first only", len(iam.calls))
+	}
+	if got, want := testutil.ToFloat64(m.gcpExpiry.WithLabelValues("ml", "gcs")), float64(h.credential().Status.ExpiresAt.Unix()); got != want {
+		t.Errorf("expiry gauge = %v, want %v", got, want)
 	}
 }

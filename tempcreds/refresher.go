@@ -250,6 +250,8 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	if err == nil {
 		d = source.limit(d)
 		if at := r.refreshAt(c, d); now.Before(at) {
+			// Not due: a replica that just became leader exports the expiry all the same.
+			r.Metrics.expires(cloud(c), c.Namespace, c.Name, float64(c.Status.ExpiresAt.Unix()))
 			return reconcile.Result{RequeueAfter: at.Sub(now)}, nil
 		}
 		// A Credential whose spec a tenant edits in a loop mints at most once a
