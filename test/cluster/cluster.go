@@ -275,6 +275,17 @@ func stop(cmd *exec.Cmd) {
 	}
 }
 
+// KillCredgate kills credgate serve (SIGKILL: no lease released, no request drained) and waits
+// until it has exited; StartCredgate starts it again.
+func (c *Cluster) KillCredgate() {
+	if c.credgate == nil || c.credgate.Process == nil {
+		return
+	}
+	_ = c.credgate.Process.Kill()
+	_ = c.credgate.Wait()
+	c.credgate = nil
+}
+
 // StartCredgate runs credgate serve and waits until it is ready.
 func (c *Cluster) StartCredgate(ctx context.Context) error {
 	r, err := c.startReplica(ctx, "credgate", c.Port, c.CertDir, c.AuditPath)

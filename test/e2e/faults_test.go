@@ -4,7 +4,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -12,8 +15,13 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/test/cluster"
+	"github.com/credgate/credgate/webhook"
 )
 
 // load creates labelled pods through the API server from clients goroutines, each one after
@@ -179,4 +187,98 @@ func TestReplicaKilled(t *testing.T) {
 	if admitted < 50 {
 		t.Errorf("only %d admissions: the load did not run", admitted)
 	}
+}
+
+// TestLeaderKilled: the replica holding credgate serve's Lease (certificate rotation, the CA
+// bundle, CredentialPolicy status) is killed, without releasing it, while two other replicas
+// serve admissions behind the Service. Admissions go on without a failure; another replica
+// takes the Lease once it expires and goes on renewing the serving certificate.
+func TestLeaderKilled(t *testing.T) {
+	ns := namespace(t)
+	credential(t, ns, "wandb", v1alpha1.TypeWandB, map[string]string{"api-key": "k"}, nil)
+	_, _ = behindService(t, 2)
+	holder := func() string {
+		var lease coordinationv1.Lease
+		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: cluster.Namespace, Name: webhook.LeaderElectionID}, &lease); err != nil || lease.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *lease.Spec.HolderIdentity
+	}
+	// The cluster's first replica holds the Lease: the others were started after it took it.
+	if log := lastLeaseAcquired(t); log != "credgate.log" {
+		t.Fatalf("the Lease was last acquired by %s, not by the cluster's first replica (credgate.log)", log)
+	}
+	was := holder()
+	certBefore := servingCertSecret(t)
+	l := startLoad(t, ns, 2, 20*time.Millisecond)
+	time.Sleep(time.Second)
+	killed := time.Now()
+	c.KillCredgate()
+	t.Cleanup(func() {
+		if err := c.StartCredgate(context.Background()); err != nil {
+			t.Errorf("restart credgate: %v", err)
+		}
+	})
+	var takeover time.Duration
+	eventually(t, 60*time.Second, func() (bool, string) {
+		if h := holder(); h != "" && h != was {
+			takeover = time.Since(killed)
+			return true, ""
+		}
+		return false, "no other replica took the Lease"
+	})
+	var renewed time.Duration
+	eventually(t, 60*time.Second, func() (bool, string) {
+		if servingCertSecret(t) != certBefore {
+			renewed = time.Since(killed)
+			return true, ""
+		}
+		return false, "the serving certificate was not renewed after the leader was killed"
+	})
+	admitted, failed := l.finish()
+	t.Logf("leader killed under 2 clients: Lease taken over after %s, certificate renewed after %s; %d admitted, %d failed",
+		takeover.Round(100*time.Millisecond), renewed.Round(100*time.Millisecond), admitted, len(failed))
+	if len(failed) > 0 {
+		t.Errorf("%d admissions failed after the leader was killed:\n%s", len(failed), strings.Join(failed, "\n"))
+	}
+}
+
+// lastLeaseAcquired returns the log, in the cluster's work directory, of the credgate serve
+// process that last acquired the Lease: every acquisition is logged, and a replica that stops
+// releases it.
+func lastLeaseAcquired(t *testing.T) string {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(c.WorkDir, "credgate*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, at := "", 0.0
+	for _, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			var e struct {
+				Msg  string  `json:"msg"`
+				TS   float64 `json:"ts"`
+				Lock string  `json:"lock"`
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "Successfully acquired lease" &&
+				e.Lock == cluster.Namespace+"/"+webhook.LeaderElectionID && e.TS > at {
+				last, at = filepath.Base(f), e.TS
+			}
+		}
+	}
+	return last
+}
+
+// servingCertSecret returns the serving certificate in the Secret of self-managed certificates.
+func servingCertSecret(t *testing.T) string {
+	t.Helper()
+	var sec corev1.Secret
+	if err := c.Client.Get(t.Context(), cluster.CertSecret, &sec); err != nil {
+		t.Fatal(err)
+	}
+	return string(sec.Data["tls.crt"])
 }
