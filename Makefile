@@ -161,6 +161,16 @@ SCALE_FLAGS ?=
 bench-scale: control-plane build ## credgate serve's memory (RSS, Go heap) with 10,000 Credentials, before and after each is used once, and its start-up with them; results in bench/scale.txt.
 	$(GO) run ./bench/scale -o bench/scale.txt $(SCALE_FLAGS)
 
+# make soak drives two replicas of credgate serve behind a stand-in Service with labelled Pods,
+# Jobs and refused Pods for DURATION (loopback only), and fails if any admission did not end as
+# expected. SOAK_FLAGS passes more flags (go run ./bench/soak --help).
+DURATION ?= 2m
+SOAK_FLAGS ?=
+
+.PHONY: soak
+soak: control-plane build ## Soak: labelled Pods, Jobs and refused Pods through two replicas for DURATION (default 2m): outcomes, the API server's latency, RSS, fds, goroutines; results in bench/soak.txt.
+	$(GO) run ./bench/soak -o bench/soak.txt -duration $(DURATION) $(SOAK_FLAGS)
+
 ##@ Build
 
 .PHONY: build

@@ -309,6 +309,14 @@ type Replica struct {
 	unmount func()
 }
 
+// Pid is the process ID of r's credgate serve, 0 once it has exited.
+func (r *Replica) Pid() int {
+	if r.cmd == nil || r.cmd.Process == nil || r.cmd.ProcessState != nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}
+
 // StartReplica starts a further replica; StopReplica stops it.
 func (c *Cluster) StartReplica(ctx context.Context, name string) (*Replica, error) {
 	port, err := FreePort()

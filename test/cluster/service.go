@@ -246,7 +246,6 @@ func (c *Cluster) WaitReplica(r *Replica, d time.Duration) error {
 		return err
 	case <-time.After(d):
 		_ = r.cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("replica still running %s after the signal: killed", d)
+		return fmt.Errorf("replica still running %s after the signal: killed (%w)", d, <-done)
 	}
 }

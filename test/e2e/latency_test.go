@@ -3,31 +3,27 @@
 package e2e
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"fmt"
 	"maps"
 	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/test/cluster"
 )
 
 // The load of TestAdmissionLatency: pods created at a steady rate by a few goroutines, as a
@@ -40,18 +36,9 @@ const (
 	latencyUnlabelledEvery = 5
 )
 
-// webhookDurationMetric is the API server's histogram of each admission webhook call: from
-// the request it sends to the response it has applied, so TLS, the network and credgate's
-// handling, as every pod creation pays them. Labels: name (the webhook's), type (admit or
-// validating), operation, rejected.
-const webhookDurationMetric = "apiserver_admission_webhook_admission_duration_seconds"
-
 // resultsEnv names the file TestAdmissionLatency writes its figures to (make bench-e2e:
 // bench/e2e.txt); a relative path is relative to the repository.
 const resultsEnv = "CREDGATE_E2E_RESULTS"
-
-// webhookID is a webhook as the API server's metrics name it.
-type webhookID struct{ name, typ string }
 
 // TestAdmissionLatency measures credgate's admission latency where users feel it: in the API
 // server, which times every call to a webhook. Labelled pods are created at latencyRate per
@@ -71,10 +58,16 @@ func TestAdmissionLatency(t *testing.T) {
 	})
 	labelled := map[string]string{"app": "latency", "credentials.credgate.dev/wandb": "true", "credentials.credgate.dev/hf": "true"}
 	unlabelled := map[string]string{"app": "latency"}
-	hooks := podCreateWebhooks(t)
+	hooks, err := c.PodCreateWebhooks(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	loadavg := loadAverage()
-	before := webhookHistograms(t, hooks)
+	before, err := c.WebhookHistograms(t.Context(), hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
 	total := int(latencyRate * latencyDuration / time.Second)
 	// Each pod's create, as the client saw it; an index per pod, so no lock.
 	took := make([]time.Duration, total)
@@ -117,7 +110,10 @@ func TestAdmissionLatency(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	after := webhookHistograms(t, hooks)
+	after, err := c.WebhookHistograms(t.Context(), hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var createdLabelled, createdUnlabelled []time.Duration
 	for i, d := range took {
@@ -133,16 +129,16 @@ func TestAdmissionLatency(t *testing.T) {
 
 	r := latencyReport{
 		created: len(createdLabelled) + len(createdUnlabelled), labelled: len(createdLabelled),
-		elapsed: elapsed, hooks: hooks, delta: map[webhookID]histogram{},
+		elapsed: elapsed, hooks: hooks, delta: map[cluster.WebhookID]cluster.Histogram{},
 		labelledCreate: createdLabelled, unlabelledCreate: createdUnlabelled, loadavg: loadavg,
 	}
 	for _, h := range hooks {
-		d := after[h].minus(*before[h])
+		d := after[h].Minus(*before[h])
 		r.delta[h] = d
 		// Every labelled pod is one call to each of credgate's pod webhooks (more for the
 		// mutating one if it were reinvoked; other tests' pods may add some).
-		if d.count() < float64(len(createdLabelled)) {
-			t.Errorf("%s (%s) was called %v times while %d labelled pods were created", h.name, h.typ, d.count(), len(createdLabelled))
+		if d.Count() < float64(len(createdLabelled)) {
+			t.Errorf("%s (%s) was called %v times while %d labelled pods were created", h.Name, h.Type, d.Count(), len(createdLabelled))
 		}
 	}
 	if dv, err := discovery.NewDiscoveryClientForConfig(c.Config); err == nil {
@@ -163,44 +159,6 @@ func TestAdmissionLatency(t *testing.T) {
 		}
 		t.Logf("results written to %s", path)
 	}
-}
-
-// podCreateWebhooks are credgate's webhooks that the API server calls when a pod is created —
-// one mutating (type admit in the API server's metrics), one validating — found in the
-// webhook configurations installed from manifests/webhook.
-func podCreateWebhooks(t *testing.T) []webhookID {
-	t.Helper()
-	var hooks []webhookID
-	var mwc admissionregistrationv1.MutatingWebhookConfiguration
-	if err := c.Client.Get(t.Context(), client.ObjectKey{Name: "credgate"}, &mwc); err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range mwc.Webhooks {
-		if coversPodCreate(w.Rules) {
-			hooks = append(hooks, webhookID{w.Name, "admit"})
-		}
-	}
-	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := c.Client.Get(t.Context(), client.ObjectKey{Name: "credgate"}, &vwc); err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range vwc.Webhooks {
-		if coversPodCreate(w.Rules) {
-			hooks = append(hooks, webhookID{w.Name, "validating"})
-		}
-	}
-	if len(hooks) != 2 || hooks[0].typ != "admit" || hooks[1].typ != "validating" {
-		t.Fatalf("credgate's webhooks for pod creation: %v, want one mutating and one validating", hooks)
-	}
-	return hooks
-}
-
-// coversPodCreate reports whether rules send the creation of a pod.
-func coversPodCreate(rules []admissionregistrationv1.RuleWithOperations) bool {
-	return slices.ContainsFunc(rules, func(r admissionregistrationv1.RuleWithOperations) bool {
-		return slices.Contains(r.APIGroups, "") && slices.Contains(r.Resources, "pods") &&
-			(slices.Contains(r.Operations, admissionregistrationv1.Create) || slices.Contains(r.Operations, admissionregistrationv1.OperationAll))
-	})
 }
 
 // checkInjected checks that ns holds want labelled pods, each stored with the credentials
@@ -227,172 +185,12 @@ func checkInjected(t *testing.T, ns string, want int) {
 	}
 }
 
-// histogram is what the figures need of a Prometheus histogram: the cumulative count of
-// observations at or under each bucket's upper bound ("le", +Inf included), and their sum.
-type histogram struct {
-	buckets map[float64]float64
-	sum     float64
-}
-
-// count is the number of observations (the +Inf bucket's).
-func (h histogram) count() float64 { return h.buckets[math.Inf(1)] }
-
-// mean is the observations' mean, exact (from the sum, not the buckets).
-func (h histogram) mean() float64 { return h.sum / h.count() }
-
-// share is the fraction of the observations at or under le, one of h's bounds.
-func (h histogram) share(le float64) float64 { return h.buckets[le] / h.count() }
-
-// minus is h less an earlier scrape of the same histogram: what was observed in between.
-func (h histogram) minus(earlier histogram) histogram {
-	d := histogram{buckets: map[float64]float64{}, sum: h.sum - earlier.sum}
-	for le, n := range h.buckets {
-		d.buckets[le] = n - earlier.buckets[le]
-	}
-	return d
-}
-
-// bounds are h's finite upper bounds, in order.
-func (h histogram) bounds() []float64 {
-	var b []float64
-	for le := range h.buckets {
-		if !math.IsInf(le, 1) {
-			b = append(b, le)
-		}
-	}
-	slices.Sort(b)
-	return b
-}
-
-// quantile estimates the q-quantile of h as Prometheus' histogram_quantile does: it finds the
-// bucket holding rank q·count and interpolates linearly within it, the first bucket starting
-// at 0. A rank beyond the highest finite bound gives that bound. lower and upper are the
-// bucket's bounds: how far the estimate can be trusted. NaN when h has no observations.
-func (h histogram) quantile(q float64) (v, lower, upper float64) {
-	bounds := h.bounds()
-	n := h.count()
-	if n == 0 || len(bounds) == 0 {
-		return math.NaN(), math.NaN(), math.NaN()
-	}
-	rank := q * n
-	b := sort.Search(len(bounds), func(i int) bool { return h.buckets[bounds[i]] >= rank })
-	if b == len(bounds) {
-		last := bounds[len(bounds)-1]
-		return last, last, math.Inf(1)
-	}
-	lower, upper, below := 0.0, bounds[b], 0.0
-	if b > 0 {
-		lower, below = bounds[b-1], h.buckets[bounds[b-1]]
-	}
-	return lower + (upper-lower)*(rank-below)/(h.buckets[upper]-below), lower, upper
-}
-
-// webhookHistograms scrapes the API server's /metrics (as the test's admin) and returns the
-// histogram of webhookDurationMetric of each webhook in hooks, summed over its other labels
-// (operation, rejected).
-func webhookHistograms(t *testing.T, hooks []webhookID) map[webhookID]*histogram {
-	t.Helper()
-	hc, err := rest.HTTPClientFor(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := hc.Get(strings.TrimSuffix(c.Config.Host, "/") + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics of the API server: %s", res.Status)
-	}
-	out := map[webhookID]*histogram{}
-	for _, h := range hooks {
-		out[h] = &histogram{buckets: map[float64]float64{}}
-	}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		series, ok := strings.CutPrefix(line, webhookDurationMetric+"_")
-		if !ok {
-			continue
-		}
-		suffix, rest, _ := strings.Cut(series, "{")
-		if suffix != "bucket" && suffix != "sum" {
-			continue
-		}
-		labels, value, err := parseSample("{" + rest)
-		if err != nil {
-			t.Fatalf("%s: %v", line, err)
-		}
-		h, ok := out[webhookID{labels["name"], labels["type"]}]
-		if !ok {
-			continue
-		}
-		if suffix == "sum" {
-			h.sum += value
-			continue
-		}
-		le, err := strconv.ParseFloat(labels["le"], 64)
-		if err != nil {
-			t.Fatalf("%s: le: %v", line, err)
-		}
-		h.buckets[le] += value
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// parseSample parses what follows a metric's name on a line of the Prometheus text format:
-// {labels} value [timestamp].
-func parseSample(s string) (map[string]string, float64, error) {
-	labels := map[string]string{}
-	if !strings.HasPrefix(s, "{") {
-		return nil, 0, fmt.Errorf("no labels")
-	}
-	s = s[1:]
-	for {
-		s = strings.TrimLeft(s, ", ")
-		if strings.HasPrefix(s, "}") {
-			s = s[1:]
-			break
-		}
-		name, rest, ok := strings.Cut(s, `="`)
-		if !ok {
-			return nil, 0, fmt.Errorf("bad label at %q", s)
-		}
-		var val strings.Builder
-		i := 0
-		for ; i < len(rest) && rest[i] != '"'; i++ {
-			if rest[i] == '\\' && i+1 < len(rest) {
-				i++
-				if rest[i] == 'n' {
-					val.WriteByte('\n')
-					continue
-				}
-			}
-			val.WriteByte(rest[i])
-		}
-		if i == len(rest) {
-			return nil, 0, fmt.Errorf("unterminated value of label %s", name)
-		}
-		labels[name], s = val.String(), rest[i+1:]
-	}
-	f := strings.Fields(s)
-	if len(f) == 0 {
-		return nil, 0, fmt.Errorf("no value")
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	return labels, v, err
-}
-
 // latencyReport is what TestAdmissionLatency measured.
 type latencyReport struct {
 	created, labelled int
 	elapsed           time.Duration
-	hooks             []webhookID
-	delta             map[webhookID]histogram
+	hooks             []cluster.WebhookID
+	delta             map[cluster.WebhookID]cluster.Histogram
 	// The creates of labelled and unlabelled pods as the test's client timed them.
 	labelledCreate, unlabelledCreate []time.Duration
 	server                           string // kube-apiserver's version
@@ -402,7 +200,7 @@ type latencyReport struct {
 // lines is the report as the results file holds it: the conditions, then a table.
 func (r latencyReport) lines() []string {
 	var bounds []string
-	b := r.delta[r.hooks[0]].bounds()
+	b := r.delta[r.hooks[0]].Bounds()
 	for _, le := range b {
 		bounds = append(bounds, strconv.FormatFloat(le, 'g', -1, 64))
 	}
@@ -412,7 +210,7 @@ func (r latencyReport) lines() []string {
 		lo, hi = b[0], b[1]
 	}
 	out := []string{
-		"# credgate's admission latency as kube-apiserver measures it: " + webhookDurationMetric + ",",
+		"# credgate's admission latency as kube-apiserver measures it: " + cluster.WebhookDurationMetric + ",",
 		"# the time of each webhook call (TLS, network, credgate's handling), over a run of pod creations.",
 		"# make bench-e2e regenerates this file (TestAdmissionLatency in test/e2e/latency_test.go).",
 		"date:   " + time.Now().UTC().Format(time.RFC3339),
@@ -434,8 +232,8 @@ func (r latencyReport) lines() []string {
 	}
 	for _, h := range r.hooks {
 		d := r.delta[h]
-		out = append(out, fmt.Sprintf("%-24s %-10s %6.0f  %-9s %-7s %-7s %-18s %s", h.name, h.typ, d.count(), ms(d.mean()),
-			percent(d.share(lo)), percent(d.share(hi)), bucketed(d, 0.5), bucketed(d, 0.99)))
+		out = append(out, fmt.Sprintf("%-24s %-10s %6.0f  %-9s %-7s %-7s %-18s %s", h.Name, h.Type, d.Count(), ms(d.Mean()),
+			percent(d.Share(lo)), percent(d.Share(hi)), bucketed(d, 0.5), bucketed(d, 0.99)))
 	}
 	for _, row := range []struct {
 		name string
@@ -449,8 +247,8 @@ func (r latencyReport) lines() []string {
 }
 
 // bucketed formats the q-quantile of h with the bucket it was interpolated in.
-func bucketed(h histogram, q float64) string {
-	v, lower, upper := h.quantile(q)
+func bucketed(h cluster.Histogram, q float64) string {
+	v, lower, upper := h.Quantile(q)
 	switch {
 	case math.IsNaN(v):
 		return "-"
@@ -514,39 +312,4 @@ func loadAverage() string {
 		return strings.Join(f[:3], " ")
 	}
 	return ""
-}
-
-// TestHistogramQuantile checks the interpolation against histogram_quantile's.
-func TestHistogramQuantile(t *testing.T) {
-	inf := math.Inf(1)
-	// 10 under 5ms, 20 more under 25ms, 10 more under 100ms: 40 in all.
-	h := histogram{buckets: map[float64]float64{0.005: 10, 0.025: 30, 0.1: 40, 0.5: 40, inf: 40}, sum: 1.2}
-	for _, tc := range []struct{ q, want, lower, upper float64 }{
-		{0.125, 0.0025, 0, 0.005},    // rank 5 of the first 10: halfway from 0 to 5ms
-		{0.5, 0.015, 0.005, 0.025},   // rank 20: 10 into the 20 of (5ms, 25ms]
-		{0.99, 0.097, 0.025, 0.1},    // rank 39.6: 9.6 into the 10 of (25ms, 100ms]
-		{1, 0.1, 0.025, 0.1},         // the last observation: the bucket's top
-		{0.25, 0.005, 0, 0.005},      // rank 10: the first bucket's top exactly
-		{0.75, 0.025, 0.005, 0.025},  // rank 30: the second's top exactly
-		{0.26, 0.0054, 0.005, 0.025}, // rank 10.4: 0.4 of 20 into the second
-	} {
-		v, lower, upper := h.quantile(tc.q)
-		if math.Abs(v-tc.want) > 1e-9 || lower != tc.lower || upper != tc.upper {
-			t.Errorf("quantile(%v) = %v in [%v,%v], want %v in [%v,%v]", tc.q, v, lower, upper, tc.want, tc.lower, tc.upper)
-		}
-	}
-	beyond := histogram{buckets: map[float64]float64{0.005: 1, 0.025: 1, inf: 2}}
-	if v, lower, upper := beyond.quantile(0.99); v != 0.025 || lower != 0.025 || !math.IsInf(upper, 1) {
-		t.Errorf("a rank in the +Inf bucket: %v in [%v,%v], want the highest finite bound", v, lower, upper)
-	}
-	if v, _, _ := (histogram{buckets: map[float64]float64{0.005: 0, inf: 0}}).quantile(0.5); !math.IsNaN(v) {
-		t.Errorf("no observations: %v, want NaN", v)
-	}
-	if d := h.minus(histogram{buckets: map[float64]float64{0.005: 4, 0.025: 4, 0.1: 4, 0.5: 4, inf: 4}, sum: 0.3}); d.count() != 36 || d.buckets[0.005] != 6 ||
-		math.Abs(d.mean()-0.025) > 1e-9 {
-		t.Errorf("minus: %+v, mean %v", d, d.mean())
-	}
-	if got := h.share(0.025); got != 0.75 {
-		t.Errorf("share at or under 25ms: %v, want 0.75", got)
-	}
 }
