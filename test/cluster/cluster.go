@@ -201,6 +201,41 @@ func (c *Cluster) StartRefresherWith(ctx context.Context, env []string, moreArgs
 	return nil
 }
 
+// StartRefresherReplica starts another credgate refresher beside the one StartRefresher runs,
+// with the same flags: a stand-by until it wins the Lease. StopReplica stops it.
+func (c *Cluster) StartRefresherReplica(ctx context.Context, name string) (*Replica, error) {
+	mport, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	hport, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{Metrics: "127.0.0.1:" + strconv.Itoa(mport), Health: "127.0.0.1:" + strconv.Itoa(hport)}
+	args := append([]string{"refresher", "--kubeconfig=" + c.refresherKubeconfig, "--namespace=" + RefresherNamespace,
+		"--metrics-bind-address=" + r.Metrics, "--health-probe-bind-address=" + r.Health}, c.o.RefresherArgs...)
+	if r.cmd, err = c.start(name, filepath.Join(c.Bin, "credgate"), args...); err != nil {
+		return nil, err
+	}
+	if err := c.waitReady(ctx, name, r.Health); err != nil {
+		stop(r.cmd)
+		return nil, err
+	}
+	return r, nil
+}
+
+// KillRefresher kills credgate refresher (SIGKILL: its Lease is not released) and waits until
+// it has exited; StartRefresher starts it again.
+func (c *Cluster) KillRefresher() {
+	if c.refresher == nil || c.refresher.Process == nil {
+		return
+	}
+	_ = c.refresher.Process.Kill()
+	_ = c.refresher.Wait()
+	c.refresher = nil
+}
+
 // StopRefresher stops credgate refresher.
 func (c *Cluster) StopRefresher() {
 	stop(c.refresher)

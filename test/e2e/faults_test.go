@@ -17,10 +17,13 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/tempcreds"
 	"github.com/credgate/credgate/test/cluster"
+	"github.com/credgate/credgate/test/minio"
 	"github.com/credgate/credgate/webhook"
 )
 
@@ -281,4 +284,76 @@ func servingCertSecret(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(sec.Data["tls.crt"])
+}
+
+// TestRefresherLeaderKilled: with a second credgate refresher standing by, the leader is killed
+// (its Lease not released) while an assumeRole Credential's 30-second sessions are being
+// refreshed. The stand-by takes the Lease once it expires and goes on refreshing on schedule:
+// the Credential's current credentials never expire, and it mints no session twice.
+func TestRefresherLeaderKilled(t *testing.T) {
+	seedBuckets(t)
+	ns := namespace(t)
+	enableRefresher(t, ns)
+	sourceSecret(t, "minio-leader-keys", minio.RootUser, minio.RootPassword, ns)
+	assumeRoleCredential(t, ns, "s3", "minio-leader-keys")
+	condition(t, ns, "s3", v1alpha1.ConditionReady, metav1.ConditionTrue)
+	standby, err := c.StartRefresherReplica(t.Context(), "credgate-refresher-standby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.StopReplica(standby) })
+	holder := func() string {
+		var lease coordinationv1.Lease
+		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: cluster.RefresherNamespace, Name: tempcreds.LeaderElectionID}, &lease); err != nil || lease.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *lease.Spec.HolderIdentity
+	}
+	was := holder()
+	killed := time.Now()
+	c.KillRefresher()
+	t.Cleanup(func() {
+		if err := c.StartRefresher(context.Background()); err != nil {
+			t.Errorf("restart the refresher: %v", err)
+		}
+	})
+
+	// Watch the Credential until the new leader has minted a session.
+	var takeover time.Duration
+	var expiries []time.Time // each session's expiry, in the order seen
+	sinceTakeover := 0       // sessions seen since the takeover
+	for deadline := time.Now().Add(15*time.Second + 2*awsSession); time.Now().Before(deadline) && sinceTakeover < 1; time.Sleep(200 * time.Millisecond) {
+		if h := holder(); takeover == 0 && h != "" && h != was {
+			takeover = time.Since(killed)
+		}
+		var cred v1alpha1.Credential
+		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "s3"}, &cred); err != nil {
+			t.Fatal(err)
+		}
+		exp := cred.Status.ExpiresAt
+		if exp == nil {
+			t.Fatalf("the Credential lost its expiry: %+v", cred.Status)
+		}
+		if !time.Now().Before(exp.Time) {
+			t.Fatalf("the Credential's credentials expired at %s and were not refreshed (takeover after %s)", exp.Time, takeover)
+		}
+		if n := len(expiries); n == 0 || !expiries[n-1].Equal(exp.Time) {
+			expiries = append(expiries, exp.Time)
+			if takeover != 0 {
+				sinceTakeover++
+			}
+		}
+	}
+	t.Logf("refresher leader killed: Lease taken over after %s; sessions seen expiring at %v", takeover.Round(100*time.Millisecond), expiries)
+	if takeover == 0 {
+		t.Fatal("the stand-by never took the Lease")
+	}
+	if sinceTakeover < 1 {
+		t.Errorf("no session minted after the takeover (sessions %v): the stand-by does not refresh", expiries)
+	}
+	for i := 1; i < len(expiries); i++ {
+		if gap := expiries[i].Sub(expiries[i-1]); gap < awsSession/2 {
+			t.Errorf("sessions expiring %s apart (%s, %s): minted twice", gap, expiries[i-1], expiries[i])
+		}
+	}
 }
