@@ -177,33 +177,17 @@ func (c *Cluster) StartRefresher(ctx context.Context) error { return c.StartRefr
 // StartRefresherWith runs credgate refresher with env (KEY=VALUE, over the test's own
 // environment) and more flags than Options.RefresherArgs, and waits until it is ready.
 func (c *Cluster) StartRefresherWith(ctx context.Context, env []string, moreArgs ...string) error {
-	mport, err := FreePort()
+	r, err := c.startRefresher(ctx, "credgate-refresher", env, moreArgs)
 	if err != nil {
 		return err
 	}
-	hport, err := FreePort()
-	if err != nil {
-		return err
-	}
-	metrics, health := "127.0.0.1:"+strconv.Itoa(mport), "127.0.0.1:"+strconv.Itoa(hport)
-	args := append([]string{"refresher", "--kubeconfig=" + c.refresherKubeconfig, "--namespace=" + RefresherNamespace,
-		"--metrics-bind-address=" + metrics, "--health-probe-bind-address=" + health}, c.o.RefresherArgs...)
-	args = append(args, moreArgs...)
-	cmd, err := c.startWith(env, "credgate-refresher", filepath.Join(c.Bin, "credgate"), args...)
-	if err != nil {
-		return err
-	}
-	if err := c.waitReady(ctx, "credgate-refresher", health); err != nil {
-		stop(cmd)
-		return err
-	}
-	c.refresher, c.RefresherMetrics = cmd, metrics
+	c.refresher, c.RefresherMetrics = r.cmd, r.Metrics
 	return nil
 }
 
-// StartRefresherReplica starts another credgate refresher beside the one StartRefresher runs,
-// with the same flags: a stand-by until it wins the Lease. StopReplica stops it.
-func (c *Cluster) StartRefresherReplica(ctx context.Context, name string) (*Replica, error) {
+// startRefresher runs a credgate refresher process, logging to name.log, and waits until it is
+// ready.
+func (c *Cluster) startRefresher(ctx context.Context, name string, env, moreArgs []string) (*Replica, error) {
 	mport, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -215,7 +199,8 @@ func (c *Cluster) StartRefresherReplica(ctx context.Context, name string) (*Repl
 	r := &Replica{Metrics: "127.0.0.1:" + strconv.Itoa(mport), Health: "127.0.0.1:" + strconv.Itoa(hport)}
 	args := append([]string{"refresher", "--kubeconfig=" + c.refresherKubeconfig, "--namespace=" + RefresherNamespace,
 		"--metrics-bind-address=" + r.Metrics, "--health-probe-bind-address=" + r.Health}, c.o.RefresherArgs...)
-	if r.cmd, err = c.start(name, filepath.Join(c.Bin, "credgate"), args...); err != nil {
+	args = append(args, moreArgs...)
+	if r.cmd, err = c.startWith(env, name, filepath.Join(c.Bin, "credgate"), args...); err != nil {
 		return nil, err
 	}
 	if err := c.waitReady(ctx, name, r.Health); err != nil {
@@ -223,6 +208,12 @@ func (c *Cluster) StartRefresherReplica(ctx context.Context, name string) (*Repl
 		return nil, err
 	}
 	return r, nil
+}
+
+// StartRefresherReplica starts another credgate refresher beside the one StartRefresher runs,
+// with the same flags: a stand-by until it wins the Lease. StopReplica stops it.
+func (c *Cluster) StartRefresherReplica(ctx context.Context, name string) (*Replica, error) {
+	return c.startRefresher(ctx, name, nil, nil)
 }
 
 // KillRefresher kills credgate refresher (SIGKILL: its Lease is not released) and waits until

@@ -243,23 +243,7 @@ func TestTemporaryAWSCredentials(t *testing.T) {
 
 	// The kubelet's part: env from the API server's Secrets, secret volumes written under a
 	// temporary root; again whenever the Secret changes.
-	rootDir := t.TempDir()
-	materialise := func() *podenv.Container {
-		t.Helper()
-		var secrets corev1.SecretList
-		if err := c.Client.List(t.Context(), &secrets, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-		ptrs := make([]*corev1.Secret, len(secrets.Items))
-		for i := range secrets.Items {
-			ptrs[i] = &secrets.Items[i]
-		}
-		ctr, err := podenv.Materialise(&pod.Spec, "trainer", ptrs, rootDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ctr
-	}
+	materialise := kubelet(t, ns, &pod, "trainer")
 	ctr := materialise()
 	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
 		if _, ok := ctr.Env[k]; ok {
@@ -529,5 +513,29 @@ func TestWebIdentityAgainstMinIO(t *testing.T) {
 	var re *smithyhttp.ResponseError
 	if !errors.As(err, &re) || re.HTTPStatusCode() != 403 {
 		t.Errorf("write data/y with the readonly role: %v, want 403", err)
+	}
+}
+
+// kubelet returns what the kubelet does for container of pod in ns, to be called again whenever
+// its Secrets change: the container's environment from the API server's Secrets, and its secret
+// volumes written under a temporary root.
+func kubelet(t *testing.T, ns string, pod *corev1.Pod, container string) func() *podenv.Container {
+	t.Helper()
+	root := t.TempDir()
+	return func() *podenv.Container {
+		t.Helper()
+		var secrets corev1.SecretList
+		if err := c.Client.List(t.Context(), &secrets, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		ptrs := make([]*corev1.Secret, len(secrets.Items))
+		for i := range secrets.Items {
+			ptrs[i] = &secrets.Items[i]
+		}
+		ctr, err := podenv.Materialise(&pod.Spec, container, ptrs, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ctr
 	}
 }

@@ -200,13 +200,7 @@ func TestLeaderKilled(t *testing.T) {
 	ns := namespace(t)
 	credential(t, ns, "wandb", v1alpha1.TypeWandB, map[string]string{"api-key": "k"}, nil)
 	_, _ = behindService(t, 2)
-	holder := func() string {
-		var lease coordinationv1.Lease
-		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: cluster.Namespace, Name: webhook.LeaderElectionID}, &lease); err != nil || lease.Spec.HolderIdentity == nil {
-			return ""
-		}
-		return *lease.Spec.HolderIdentity
-	}
+	holder := func() string { return leaseHolder(t, cluster.Namespace, webhook.LeaderElectionID) }
 	// The cluster's first replica holds the Lease: the others were started after it took it.
 	if log := lastLeaseAcquired(t); log != "credgate.log" {
 		t.Fatalf("the Lease was last acquired by %s, not by the cluster's first replica (credgate.log)", log)
@@ -302,13 +296,7 @@ func TestRefresherLeaderKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.StopReplica(standby) })
-	holder := func() string {
-		var lease coordinationv1.Lease
-		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: cluster.RefresherNamespace, Name: tempcreds.LeaderElectionID}, &lease); err != nil || lease.Spec.HolderIdentity == nil {
-			return ""
-		}
-		return *lease.Spec.HolderIdentity
-	}
+	holder := func() string { return leaseHolder(t, cluster.RefresherNamespace, tempcreds.LeaderElectionID) }
 	was := holder()
 	killed := time.Now()
 	c.KillRefresher()
@@ -356,4 +344,13 @@ func TestRefresherLeaderKilled(t *testing.T) {
 			t.Errorf("sessions expiring %s apart (%s, %s): minted twice", gap, expiries[i-1], expiries[i])
 		}
 	}
+}
+
+// leaseHolder is the holder of the Lease namespace/name, "" when none (or it cannot be read).
+func leaseHolder(t *testing.T, namespace, name string) string {
+	var lease coordinationv1.Lease
+	if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: namespace, Name: name}, &lease); err != nil || lease.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *lease.Spec.HolderIdentity
 }

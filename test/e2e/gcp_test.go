@@ -233,23 +233,7 @@ func TestGCPImpersonation(t *testing.T) {
 	}
 	// The kubelet's part: secret volumes written under a temporary root, again whenever the
 	// Secret changes.
-	root := t.TempDir()
-	materialise := func() *podenv.Container {
-		t.Helper()
-		var secrets corev1.SecretList
-		if err := c.Client.List(t.Context(), &secrets, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-		ptrs := make([]*corev1.Secret, len(secrets.Items))
-		for i := range secrets.Items {
-			ptrs[i] = &secrets.Items[i]
-		}
-		ctr, err := podenv.Materialise(&pod.Spec, "trainer", ptrs, root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ctr
-	}
+	materialise := kubelet(t, ns, &pod, "trainer")
 	ctr := materialise()
 	tokenPath := ctr.Env["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"]
 	if !strings.HasSuffix(tokenPath, "/var/run/secrets/credgate/gcs/access-token") || ctr.Env["GOOGLE_APPLICATION_CREDENTIALS"] != "" {
