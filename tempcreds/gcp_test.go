@@ -393,3 +393,31 @@ func TestRefresherExportsExpiryOfWhatAnotherMinted(t *testing.T) {
 		t.Errorf("expiry gauge = %v, want %v", got, want)
 	}
 }
+
+// A status naming another Credential's managed Secret (whoever may write statuses wrote it)
+// does not make the refresher withdraw, or write, that Secret.
+func TestRefresherWithdrawsOnlyItsOwnSecret(t *testing.T) {
+	h, _ := newGCPHarness(t, impersonation(), gcpGrant())
+	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "credgate-gcp-other", Namespace: "ml"},
+		Data: map[string][]byte{"access-token": []byte("ya29.other")}}
+	if err := h.client.Create(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	c := h.credential()
+	c.Status.SecretName = "credgate-gcp-other"
+	if err := h.client.Status().Update(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.client.Get(t.Context(), client.ObjectKeyFromObject(other), other); err != nil {
+		t.Fatal(err)
+	}
+	if string(other.Data["access-token"]) != "ya29.other" || len(other.OwnerReferences) != 0 {
+		t.Errorf("another Credential's Secret was written: %v, owners %v", other.Data, other.OwnerReferences)
+	}
+	if st := h.credential().Status; st.SecretName != "credgate-gcp-gcs" {
+		t.Errorf("status names %s after the mint, want its own Secret", st.SecretName)
+	}
+}

@@ -218,7 +218,7 @@ func (r *Refresher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if old := cached.Status.SecretName; old != "" && old != credential.ManagedSecretName(&cached) {
+	if old := cached.Status.SecretName; old != "" && old != credential.ManagedSecretName(&cached) && ownManagedSecret(&cached, old) {
 		// The Credential left the mode (or the cloud) its credentials were minted for: empty
 		// them first, so that nothing keeps serving them — not running pods, and not a
 		// Credential that now names that Secret itself.
@@ -667,6 +667,12 @@ func (r *Refresher) applySecretNamed(ctx context.Context, c *v1alpha1.Credential
 // and the libraries that re-read the token file find none.
 func (r *Refresher) withdraw(ctx context.Context, c *v1alpha1.Credential) error {
 	return r.withdrawFrom(ctx, c, credential.ManagedSecretName(c))
+}
+
+// ownManagedSecret reports whether name is one the refresher could have kept c's credentials
+// in: whoever may write a Credential's status must not point the refresher at another one's.
+func ownManagedSecret(c *v1alpha1.Credential, name string) bool {
+	return name == credential.ManagedSecretPrefixAWS+c.Name || name == credential.ManagedSecretPrefixGCP+c.Name
 }
 
 // withdrawFrom empties the credentials of the managed Secret name of c, minted for AWS or GCP
