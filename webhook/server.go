@@ -181,6 +181,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err != nil {
 		return nil, err
 	}
+	if err := registerCertExpiry(crmetrics.Registry, o.CertDir); err != nil {
+		return nil, err
+	}
 	metrics, err := NewMetrics(crmetrics.Registry)
 	if err != nil {
 		return nil, err
