@@ -354,3 +354,52 @@ func leaseHolder(t *testing.T, namespace, name string) string {
 	}
 	return *lease.Spec.HolderIdentity
 }
+
+// TestAuditDiskFull: a replica whose audit file is on a full disk (/dev/full: every write fails
+// with ENOSPC), with the default --audit-on-error=refuse. An admission that needs a record — a
+// warning — is refused with a clear reason; a refusal still refuses, with its own; an admission
+// with nothing to record is admitted; and the metric counts the failed records. (A full disk
+// that gets space back needs no restart: each record is tried on its own — unit-tested in
+// package audit.)
+func TestAuditDiskFull(t *testing.T) {
+	ns := namespace(t)
+	credential(t, ns, "wandb", v1alpha1.TypeWandB, map[string]string{"api-key": "k"}, nil)
+	credential(t, ns, "aws-keys", v1alpha1.TypeAWS, map[string]string{"aws_access_key_id": "AKIA", "aws_secret_access_key": "s"}, nil)
+	credential(t, ns, "aws-admin", v1alpha1.TypeAWS, map[string]string{"aws_access_key_id": "AKIA", "aws_secret_access_key": "s"},
+		func(s *v1alpha1.CredentialSpec) { s.Access.Level = v1alpha1.AccessAdmin })
+	dir := filepath.Join(c.WorkDir, "credgate-full")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/full", filepath.Join(dir, "audit.log")); err != nil {
+		t.Fatal(err)
+	}
+	full, err := c.StartReplica(t.Context(), "credgate-full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.StopReplica(full) })
+	if err := c.PointWebhooks(t.Context(), full.Port); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.PointWebhooks(context.Background(), c.Port); err != nil {
+			t.Errorf("point the webhooks back at credgate: %v", err)
+		}
+	})
+	create := func(name, cred string) error {
+		return c.Client.Create(t.Context(), pod(ns, name, map[string]string{"credentials.credgate.dev/" + cred: "true"}))
+	}
+	if err := create("warned", "aws-keys"); err == nil || !strings.Contains(err.Error(), "credgate could not write the audit record") {
+		t.Errorf("a warned admission with no room for its record: %v, want refused for the audit record", err)
+	}
+	if err := create("refused", "aws-admin"); err == nil || !strings.Contains(err.Error(), "[admin-scoped-credential]") {
+		t.Errorf("a refusal with no room for its record: %v, want its own refusal", err)
+	}
+	if err := create("clean", "wandb"); err != nil {
+		t.Errorf("an admission with nothing to record: %v", err)
+	}
+	if n := metricSumAt(t, full.Metrics, "credgate_audit_write_errors_total"); n < 2 {
+		t.Errorf("credgate_audit_write_errors_total = %v, want the two records that failed", n)
+	}
+}
