@@ -59,16 +59,6 @@ func credentialNameErrors(name string) []string {
 // IsCredentialName reports whether name can be the name of a Credential a pod requests.
 func IsCredentialName(name string) bool { return len(credentialNameErrors(name)) == 0 }
 
-// HasCredentialLabel reports whether labels carry any credentials.credgate.dev/ label.
-func HasCredentialLabel(labels map[string]string) bool {
-	for k := range labels {
-		if strings.HasPrefix(k, LabelPrefix) {
-			return true
-		}
-	}
-	return false
-}
-
 // CopyCredentialLabels copies the credential labels of from into *to, keeping any value *to
 // already has: a pod template's own label ("false" to opt out) wins over its Job's.
 func CopyCredentialLabels(from map[string]string, to *map[string]string) {
