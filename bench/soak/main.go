@@ -153,29 +153,11 @@ func soak(ctx context.Context, o options) error {
 			c.RemoveWorkDir()
 		}
 	}()
-	svc, err := cluster.StartService(ctx)
+	_, replicas, stopService, err := c.StartBehindService(ctx, "credgate-soak", o.replicas)
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
-	var replicas []*cluster.Replica
-	for i := range o.replicas {
-		r, err := c.StartReplica(ctx, fmt.Sprintf("credgate-soak-%d", i))
-		if err != nil {
-			return err
-		}
-		defer c.StopReplica(r)
-		svc.Add(r)
-		replicas = append(replicas, r)
-	}
-	for svc.Ready() < o.replicas {
-		if err := sleep(ctx, cluster.ServicePollInterval); err != nil {
-			return err
-		}
-	}
-	if err := c.PointWebhooks(ctx, svc.Port); err != nil {
-		return err
-	}
+	defer func() { _ = stopService() }()
 	ns, err := setUp(ctx, c)
 	if err != nil {
 		return err

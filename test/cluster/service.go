@@ -249,3 +249,42 @@ func (c *Cluster) WaitReplica(r *Replica, d time.Duration) error {
 		return fmt.Errorf("replica still running %s after the signal: killed (%w)", d, <-done)
 	}
 }
+
+// StartBehindService starts a Service with n new replicas of credgate serve behind it (named
+// prefix-0, prefix-1, …), waits until all of them are ready, and points the webhook
+// configurations at it. stop stops the replicas and the Service and points the webhooks back at
+// the cluster's own credgate serve.
+func (c *Cluster) StartBehindService(ctx context.Context, prefix string, n int) (svc *Service, replicas []*Replica, stop func() error, err error) {
+	svc, err = StartService(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stop = func() error {
+		for _, r := range replicas {
+			c.StopReplica(r)
+		}
+		svc.Close()
+		return c.PointWebhooks(context.WithoutCancel(ctx), c.Port)
+	}
+	fail := func(err error) (*Service, []*Replica, func() error, error) {
+		_ = stop()
+		return nil, nil, nil, err
+	}
+	for i := range n {
+		r, err := c.StartReplica(ctx, fmt.Sprintf("%s-%d", prefix, i))
+		if err != nil {
+			return fail(err)
+		}
+		svc.Add(r)
+		replicas = append(replicas, r)
+	}
+	for deadline := time.Now().Add(60 * time.Second); svc.Ready() < n; time.Sleep(ServicePollInterval) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fail(fmt.Errorf("%d of %d replicas ready behind the service after 60s", svc.Ready(), n))
+		}
+	}
+	if err := c.PointWebhooks(ctx, svc.Port); err != nil {
+		return fail(err)
+	}
+	return svc, replicas, stop, nil
+}

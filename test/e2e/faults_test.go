@@ -85,27 +85,12 @@ func (l *load) finish() (admitted int, failed []string) {
 // and points the webhook configurations at it until the test ends.
 func behindService(t *testing.T, n int) (*cluster.Service, []*cluster.Replica) {
 	t.Helper()
-	svc, err := cluster.StartService(t.Context())
+	svc, rs, stop, err := c.StartBehindService(t.Context(), "credgate-svc", n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(svc.Close)
-	var rs []*cluster.Replica
-	for i := range n {
-		r, err := c.StartReplica(t.Context(), fmt.Sprintf("credgate-svc-%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.StopReplica(r) })
-		svc.Add(r)
-		rs = append(rs, r)
-	}
-	waitServiceReady(t, svc, n)
-	if err := c.PointWebhooks(t.Context(), svc.Port); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		if err := c.PointWebhooks(context.Background(), c.Port); err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("point the webhooks back at credgate: %v", err)
 		}
 	})
