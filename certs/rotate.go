@@ -30,6 +30,9 @@ type SelfManaged struct {
 	// CAValidity, ServingValidity, RenewBefore and CheckInterval default to 10 years, 1 year,
 	// 90 days and 12 hours.
 	CAValidity, ServingValidity, RenewBefore, CheckInterval time.Duration
+	// ControllerName names the rotator's controller (default cert-rotator): unique in a
+	// process.
+	ControllerName string
 }
 
 // Add adds the rotator to mgr, which must run leader election: one replica rotates.
@@ -52,6 +55,7 @@ func (s SelfManaged) Add(mgr manager.Manager) error {
 		ExtraDNSNames:          s.DNSNames[1:],
 		IsReady:                make(chan struct{}),
 		RequireLeaderElection:  true,
+		ControllerName:         s.ControllerName,
 		FieldOwner:             "credgate",
 		CaCertDuration:         def(s.CAValidity, 10*365*24*time.Hour),
 		ServerCertDuration:     def(s.ServingValidity, 365*24*time.Hour),

@@ -126,22 +126,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 			},
 		},
 	}
-	if o.SelfManagedCerts != nil {
-		// Certificate rotation runs on one replica.
-		mo.LeaderElection = true
-		mo.LeaderElectionID = LeaderElectionID
-		mo.LeaderElectionNamespace = o.Namespace
-		// A replica that stops hands the lease over at once instead of letting it expire.
-		mo.LeaderElectionReleaseOnCancel = true
-	}
 	mgr, err := manager.New(cfg, mo)
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
-	}
-	if o.SelfManagedCerts != nil {
-		if err := o.SelfManagedCerts.Add(mgr); err != nil {
-			return nil, err
-		}
 	}
 	if o.ProfilingAddr != "" {
 		if err := mgr.Add(everyReplica(profiling(o.ProfilingAddr))); err != nil {
@@ -160,9 +147,30 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err != nil {
 		return nil, fmt.Errorf("create credential informer: %w", err)
 	}
-	engine, err := newPolicyEngine(ctx, mgr, o, log)
+	engine, status, err := newPolicyEngine(ctx, mgr, o, log)
 	if err != nil {
 		return nil, err
+	}
+	if o.SelfManagedCerts != nil {
+		// Certificate rotation and the CredentialPolicy status run on one replica, the
+		// elected leader; every replica serves.
+		leader := func(m manager.Manager, term int) error {
+			// Controller names are unique in a process: each term's rotator has its own.
+			rotation := *o.SelfManagedCerts
+			if term > 1 {
+				rotation.ControllerName = fmt.Sprintf("cert-rotator-term-%d", term)
+			}
+			if err := rotation.Add(m); err != nil {
+				return err
+			}
+			return m.Add(status)
+		}
+		terms := manager.Options{Scheme: scheme, Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()}}
+		if err := mgr.Add(newLeaderTerms(cfg, terms, o.Namespace, LeaderElectionID, leader, log.WithName("leader"))); err != nil {
+			return nil, fmt.Errorf("add the elected replica's work: %w", err)
+		}
+	} else if err := mgr.Add(everyReplica(status.Start)); err != nil {
+		return nil, fmt.Errorf("add policy status writer: %w", err)
 	}
 	store := &credential.ClientStore{Cache: mgr.GetCache(), Live: mgr.GetAPIReader(),
 		LiveLimit: rate.NewLimiter(credential.DefaultLiveRate, credential.DefaultLiveBurst)}
@@ -212,38 +220,36 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 
 // newPolicyEngine compiles the policies — a broken policy directory at start is an error,
 // there being no previous revision to keep serving — and adds their watcher to mgr, which
-// serves the CredentialPolicies too (and writes their status).
-func newPolicyEngine(ctx context.Context, mgr manager.Manager, o Options, log logr.Logger) (*policies.Engine, error) {
+// serves the CredentialPolicies too. It returns the writer of their status, for the caller to
+// run where it should: on the elected replica.
+func newPolicyEngine(ctx context.Context, mgr manager.Manager, o Options, log logr.Logger) (*policies.Engine, *policyStatusWriter, error) {
 	rev, err := policies.Load(ctx, o.PolicyDir)
 	if err != nil {
-		return nil, fmt.Errorf("load policies: %w", err)
+		return nil, nil, fmt.Errorf("load policies: %w", err)
 	}
 	engine := policies.NewEngine(rev)
 	metrics, err := policies.NewMetrics(crmetrics.Registry)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	engine.Metrics = metrics
 	metrics.Serving("", rev.ID())
 	// The watcher serves the CredentialPolicies (and reloads --policy-dir): until it has
 	// read them once, the replica is not ready — it would admit what they refuse.
 	if _, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.CredentialPolicy{}); err != nil {
-		return nil, fmt.Errorf("create credentialpolicy informer (is the CRD credentialpolicies.credgate.dev installed? An upgrade applies the new CRDs first): %w", err)
+		return nil, nil, fmt.Errorf("create credentialpolicy informer (is the CRD credentialpolicies.credgate.dev installed? An upgrade applies the new CRDs first): %w", err)
 	}
 	w := &policies.Watcher{Dir: o.PolicyDir, Objects: policyObjects(mgr.GetCache()), Interval: o.PolicyReload,
 		Engine: engine, Metrics: metrics, Log: log.WithName("policies")}
 	if err := mgr.Add(w); err != nil {
-		return nil, fmt.Errorf("add policy watcher: %w", err)
+		return nil, nil, fmt.Errorf("add policy watcher: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("policies", func(*http.Request) error { return w.Loaded() }); err != nil {
-		return nil, fmt.Errorf("add readiness check: %w", err)
+		return nil, nil, fmt.Errorf("add readiness check: %w", err)
 	}
 	status := &policyStatusWriter{watcher: w, client: mgr.GetClient(), reader: mgr.GetCache(), log: log.WithName("policies"), retry: 10 * time.Second}
-	if err := mgr.Add(status); err != nil {
-		return nil, fmt.Errorf("add policy status writer: %w", err)
-	}
 	log.Info("policies loaded", keyRevision, rev.ID(), "policyDir", o.PolicyDir)
-	return engine, nil
+	return engine, status, nil
 }
 
 // newAuditor opens the audit sinks o asks for; the file is closed when mgr stops.

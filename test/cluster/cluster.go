@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -48,6 +49,7 @@ type Cluster struct {
 	credgate  *exec.Cmd
 	refresher *exec.Cmd
 	stopMount func()
+	closeLogs []io.Closer
 	// Kubeconfigs of the service accounts credgate serve and credgate refresher run as.
 	servingKubeconfig, refresherKubeconfig string
 }
@@ -109,7 +111,26 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	}
 	// The API server advertises itself, and its service-account issuer's keys
 	// (/openid/v1/jwks, for web identities), on the loopback address it serves.
-	c.env.ControlPlane.GetAPIServer().Configure().Set("advertise-address", "127.0.0.1")
+	api := c.env.ControlPlane.GetAPIServer()
+	api.Configure().Set("advertise-address", "127.0.0.1")
+	// The API server's certificates and keys, and etcd's data, in directories of the cluster's
+	// own: envtest keeps them through RestartAPIServer and RestartEtcd (its own temporary
+	// directories it would remove, and make new keys that no client trusts).
+	api.CertDir, c.env.ControlPlane.Etcd = filepath.Join(work, "kube-apiserver"), &envtest.Etcd{DataDir: filepath.Join(work, "etcd")}
+	for _, d := range []string{api.CertDir, c.env.ControlPlane.Etcd.DataDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	apiLog, err := os.OpenFile(filepath.Join(work, "kube-apiserver.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	c.closeLogs = append(c.closeLogs, apiLog)
+	api.Out, api.Err = apiLog, apiLog
+	// The grace period of a SIGTERM'd kube-apiserver (or etcd) before SIGKILL, as the
+	// kubelet's: kube-apiserver waits for requests in flight up to its request timeout (60s).
+	c.env.ControlPlaneStopTimeout = stopGrace
 	if c.Config, err = c.env.Start(); err != nil {
 		return nil, fmt.Errorf("start etcd and kube-apiserver: %w", err)
 	}
@@ -245,6 +266,53 @@ func (c *Cluster) Stop() {
 	if c.env != nil {
 		_ = c.env.Stop()
 	}
+	for _, l := range c.closeLogs {
+		_ = l.Close()
+	}
+}
+
+// stopGrace is how long a stopped kube-apiserver or etcd has to exit before it is killed.
+const stopGrace = 10 * time.Second
+
+// RestartAPIServer stops kube-apiserver (SIGTERM, and SIGKILL if it has not exited after
+// stopGrace, as the kubelet does) and starts it again on the same address with the same
+// certificates, waiting until it is healthy. It returns how long the API server was away:
+// from the stop to the moment it answered again.
+func (c *Cluster) RestartAPIServer() (time.Duration, error) {
+	api := c.env.ControlPlane.GetAPIServer()
+	at := time.Now()
+	if err := api.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return 0, fmt.Errorf("stop kube-apiserver: %w", err)
+	}
+	// Killed, its port is free once the process is gone.
+	addr := net.JoinHostPort(api.Address, api.Port)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		_ = conn.Close()
+	}
+	if err := api.Start(); err != nil {
+		return 0, fmt.Errorf("start kube-apiserver again: %w", err)
+	}
+	return time.Since(at), nil
+}
+
+// RestartEtcd stops etcd (SIGTERM) and starts it again on the same address with the same data,
+// waiting until it is healthy; kube-apiserver stays up and reconnects. It returns how long
+// etcd was away.
+func (c *Cluster) RestartEtcd(down time.Duration) (time.Duration, error) {
+	etcd := c.env.ControlPlane.Etcd
+	at := time.Now()
+	if err := etcd.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return 0, fmt.Errorf("stop etcd: %w", err)
+	}
+	time.Sleep(down)
+	if err := etcd.Start(); err != nil {
+		return 0, fmt.Errorf("start etcd again: %w", err)
+	}
+	return time.Since(at), nil
 }
 
 // RemoveWorkDir removes the work directory.

@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -287,4 +290,29 @@ func (c *Cluster) StartBehindService(ctx context.Context, prefix string, n int) 
 		return fail(err)
 	}
 	return svc, replicas, stop, nil
+}
+
+// Running reports whether r's credgate serve is still running.
+func (r *Replica) Running() bool { return running(r.cmd) }
+
+// CredgateRunning reports whether the cluster's credgate serve is still running.
+func (c *Cluster) CredgateRunning() bool { return running(c.credgate) }
+
+// RefresherRunning reports whether the cluster's credgate refresher is still running.
+func (c *Cluster) RefresherRunning() bool { return running(c.refresher) }
+
+// running reports whether cmd's process is running: started, not exited (a process that
+// exited and was not waited for is a zombie, state Z in /proc).
+func running(cmd *exec.Cmd) bool {
+	if cmd == nil || cmd.Process == nil || cmd.ProcessState != nil {
+		return false
+	}
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses; the state follows the last ")".
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/tempcreds"
 	"github.com/credgate/credgate/test/cluster"
 	"github.com/credgate/credgate/test/minio"
@@ -343,9 +346,8 @@ func leaseHolder(t *testing.T, namespace, name string) string {
 // TestAuditDiskFull: a replica whose audit file is on a full disk (/dev/full: every write fails
 // with ENOSPC), with the default --audit-on-error=refuse. An admission that needs a record — a
 // warning — is refused with a clear reason; a refusal still refuses, with its own; an admission
-// with nothing to record is admitted; and the metric counts the failed records. (A full disk
-// that gets space back needs no restart: each record is tried on its own — unit-tested in
-// package audit.)
+// with nothing to record is admitted; and the metric counts the failed records. (A disk that
+// gets space back: TestAuditDiskRecovers.)
 func TestAuditDiskFull(t *testing.T) {
 	ns := namespace(t)
 	credential(t, ns, "wandb", v1alpha1.TypeWandB, map[string]string{"api-key": "k"}, nil)
@@ -359,19 +361,7 @@ func TestAuditDiskFull(t *testing.T) {
 	if err := os.Symlink("/dev/full", filepath.Join(dir, "audit.log")); err != nil {
 		t.Fatal(err)
 	}
-	full, err := c.StartReplica(t.Context(), "credgate-full")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.StopReplica(full) })
-	if err := c.PointWebhooks(t.Context(), full.Port); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.PointWebhooks(context.Background(), c.Port); err != nil {
-			t.Errorf("point the webhooks back at credgate: %v", err)
-		}
-	})
+	full := servingAlone(t, "credgate-full")
 	create := func(name, cred string) error {
 		return c.Client.Create(t.Context(), pod(ns, name, map[string]string{"credentials.credgate.dev/" + cred: "true"}))
 	}
@@ -387,4 +377,111 @@ func TestAuditDiskFull(t *testing.T) {
 	if n := metricSumAt(t, full.Metrics, "credgate_audit_write_errors_total"); n < 2 {
 		t.Errorf("credgate_audit_write_errors_total = %v, want the two records that failed", n)
 	}
+}
+
+// TestAuditDiskRecovers: a replica whose audit file is on a small disk of its own (a 64 KiB
+// tmpfs, mounted by the test, which runs as root) that fills up while it serves. Warned
+// admissions are admitted, each with its record, until the disk is full; then refused for
+// their record; once space returns, admitted and recorded again — without a restart. The file
+// holds whole records only: none half-written when the disk filled mid-record.
+func TestAuditDiskRecovers(t *testing.T) {
+	ns := namespace(t)
+	credential(t, ns, "aws-keys", v1alpha1.TypeAWS, map[string]string{"aws_access_key_id": "AKIA", "aws_secret_access_key": "s"}, nil)
+	dir := filepath.Join(c.WorkDir, "credgate-small")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a 64 KiB tmpfs for the audit file (the e2e runs as root, as make test does on this project's machines): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	servingAlone(t, "credgate-small")
+	n := 0
+	warned := func() (string, error) {
+		n++
+		name := fmt.Sprintf("warned-%d", n)
+		return name, c.Client.Create(t.Context(), pod(ns, name, map[string]string{"credentials.credgate.dev/aws-keys": "true"}))
+	}
+	var recorded []string
+	if name, err := warned(); err != nil {
+		t.Fatalf("a warned admission with room for its record: %v", err)
+	} else {
+		recorded = append(recorded, name)
+	}
+	// Fill the disk: the audit file keeps only the free part of its last page.
+	filler := filepath.Join(dir, "filler")
+	if out, err := exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1k").CombinedOutput(); err == nil {
+		t.Fatalf("dd filled no disk: %s", out)
+	}
+	var refused string
+	for range 20 {
+		name, err := warned()
+		if err == nil {
+			recorded = append(recorded, name)
+			continue
+		}
+		if !strings.Contains(err.Error(), "credgate could not write the audit record") {
+			t.Fatalf("%s on a full disk: %v, want refused for its audit record", name, err)
+		}
+		refused = name
+		break
+	}
+	if refused == "" {
+		t.Fatal("20 warned admissions recorded on a full 64 KiB disk")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	name, err := warned()
+	if err != nil {
+		t.Fatalf("a warned admission once space returned: %v", err)
+	}
+	recorded = append(recorded, name)
+	var got []string
+	err = audit.Read(mustOpen(t, filepath.Join(dir, "audit.log")), "audit.log", func(r *audit.Record) error {
+		got = append(got, r.Name)
+		return nil
+	}, func(p audit.Problem) { t.Errorf("a record half-written: %v", p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, recorded) {
+		t.Errorf("records %v, want those of the admitted %v (refused %s)", got, recorded, refused)
+	}
+	t.Logf("64 KiB audit disk: %d warned admissions recorded before it filled, %s refused, recorded again once space returned", len(recorded)-1, refused)
+}
+
+// mustOpen opens path for reading until the test ends.
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
+}
+
+// servingAlone starts a replica of credgate serve (its work directory name in the cluster's)
+// and points the webhook configurations at it alone until the test ends.
+func servingAlone(t *testing.T, name string) *cluster.Replica {
+	t.Helper()
+	r, err := c.StartReplica(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.StopReplica(r) })
+	if err := c.PointWebhooks(t.Context(), r.Port); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.PointWebhooks(context.Background(), c.Port); err != nil {
+			t.Errorf("point the webhooks back at credgate: %v", err)
+		}
+	})
+	return r
 }
