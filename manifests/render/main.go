@@ -1,6 +1,7 @@
 // Command render writes the release's install manifests: the kustomize overlays rendered to
 // one file each (credgate.yaml with self-managed certificates, credgate-cert-manager.yaml) and
-// the CRDs alone (crds.yaml, for `helm upgrade`, which never upgrades a chart's CRDs). The
+// the CRDs alone (crds.yaml, for `helm upgrade`, which never upgrades a chart's CRDs), and
+// the alerts (credgate-monitoring.yaml, a PrometheusRule for the Prometheus Operator). The
 // release workflow attaches them to the release; `make release-assets` runs it.
 //
 //	go run ./manifests/render -o bin/release [-image registry/credgate:tag]
@@ -42,6 +43,7 @@ func run(root, out, image string) error {
 		"credgate.yaml":              "overlays/self-managed",
 		"credgate-cert-manager.yaml": "overlays/cert-manager",
 		"crds.yaml":                  "crd",
+		"credgate-monitoring.yaml":   "monitoring",
 	} {
 		rm, err := build(filepath.Join(root, "manifests", dir), image)
 		if err != nil {

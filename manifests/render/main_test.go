@@ -99,3 +99,28 @@ func mustReadDir(t *testing.T, dir string) []string {
 	}
 	return names
 }
+
+// The release ships the alerts: credgate-monitoring.yaml is the PrometheusRule of
+// manifests/monitoring.
+func TestRenderShipsTheAlerts(t *testing.T) {
+	out := t.TempDir()
+	if err := run("../..", out, ""); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "credgate-monitoring.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rule struct {
+		APIVersion, Kind string
+		Spec             struct {
+			Groups []struct{ Rules []struct{ Alert string } }
+		}
+	}
+	if err := yaml.Unmarshal(data, &rule); err != nil {
+		t.Fatal(err)
+	}
+	if rule.APIVersion != "monitoring.coreos.com/v1" || rule.Kind != "PrometheusRule" || len(rule.Spec.Groups) == 0 || len(rule.Spec.Groups[0].Rules) == 0 {
+		t.Errorf("credgate-monitoring.yaml: %s %s with %d groups, want a PrometheusRule with the alerts", rule.APIVersion, rule.Kind, len(rule.Spec.Groups))
+	}
+}
