@@ -24,6 +24,9 @@ KUBE_LDFLAGS  := -s -w $(foreach v,component-base/version client-go/pkg/version,
                  -X k8s.io/$(v).gitTreeState=clean) -X k8s.io/component-base/version.gitMajor=1 \
                  -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION)))
 CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manager
+# The workload controllers of the end-to-end tests, each built from source by its own tools
+# module (their dependencies are not credgate's), with the CRDs their pinned modules ship.
+WORKLOAD_CONTROLLERS := $(BIN)/kuberay-operator $(BIN)/training-operator
 
 FUZZTIME ?= 30s
 BENCHTIME ?= 2s
@@ -65,8 +68,10 @@ eval: build ## Evaluate the bundled examples offline (credgate eval): what credg
 	  echo "== exit code $$rc (1: refused)"; [ $$rc -eq 1 ]
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types; the webhook configurations (kustomize, Helm) and docs/workloads.md's table from the kinds credgate knows.
 	$(CONTROLLER_GEN) object paths=./api/...
+	$(GO) test ./webhook/ -run '^TestConfigurationsGenerated$$' -update >/dev/null
+	$(GO) test ./workload/ -run '^TestDocsListKinds$$' -update >/dev/null
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD into manifests/crd.
@@ -89,13 +94,13 @@ lint: $(GOLANGCI_LINT) ## gofmt, go vet, golangci-lint (both modules), opa fmt +
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Regenerate; in CI (CI=true), fail if the committed files were stale.
-	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- api manifests/crd charts/credgate/crds || \
+	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- api manifests/crd charts/credgate/crds manifests/webhook charts/credgate/templates/webhooks.yaml docs/workloads.md || \
 	  { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }; fi
 
 ##@ Test
 
 .PHONY: test
-test: verify-generated control-plane $(BIN)/minio build ## Run every test: unit, Rego, handler, fuzz seeds, golden files, end to end, S3/STS, the image.
+test: verify-generated control-plane $(BIN)/minio $(WORKLOAD_CONTROLLERS) build ## Run every test: unit, Rego, handler, fuzz seeds, golden files, end to end, S3/STS, the image.
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/ ./tempcreds/
 	$(GO) test -count=1 ./...
@@ -103,7 +108,7 @@ test: verify-generated control-plane $(BIN)/minio build ## Run every test: unit,
 	$(MAKE) --no-print-directory image-test
 
 .PHONY: e2e
-e2e: control-plane $(BIN)/minio build ## Run the end-to-end tests only (etcd, kube-apiserver, the Job controller, credgate serve and refresher, MinIO).
+e2e: control-plane $(BIN)/minio $(WORKLOAD_CONTROLLERS) build ## Run the end-to-end tests only (etcd, kube-apiserver, the Job controller, KubeRay, the training operator, credgate serve and refresher, MinIO).
 	$(GO) test -count=1 -tags e2e ./test/e2e/ -v
 
 .PHONY: golden
@@ -238,6 +243,21 @@ $(BIN)/kube-apiserver: test/tools/go.mod test/tools/go.sum
 $(BIN)/kube-controller-manager: test/tools/go.mod test/tools/go.sum
 	@echo ">> building kube-controller-manager $(KUBE_VERSION) from source (test/tools)"
 	cd test/tools && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+
+.PHONY: workload-controllers
+workload-controllers: $(WORKLOAD_CONTROLLERS) ## Build KubeRay's operator and the Kubeflow training operator from source into bin/, their CRDs into bin/crds/ (once).
+
+$(BIN)/kuberay-operator: test/tools/kuberay/go.mod test/tools/kuberay/go.sum
+	@echo ">> building KubeRay's operator from source (test/tools/kuberay; a few minutes the first time)"
+	cd test/tools/kuberay && $(GO) build -o $@ github.com/ray-project/kuberay/ray-operator
+	mkdir -p $(BIN)/crds/kuberay
+	install -m 0644 "$$(cd test/tools/kuberay && $(GO) list -m -f '{{.Dir}}' github.com/ray-project/kuberay/ray-operator)"/config/crd/bases/ray.io_*.yaml $(BIN)/crds/kuberay/
+
+$(BIN)/training-operator: test/tools/trainingoperator/go.mod test/tools/trainingoperator/go.sum
+	@echo ">> building the Kubeflow training operator from source (test/tools/trainingoperator; a few minutes the first time)"
+	cd test/tools/trainingoperator && $(GO) build -o $@ github.com/kubeflow/training-operator/cmd/training-operator.v1
+	mkdir -p $(BIN)/crds/training-operator
+	install -m 0644 "$$(cd test/tools/trainingoperator && $(GO) list -m -f '{{.Dir}}' github.com/kubeflow/training-operator)"/manifests/base/crds/kubeflow.org_pytorchjobs.yaml $(BIN)/crds/training-operator/
 
 .PHONY: minio
 minio: $(BIN)/minio ## Build the MinIO S3/STS server of the AWS tests from source into bin/ (once; it accepts sessions from 1s).

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -135,6 +136,15 @@ func (e *Evaluator) one(ctx context.Context, r *review.Reviewer, decoder runtime
 	if err != nil && !runtime.IsNotRegisteredError(err) {
 		fmt.Fprintf(e.Err, "error: %s: %v\n", d.source, err)
 		return nil, ExitBadInput
+	}
+	if k := workload.KindOf(schema.FromAPIVersionAndKind(d.meta.APIVersion, d.meta.Kind)); obj == nil && k != nil && k.Custom() {
+		// A custom workload credgate knows (a PyTorchJob, a RayJob): read without Go types.
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(d.json); err != nil {
+			fmt.Fprintf(e.Err, "error: %s: %v\n", d.source, err)
+			return nil, ExitBadInput
+		}
+		obj = u
 	}
 	if _, err := workload.PodTemplate(obj); obj == nil || errors.Is(err, workload.ErrUnsupportedKind) {
 		fmt.Fprintf(e.Err, "skipped %s %s: credgate does not admit this kind; printed unchanged\n", d.meta.Kind, d.source)

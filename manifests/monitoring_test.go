@@ -428,12 +428,21 @@ func TestMonitoringWebhookNames(t *testing.T) {
 				t.Errorf("%s reads the API server's webhook metrics without selecting credgate's webhooks (name=~\"…\")", r.Alert)
 			}
 			for _, m := range ms {
-				// The PromQL string `mpod\\.credgate\\.dev` is the regular expression
-				// mpod\.credgate\.dev, which matches the name mpod.credgate.dev only.
-				got := strings.Split(strings.ReplaceAll(m[1], `\\.`, "."), "|")
-				sort.Strings(got)
-				if !slices.Equal(got, want) {
-					t.Errorf("%s selects the webhooks %q, want those of manifests/webhook: %q", r.Alert, got, want)
+				// The PromQL string `[a-z]+\\.credgate\\.dev` is the regular expression
+				// [a-z]+\.credgate\.dev, anchored at both ends as PromQL anchors it.
+				re, err := regexp.Compile("^(?:" + strings.ReplaceAll(m[1], `\\`, `\`) + ")$")
+				if err != nil {
+					t.Fatalf("%s: %v", r.Alert, err)
+				}
+				for _, name := range want {
+					if !re.MatchString(name) {
+						t.Errorf("%s does not select the webhook %s of manifests/webhook", r.Alert, name)
+					}
+				}
+				for _, other := range []string{"validation.gatekeeper.sh", "mpod.credgate.dev.example.com", "credgate.dev"} {
+					if re.MatchString(other) {
+						t.Errorf("%s selects the webhook %s, not credgate's", r.Alert, other)
+					}
 				}
 			}
 		}

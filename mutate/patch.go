@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -192,20 +193,30 @@ func appendList[E any](ops []jsonpatch.Operation, path string, list []E, had int
 // name. Only a template with neither labels nor annotations asks (an API server always sends a
 // pod template's metadata, a client may not), so the cost of a parse is rare.
 func memberPresent(raw []byte, path []string, name string) (bool, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return false, fmt.Errorf("parse submitted object: %w", err)
-	}
-	for _, p := range path {
-		v, ok := obj[p]
-		if !ok {
-			return false, nil
+	var v json.RawMessage = raw
+	for _, p := range append(slices.Clone(path), name) {
+		trimmed := bytes.TrimLeft(v, " \t\r\n")
+		if len(trimmed) > 0 && trimmed[0] == '[' {
+			// A list item, by its index (a RayCluster's workerGroupSpecs).
+			var items []json.RawMessage
+			if err := json.Unmarshal(v, &items); err != nil {
+				return false, fmt.Errorf("parse submitted object: %w", err)
+			}
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(items) {
+				return false, nil
+			}
+			v = items[i]
+			continue
 		}
-		obj = nil
+		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(v, &obj); err != nil {
 			return false, fmt.Errorf("parse submitted object: %w", err)
 		}
+		var ok bool
+		if v, ok = obj[p]; !ok {
+			return false, nil
+		}
 	}
-	v, ok := obj[name]
-	return ok && string(v) != "null", nil
+	return string(bytes.TrimSpace(v)) != "null", nil
 }

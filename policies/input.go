@@ -81,11 +81,16 @@ func (in *Input) Value() (ast.Value, error) {
 func podValue(object ast.Value, path []string, labels map[string]string) ast.Value {
 	tmpl := object
 	for _, p := range path {
-		o, ok := tmpl.(ast.Object)
-		if !ok {
-			return ast.NewObject()
+		var t *ast.Term
+		switch v := tmpl.(type) {
+		case ast.Object:
+			t = v.Get(ast.StringTerm(p))
+		case *ast.Array:
+			// A list item, by its index (a RayCluster's workerGroupSpecs).
+			if i, err := strconv.Atoi(p); err == nil && i >= 0 && i < v.Len() {
+				t = v.Elem(i)
+			}
 		}
-		t := o.Get(ast.StringTerm(p))
 		if t == nil {
 			return ast.NewObject()
 		}

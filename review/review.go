@@ -181,7 +181,7 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 	if len(req.Raw) > MaxObjectBytes {
 		return Decision{}, fmt.Errorf("%w: the object is %d bytes; credgate reviews objects of at most %d", workload.ErrMalformed, len(req.Raw), MaxObjectBytes)
 	}
-	t, err := workload.PodTemplate(req.Object)
+	ts, err := workload.PodTemplates(req.Object)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -191,6 +191,76 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 			return Decision{}, fmt.Errorf("encode submitted object: %w", err)
 		}
 	}
+	if len(ts) == 1 {
+		return r.review(ctx, req, raw, ts[0])
+	}
+	// A workload of several pod templates (a PyTorchJob's replica types, a RayCluster's head
+	// and worker groups): each is decided on its own, as the pods it will run, and the
+	// object is refused if any of them is; what each says is prefixed with the template's
+	// name. The patches touch each its own template.
+	all := Decision{DryRun: req.DryRun, Kind: req.GVK.Kind}
+	for _, t := range ts {
+		d, err := r.review(ctx, req, raw, t)
+		if err != nil {
+			return Decision{}, err
+		}
+		all.merge(&d, t.Name)
+	}
+	slices.Sort(all.Credentials)
+	all.Credentials = slices.Compact(all.Credentials)
+	if all.Denied() {
+		all.Patch = nil
+	}
+	bound(&all)
+	return all, nil
+}
+
+// merge adds d, the decision on the pod template name, to the decision on its object.
+func (all *Decision) merge(d *Decision, name string) {
+	prefix := func(vs []Violation) []Violation {
+		out := slices.Clone(vs)
+		for i := range out {
+			if name != "" {
+				out[i].Message = name + ": " + out[i].Message
+			}
+		}
+		return out
+	}
+	all.Credentials = append(all.Credentials, d.Credentials...)
+	all.Violations = append(all.Violations, prefix(d.Violations)...)
+	all.Warned = append(all.Warned, prefix(d.Warned)...)
+	all.Audited = append(all.Audited, prefix(d.Audited)...)
+	for _, w := range d.Warnings {
+		if name != "" {
+			w = name + ": " + w
+		}
+		all.Warnings = append(all.Warnings, w)
+	}
+	all.Mutated = all.Mutated || d.Mutated
+	if d.Stripped != nil {
+		if all.Stripped == nil {
+			all.Stripped = &mutate.Stripped{}
+		}
+		all.Stripped.Env += d.Stripped.Env
+		all.Stripped.Mounts += d.Stripped.Mounts
+		all.Stripped.Volumes += d.Stripped.Volumes
+		all.Stripped.PullSecrets += d.Stripped.PullSecrets
+	}
+	all.Patch = append(all.Patch, d.Patch...)
+	for _, c := range d.Resolved {
+		if !slices.ContainsFunc(all.Resolved, func(a credential.Resolved) bool { return a.Name == c.Name }) {
+			all.Resolved = append(all.Resolved, c)
+		}
+	}
+	slices.SortFunc(all.Resolved, func(a, b credential.Resolved) int { return strings.Compare(a.Name, b.Name) })
+	if d.PolicyRevision != "" {
+		all.PolicyRevision = d.PolicyRevision
+	}
+}
+
+// review reviews t, one pod template of req.Object (or the Pod itself), whose JSON is raw.
+func (r *Reviewer) review(ctx context.Context, req Request, raw []byte, t workload.Template) (Decision, error) {
+	var err error
 	pod := workload.IsPod(req.Object)
 	// before is the template as submitted, kept when credgate may take something away from it
 	// (a label following a CronJob's, an earlier injection): Rewrite derives that part of the

@@ -6,7 +6,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/credgate/credgate/audit"
@@ -16,9 +15,9 @@ import (
 
 // OwnerResolver finds the controller owner of a workload, for the audit record's owner chain.
 type OwnerResolver interface {
-	// Owner returns the controller owner of the object kind/name in namespace — the one whose
-	// UID is uid, not another of the same name — or nil.
-	Owner(ctx context.Context, namespace, kind, name string, uid types.UID) *audit.Owner
+	// Owner returns the controller owner of the object ref refers to in namespace — the one
+	// whose UID is ref's, not another of the same name — or nil.
+	Owner(ctx context.Context, namespace string, ref metav1.OwnerReference) *audit.Owner
 }
 
 // auditEvent is the event a decision makes: the strongest action among its violations, or
@@ -62,7 +61,7 @@ func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.
 		if ref := metav1.GetControllerOf(acc); ref != nil {
 			r.Owner = &audit.Owner{Kind: ref.Kind, Name: ref.Name}
 			if m.Owners != nil {
-				r.Owner.Owner = m.Owners.Owner(ctx, req.Namespace, ref.Kind, ref.Name, ref.UID)
+				r.Owner.Owner = m.Owners.Owner(ctx, req.Namespace, *ref)
 			}
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"k8s.io/apimachinery/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"strings"
 	"sync"
 	"testing"
@@ -181,8 +181,8 @@ func TestAuditRecords(t *testing.T) {
 // staticOwners resolves owners from a map keyed "Kind/name".
 type staticOwners map[string]*audit.Owner
 
-func (s staticOwners) Owner(_ context.Context, _, kind, name string, _ types.UID) *audit.Owner {
-	return s[kind+"/"+name]
+func (s staticOwners) Owner(_ context.Context, _ string, ref metav1.OwnerReference) *audit.Owner {
+	return s[ref.Kind+"/"+ref.Name]
 }
 
 // TestAuditRedactsQuotedValues: a user policy that quotes a literal value the pod sets does

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -24,8 +23,9 @@ import (
 	"github.com/credgate/credgate/workload"
 )
 
-// Kind describes one admitted kind: what it is, how to make an empty one to decode into, and
-// which operations are reviewed (others are admitted untouched).
+// Kind is one admitted kind at its webhook paths: what it is (its workload.Kind), how to make
+// an empty one to decode into, and which operations are reviewed (others are admitted
+// untouched).
 type Kind struct {
 	GVK        schema.GroupVersionKind
 	New        func() runtime.Object
@@ -36,24 +36,44 @@ type Kind struct {
 	// subresource, that changes a credential label or a credgate.dev/ annotation: what an object
 	// requests is decided once, at creation (see checkFixedMetadata).
 	FixedOnUpdate bool
+	// Workload is what credgate knows of the kind: its pod templates, how labels reach them.
+	Workload *workload.Kind
 }
 
-// Kinds are the kinds the webhook admits. A Pod gets its credentials when it is created; a Job
-// or CronJob is decided when it is submitted and its pod template only gets the credential
-// labels, so its pods get the Credentials as they are when each is created. A Job's pod
-// template is immutable, so Jobs (like Pods) are reviewed on create only; a CronJob's template
-// may change on update. A Pod's labels
-// may change on update, so its validating webhook also keeps its credential labels and
-// credgate's annotations as they were created.
-var Kinds = []Kind{
-	{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), New: func() runtime.Object { return &corev1.Pod{} },
-		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-v1-pod", ValidatePath: "/validate-v1-pod",
-		FixedOnUpdate: true},
-	{GVK: batchv1.SchemeGroupVersion.WithKind("Job"), New: func() runtime.Object { return &batchv1.Job{} },
-		Operations: []admissionv1.Operation{admissionv1.Create}, Path: "/mutate-batch-v1-job", ValidatePath: "/validate-batch-v1-job"},
-	{GVK: batchv1.SchemeGroupVersion.WithKind("CronJob"), New: func() runtime.Object { return &batchv1.CronJob{} },
-		Operations: []admissionv1.Operation{admissionv1.Create, admissionv1.Update}, Path: "/mutate-batch-v1-cronjob",
-		ValidatePath: "/validate-batch-v1-cronjob"},
+// Kinds are the kinds the webhook admits: those of workload.Kinds that credgate serve admits
+// (a Pod gets its credentials when it is created; a workload is decided when it is submitted,
+// on each of its pod templates, and its templates only get the credential labels, so its pods
+// get the Credentials as they are when each is created). A Pod's labels may change on update,
+// so its validating webhook also keeps its credential labels and credgate's annotations as
+// they were created.
+var Kinds = admittedKinds()
+
+func admittedKinds() []Kind {
+	var out []Kind
+	for i := range workload.Kinds {
+		wk := &workload.Kinds[i]
+		if !wk.Admitted() {
+			continue
+		}
+		ops := make([]admissionv1.Operation, len(wk.Operations))
+		for i, op := range wk.Operations {
+			ops[i] = admissionv1.Operation(op)
+		}
+		p := PathOf(wk.GVK)
+		out = append(out, Kind{GVK: wk.GVK, New: wk.New, Operations: ops, Path: "/mutate-" + p, ValidatePath: "/validate-" + p,
+			FixedOnUpdate: wk.FixedOnUpdate, Workload: wk})
+	}
+	return out
+}
+
+// PathOf is the part of a kind's webhook paths that names it, as controller-runtime names
+// them: "v1-pod", "batch-v1-job", "kubeflow-org-v1-pytorchjob".
+func PathOf(gvk schema.GroupVersionKind) string {
+	p := gvk.Version + "-" + strings.ToLower(gvk.Kind)
+	if gvk.Group != "" {
+		p = strings.ReplaceAll(gvk.Group, ".", "-") + "-" + p
+	}
+	return p
 }
 
 // Mutator is the admission handler for one Kind: mutating, or with ValidateOnly validating.

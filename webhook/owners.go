@@ -7,19 +7,12 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/audit"
+	"github.com/credgate/credgate/workload"
 )
-
-// ownerKinds are the owners whose own owner the audit record names: the CronJob above a Job,
-// the Deployment above a ReplicaSet.
-var ownerKinds = map[string]schema.GroupVersionKind{
-	"Job":        {Group: "batch", Version: "v1", Kind: "Job"},
-	"ReplicaSet": {Group: "apps", Version: "v1", Kind: "ReplicaSet"},
-}
 
 // apiOwners resolves owners with a metadata-only GET. It runs for audited decisions only
 // (refusals, warnings), never for an admission that records nothing. What it found is kept for
@@ -35,8 +28,8 @@ type apiOwners struct {
 }
 
 type ownerKey struct {
-	namespace, kind, name string
-	uid                   types.UID
+	namespace, group, kind, name string
+	uid                          types.UID
 }
 
 type keptOwner struct {
@@ -60,15 +53,18 @@ func newAPIOwners(reader client.Reader) *apiOwners {
 
 var _ OwnerResolver = (*apiOwners)(nil)
 
-// Owner implements OwnerResolver. An owner that cannot be read, or is not the object of uid,
-// is left out: the record still names the object's own owner. What is found is kept by the
-// owner's UID, so a Job deleted and created again under its name is looked up afresh.
-func (o *apiOwners) Owner(ctx context.Context, namespace, kind, name string, uid types.UID) *audit.Owner {
-	gvk, ok := ownerKinds[kind]
+// Owner implements OwnerResolver, for owners of the kinds workload.OwnerAbove names (the
+// CronJob above a Job, the RayJob above a RayCluster, the Deployment above a ReplicaSet). An
+// owner that cannot be read, or is not the object of ref's UID, is left out: the record still
+// names the object's own owner. What is found is kept by the owner's UID, so a Job deleted
+// and created again under its name is looked up afresh.
+func (o *apiOwners) Owner(ctx context.Context, namespace string, ref metav1.OwnerReference) *audit.Owner {
+	gvk, ok := workload.OwnerAbove(ref.APIVersion, ref.Kind)
 	if !ok {
 		return nil
 	}
-	key := ownerKey{namespace, kind, name, uid}
+	name, uid := ref.Name, ref.UID
+	key := ownerKey{namespace, gvk.Group, gvk.Kind, name, uid}
 	now := o.now()
 	o.mu.Lock()
 	k, ok := o.kept[key]

@@ -51,7 +51,7 @@ func TestOwnersAreKept(t *testing.T) {
 	now := time.Now()
 	o.now = func() time.Time { return now }
 	for range 5 {
-		if got := o.Owner(t.Context(), "ml", "Job", "nightly-1", "uid-nightly-1"); got == nil || *got != (audit.Owner{Kind: "CronJob", Name: "nightly"}) {
+		if got := o.Owner(t.Context(), "ml", ownerRef("Job", "nightly-1", "uid-nightly-1")); got == nil || *got != (audit.Owner{Kind: "CronJob", Name: "nightly"}) {
 			t.Fatalf("owner = %+v", got)
 		}
 	}
@@ -59,31 +59,37 @@ func TestOwnersAreKept(t *testing.T) {
 		t.Errorf("%d lookups for five pods of one Job, want 1", r.gets)
 	}
 	for _, name := range []string{"adhoc", "gone", "adhoc", "gone"} {
-		if got := o.Owner(t.Context(), "ml", "Job", name, types.UID("uid-"+name)); got != nil {
+		if got := o.Owner(t.Context(), "ml", ownerRef("Job", name, types.UID("uid-"+name))); got != nil {
 			t.Errorf("owner of %s = %+v, want none", name, got)
 		}
 	}
 	if r.gets != 3 {
 		t.Errorf("%d lookups, want 3 (an owner-less and a missing Job kept too)", r.gets)
 	}
-	o.Owner(t.Context(), "ml", "Job", "broken", "uid-broken")
-	o.Owner(t.Context(), "ml", "Job", "broken", "uid-broken")
+	o.Owner(t.Context(), "ml", ownerRef("Job", "broken", "uid-broken"))
+	o.Owner(t.Context(), "ml", ownerRef("Job", "broken", "uid-broken"))
 	if r.gets != 5 {
 		t.Errorf("%d lookups, want 5 (a failed lookup is not kept)", r.gets)
 	}
 	now = now.Add(ownerTTL)
-	o.Owner(t.Context(), "ml", "Job", "nightly-1", "uid-nightly-1")
+	o.Owner(t.Context(), "ml", ownerRef("Job", "nightly-1", "uid-nightly-1"))
 	if r.gets != 6 {
 		t.Errorf("%d lookups, want 6 (an owner is looked up again after ownerTTL)", r.gets)
 	}
-	if o.Owner(t.Context(), "ml", "ReplicaSet", "x", "uid-x"); r.gets != 7 {
+	if o.Owner(t.Context(), "ml", ownerRef("ReplicaSet", "x", "uid-x")); r.gets != 7 {
 		t.Errorf("%d lookups, want 7", r.gets)
 	}
-	if o.Owner(t.Context(), "ml", "Pod", "x", "uid-x") != nil || r.gets != 7 {
+	if o.Owner(t.Context(), "ml", ownerRef("Pod", "x", "uid-x")) != nil || r.gets != 7 {
 		t.Error("an owner kind credgate does not follow was looked up")
 	}
 	// A reference to an earlier Job of the same name: its owner is not the new Job's.
-	if got := o.Owner(t.Context(), "ml", "Job", "nightly-1", "uid-of-a-deleted-job"); got != nil || r.gets != 8 {
+	if got := o.Owner(t.Context(), "ml", ownerRef("Job", "nightly-1", "uid-of-a-deleted-job")); got != nil || r.gets != 8 {
 		t.Errorf("owner of a Job recreated under the name = %+v after %d lookups, want none after 8", got, r.gets)
 	}
+}
+
+// ownerRef is a controller reference to the kind (Job, ReplicaSet or Pod) name of uid.
+func ownerRef(kind, name string, uid types.UID) metav1.OwnerReference {
+	apiVersion := map[string]string{"Job": "batch/v1", "ReplicaSet": "apps/v1", "Pod": "v1"}[kind]
+	return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: uid, Controller: new(true)}
 }

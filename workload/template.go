@@ -3,13 +3,16 @@ package workload
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -20,49 +23,186 @@ var (
 	ErrUnsupportedKind = errors.New("kind not admitted by credgate")
 )
 
-// Template is the pod an object will run: the Pod itself, or a workload's pod template.
-// Its fields point into the object, so changing them changes the object.
+// Template is a pod an object will run: the Pod itself, or one of a workload's pod templates.
+// Its fields point into the object, so changing them changes the object — for the built-in
+// kinds; a custom kind's templates are decoded from its unstructured content, and changing
+// them changes nothing there (the patch is what carries changes).
 type Template struct {
 	Meta *metav1.ObjectMeta
 	Spec *corev1.PodSpec
 	// Path is where the pod template sits in the object's JSON ("spec", "template" for a
-	// Job); empty for a Pod.
+	// Job; a map key or a list index where its Kind's path has a wildcard); empty for a Pod.
 	Path []string
+	// Name names the template in messages ("replica type Worker"); empty when its kind has
+	// one template.
+	Name string
+	// own: it inherits none of the object's credential labels (TemplatePath.Own).
+	own bool
 }
 
+// Where the built-in kinds' pod template sits: their Kind's TemplatePath (a test holds them
+// equal).
 var (
 	templatePath    = []string{"spec", "template"}
 	cronJobTemplate = []string{"spec", "jobTemplate", "spec", "template"}
 )
 
-// PodTemplate returns the pod that obj runs, as submitted. It returns an error wrapping
-// ErrMalformed for an object with no containers, and ErrUnsupportedKind for other kinds.
-// InheritLabels then copies a Job's or CronJob's credential labels into the template.
+// MaxTemplates bounds the pod templates of one object credgate reviews: each is decided on
+// its own.
+const MaxTemplates = 64
+
+// PodTemplate returns the pod that obj runs, as submitted, for kinds that run one: a Pod or a
+// workload with one pod template (for another, its first). See PodTemplates.
 func PodTemplate(obj runtime.Object) (Template, error) {
-	var t Template
+	ts, err := PodTemplates(obj)
+	if err != nil {
+		return Template{}, err
+	}
+	return ts[0], nil
+}
+
+// PodTemplates returns the pods that obj runs, as submitted: the Pod itself, or each of a
+// workload's pod templates, in the order of its Kind's Templates (map members sorted by key).
+// It returns an error wrapping ErrMalformed for an object with no pod template, more than
+// MaxTemplates, or a template with no containers, and ErrUnsupportedKind for a kind credgate
+// does not know. InheritLabels then copies the object's credential labels into each template.
+func PodTemplates(obj runtime.Object) ([]Template, error) {
+	var ts []Template
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		t = Template{Meta: &o.ObjectMeta, Spec: &o.Spec}
+		ts = []Template{{Meta: &o.ObjectMeta, Spec: &o.Spec}}
 	case *batchv1.Job:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
+		ts = []Template{{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}}
 	case *batchv1.CronJob:
 		jt := &o.Spec.JobTemplate
-		t = Template{Meta: &jt.Spec.Template.ObjectMeta, Spec: &jt.Spec.Template.Spec, Path: cronJobTemplate}
+		ts = []Template{{Meta: &jt.Spec.Template.ObjectMeta, Spec: &jt.Spec.Template.Spec, Path: cronJobTemplate}}
 	case *appsv1.Deployment:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
+		ts = []Template{{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}}
 	case *appsv1.StatefulSet:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
+		ts = []Template{{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}}
 	case *appsv1.DaemonSet:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
+		ts = []Template{{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}}
 	case *appsv1.ReplicaSet:
-		t = Template{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}
+		ts = []Template{{Meta: &o.Spec.Template.ObjectMeta, Spec: &o.Spec.Template.Spec, Path: templatePath}}
+	case *unstructured.Unstructured:
+		k := KindOf(o.GroupVersionKind())
+		if k == nil || !k.Custom() {
+			return nil, fmt.Errorf("%w: %s", ErrUnsupportedKind, o.GroupVersionKind())
+		}
+		var err error
+		if ts, err = customTemplates(k, o.Object); err != nil {
+			return nil, err
+		}
 	default:
-		return Template{}, fmt.Errorf("%w: %T", ErrUnsupportedKind, obj)
+		return nil, fmt.Errorf("%w: %T", ErrUnsupportedKind, obj)
 	}
-	if len(t.Spec.Containers) == 0 {
-		return Template{}, fmt.Errorf("%w: the pod has no containers (spec.containers is empty)", ErrMalformed)
+	for _, t := range ts {
+		if len(t.Spec.Containers) == 0 {
+			return nil, fmt.Errorf("%w: %sthe pod has no containers (spec.containers is empty)", ErrMalformed, t.prefix())
+		}
 	}
-	return t, nil
+	return ts, nil
+}
+
+// prefix is "<name>: " for a named template, for messages.
+func (t Template) prefix() string {
+	if t.Name == "" {
+		return ""
+	}
+	return t.Name + ": "
+}
+
+// customTemplates decodes the pod templates of content, an object of the custom kind k.
+func customTemplates(k *Kind, content map[string]any) ([]Template, error) {
+	var ts []Template
+	for _, tp := range k.Templates {
+		err := walk(content, tp.Path, nil, nil, func(path, names []string, v any) error {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return fmt.Errorf("%w: %s is not a pod template", ErrMalformed, strings.Join(path, "."))
+			}
+			if len(ts) == MaxTemplates {
+				return fmt.Errorf("%w: the %s has more than %d pod templates", ErrMalformed, k.GVK.Kind, MaxTemplates)
+			}
+			pts := &corev1.PodTemplateSpec{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, pts); err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrMalformed, strings.Join(path, "."), err)
+			}
+			t := Template{Meta: &pts.ObjectMeta, Spec: &pts.Spec, Path: path, own: tp.Own}
+			if tp.Name != "" {
+				t.Name = tp.Name
+				if strings.Contains(tp.Name, "%s") {
+					t.Name = fmt.Sprintf(tp.Name, strings.Join(names, "/"))
+				}
+			}
+			ts = append(ts, t)
+			return nil
+		}, tp.ItemName)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("%w: the %s has no pod template", ErrMalformed, k.GVK.Kind)
+	}
+	return ts, nil
+}
+
+// walk calls fn with every value at pattern in v (a TemplatePath's), the concrete path to it and
+// the names of the members and items its wildcards matched (a list item's itemName member, or
+// its index). A member the pattern names that is absent matches nothing.
+func walk(v any, pattern, path, names []string, fn func(path, names []string, v any) error, itemName string) error {
+	if len(pattern) == 0 {
+		return fn(slices.Clone(path), slices.Clone(names), v)
+	}
+	switch p := pattern[0]; p {
+	case AnyMember:
+		m, ok := v.(map[string]any)
+		if !ok {
+			if v == nil {
+				return nil
+			}
+			return fmt.Errorf("%w: %s is not a map", ErrMalformed, strings.Join(path, "."))
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if err := walk(m[k], pattern[1:], append(path, k), append(names, k), fn, itemName); err != nil {
+				return err
+			}
+		}
+	case AnyItem:
+		l, ok := v.([]any)
+		if !ok {
+			if v == nil {
+				return nil
+			}
+			return fmt.Errorf("%w: %s is not a list", ErrMalformed, strings.Join(path, "."))
+		}
+		for i, item := range l {
+			name := strconv.Itoa(i)
+			if m, ok := item.(map[string]any); ok && itemName != "" {
+				if n, ok := m[itemName].(string); ok && n != "" {
+					name = n
+				}
+			}
+			if err := walk(item, pattern[1:], append(path, strconv.Itoa(i)), append(names, name), fn, itemName); err != nil {
+				return err
+			}
+		}
+	default:
+		m, ok := v.(map[string]any)
+		if !ok {
+			if v == nil {
+				return nil
+			}
+			return fmt.Errorf("%w: %s is not an object", ErrMalformed, strings.Join(append(path, p), "."))
+		}
+		child, ok := m[p]
+		if !ok || child == nil {
+			return nil
+		}
+		return walk(child, pattern[1:], append(path, p), names, fn, itemName)
+	}
+	return nil
 }
 
 // InheritLabels copies the credential labels of a Job, or of a CronJob and its job template,
@@ -70,6 +210,9 @@ func PodTemplate(obj runtime.Object) (Template, error) {
 // label the object they apply, and its pods get the credentials. Other kinds are left alone.
 // Nothing else reaches the template: credentials are injected into each pod when it is created.
 func InheritLabels(obj runtime.Object, t Template) {
+	if t.own {
+		return
+	}
 	CopyCredentialLabels(inherited(obj), &t.Meta.Labels)
 }
 
@@ -81,10 +224,15 @@ func InheritLabels(obj runtime.Object, t Template) {
 // template label of another value, or one this update sets in the template itself, is the
 // template's own and is kept.
 func FollowLabels(old, obj runtime.Object, t Template) {
-	ot, err := PodTemplate(old)
-	if err != nil {
+	ots, err := PodTemplates(old)
+	if err != nil || t.own {
 		return
 	}
+	i := slices.IndexFunc(ots, func(o Template) bool { return slices.Equal(o.Path, t.Path) })
+	if i < 0 {
+		return
+	}
+	ot := ots[i]
 	was, now := inherited(old), inherited(obj)
 	for k, v := range t.Meta.Labels {
 		if !strings.HasPrefix(k, LabelPrefix) {
@@ -104,8 +252,9 @@ func FollowLabels(old, obj runtime.Object, t Template) {
 	}
 }
 
-// inherited returns the credential labels obj's pod template inherits: a Job's, or a CronJob's
-// job template's and then the CronJob's (the nearer one wins); none for other kinds.
+// inherited returns the credential labels obj's pod templates inherit, from the metadata its
+// Kind's Inherit lists (the nearer one wins): a Job's, a CronJob's job template's and then the
+// CronJob's, a custom workload's own; none for other kinds.
 func inherited(obj runtime.Object) map[string]string {
 	var out map[string]string
 	switch o := obj.(type) {
@@ -114,6 +263,14 @@ func inherited(obj runtime.Object) map[string]string {
 	case *batchv1.CronJob:
 		CopyCredentialLabels(o.Spec.JobTemplate.Labels, &out)
 		CopyCredentialLabels(o.Labels, &out)
+	case *unstructured.Unstructured:
+		if k := KindOf(o.GroupVersionKind()); k != nil {
+			for _, p := range k.Inherit {
+				// A label map that is not one of strings is the API server's to refuse.
+				labels, _, _ := unstructured.NestedStringMap(o.Object, append(slices.Clone(p), "labels")...)
+				CopyCredentialLabels(labels, &out)
+			}
+		}
 	}
 	return out
 }

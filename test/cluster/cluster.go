@@ -50,6 +50,8 @@ type Cluster struct {
 	refresher *exec.Cmd
 	stopMount func()
 	closeLogs []io.Closer
+	// The workload controllers (StartWorkloadControllers), nil until started.
+	kuberay, trainingOperator *exec.Cmd
 	// Kubeconfigs of the service accounts credgate serve and credgate refresher run as.
 	servingKubeconfig, refresherKubeconfig string
 }
@@ -259,6 +261,7 @@ func (c *Cluster) StopRefresher() {
 func (c *Cluster) Stop() {
 	c.StopRefresher()
 	c.StopCredgate()
+	c.stopWorkloadControllers()
 	stop(c.kcm)
 	if c.stopMount != nil {
 		c.stopMount()
