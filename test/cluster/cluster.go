@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/credgate/credgate/webhook"
+	"github.com/credgate/credgate/internal/app"
 )
 
 // Cluster is a running control plane with credgate registered in it.
@@ -134,7 +134,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if c.Config, err = c.env.Start(); err != nil {
 		return nil, fmt.Errorf("start etcd and kube-apiserver: %w", err)
 	}
-	scheme, err := webhook.NewScheme()
+	scheme, err := app.NewScheme()
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package webhook
+package app
 
 import (
 	"context"
@@ -19,9 +19,12 @@ import (
 // object and the managed fields, and keeps the rest; the Namespace informer keeps the name,
 // identity and labels only.
 func TestInformersKeepWhatAdmissionReads(t *testing.T) {
-	c := testCredentials()[0]
-	c.Annotations = map[string]string{lastApplied: `{"spec":"a copy"}`, "team": "nlp"}
-	c.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	c := &v1alpha1.Credential{
+		ObjectMeta: metav1.ObjectMeta{Name: "wandb", Namespace: "ml-team",
+			Annotations:   map[string]string{lastApplied: `{"spec":"a copy"}`, "team": "nlp"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeWandB, SecretRef: &v1alpha1.SecretReference{Name: "wandb-secret"}},
+	}
 	shared := c.Annotations
 	out, err := trimCredential(c)
 	if err != nil {
