@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -206,10 +205,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("credential-cache", synced(inf.HasSynced)); err != nil {
+	if err := mgr.AddReadyzCheck("credential-cache", synced("credential", inf.HasSynced)); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("namespace-cache", synced(nsInf.HasSynced)); err != nil {
+	if err := mgr.AddReadyzCheck("namespace-cache", synced("namespace", nsInf.HasSynced)); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
 	return mgr, nil
@@ -310,10 +309,11 @@ func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
 // NeedLeaderElection implements manager.LeaderElectionRunnable.
 func (everyReplica) NeedLeaderElection() bool { return false }
 
-func synced(inf toolscache.InformerSynced) healthz.Checker {
+// synced is the readiness check of the informer of kind: ready once it has synced.
+func synced(kind string, inf toolscache.InformerSynced) healthz.Checker {
 	return func(*http.Request) error {
 		if !inf() {
-			return errors.New("credential informer has not synced")
+			return fmt.Errorf("%s informer has not synced", kind)
 		}
 		return nil
 	}
