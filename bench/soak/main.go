@@ -128,9 +128,8 @@ func (t *tally) record(kind string, err error, at time.Duration) {
 
 // sample is one reading of one replica.
 type sample struct {
-	at                   time.Duration
-	rssKiB, fds, threads int
-	goroutines           float64
+	rssKiB, fds int
+	goroutines  float64
 }
 
 func soak(ctx context.Context, o options) error {
@@ -190,7 +189,7 @@ func soak(ctx context.Context, o options) error {
 	wg.Go(func() {
 		for loadCtx.Err() == nil {
 			for i, r := range replicas {
-				samples[i] = append(samples[i], read(r, time.Since(start)))
+				samples[i] = append(samples[i], read(r))
 			}
 			_ = sleep(loadCtx, o.sample)
 		}
@@ -201,7 +200,7 @@ func soak(ctx context.Context, o options) error {
 		return ctx.Err()
 	}
 	for i, r := range replicas {
-		samples[i] = append(samples[i], read(r, time.Since(start)))
+		samples[i] = append(samples[i], read(r))
 	}
 	after, err := c.WebhookHistograms(ctx, hooks)
 	if err != nil {
@@ -276,8 +275,8 @@ func create(ctx context.Context, c *cluster.Cluster, ns, kind, name string) erro
 }
 
 // read samples r's process.
-func read(r *cluster.Replica, at time.Duration) sample {
-	s := sample{at: at, goroutines: math.NaN()}
+func read(r *cluster.Replica) sample {
+	s := sample{goroutines: math.NaN()}
 	pid := r.Pid()
 	if pid == 0 {
 		return s
@@ -285,13 +284,8 @@ func read(r *cluster.Replica, at time.Duration) sample {
 	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
-			k, v, _ := strings.Cut(sc.Text(), ":")
-			n, _ := strconv.Atoi(strings.Fields(v + " 0")[0])
-			switch k {
-			case "VmRSS":
-				s.rssKiB = n
-			case "Threads":
-				s.threads = n
+			if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+				s.rssKiB, _ = strconv.Atoi(strings.Fields(v + " 0")[0])
 			}
 		}
 		_ = f.Close()
