@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,7 +188,7 @@ func soak(ctx context.Context, o options) error {
 	wg.Go(func() {
 		for loadCtx.Err() == nil {
 			for i, r := range replicas {
-				samples[i] = append(samples[i], read(r))
+				samples[i] = append(samples[i], read(ctx, r))
 			}
 			_ = sleep(loadCtx, o.sample)
 		}
@@ -200,7 +199,7 @@ func soak(ctx context.Context, o options) error {
 		return ctx.Err()
 	}
 	for i, r := range replicas {
-		samples[i] = append(samples[i], read(r))
+		samples[i] = append(samples[i], read(ctx, r))
 	}
 	after, err := c.WebhookHistograms(ctx, hooks)
 	if err != nil {
@@ -275,7 +274,7 @@ func create(ctx context.Context, c *cluster.Cluster, ns, kind, name string) erro
 }
 
 // read samples r's process.
-func read(r *cluster.Replica) sample {
+func read(ctx context.Context, r *cluster.Replica) sample {
 	s := sample{goroutines: math.NaN()}
 	pid := r.Pid()
 	if pid == 0 {
@@ -293,14 +292,10 @@ func read(r *cluster.Replica) sample {
 	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		s.fds = len(fds)
 	}
-	if res, err := http.Get("http://" + r.Metrics + "/metrics"); err == nil {
-		sc := bufio.NewScanner(res.Body)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-				s.goroutines, _ = strconv.ParseFloat(v, 64)
-			}
+	if m, err := benchenv.Scrape(ctx, r.Metrics); err == nil {
+		if g, ok := m["go_goroutines"]; ok {
+			s.goroutines = g
 		}
-		_ = res.Body.Close()
 	}
 	return s
 }
