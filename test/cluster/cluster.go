@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -503,7 +502,7 @@ func waitTLS(ctx context.Context, port int) error {
 // the local credgate (its service reference replaced by a URL with the same path). Their CA
 // bundle is credgate's to fill in.
 func (c *Cluster) installWebhooks(ctx context.Context) error {
-	data, err := os.ReadFile(filepath.Join(c.Root, "manifests", "webhook", "webhooks.yaml"))
+	docs, err := Documents(filepath.Join(c.Root, "manifests", "webhook", "webhooks.yaml"))
 	if err != nil {
 		return err
 	}
@@ -512,7 +511,7 @@ func (c *Cluster) installWebhooks(ctx context.Context) error {
 		u := base + *cc.Service.Path
 		cc.URL, cc.Service = &u, nil
 	}
-	for doc := range bytes.SplitSeq(data, []byte("\n---\n")) {
+	for _, doc := range docs {
 		var meta struct{ Kind string }
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			return err

@@ -318,11 +318,11 @@ func read(path string, into any) error {
 
 // apply creates every object of a multi-document YAML file.
 func apply(ctx context.Context, cl client.Client, path string) error {
-	data, err := os.ReadFile(path)
+	docs, err := cluster.Documents(path)
 	if err != nil {
 		return err
 	}
-	for doc := range bytes.SplitSeq(data, []byte("\n---\n")) {
+	for _, doc := range docs {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
