@@ -16,6 +16,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -285,13 +286,14 @@ func (c *Cluster) RestartAPIServer() (time.Duration, error) {
 	}
 	// Killed, its port is free once the process is gone.
 	addr := net.JoinHostPort(api.Address, api.Port)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
-			break
+			return true, nil
 		}
 		_ = conn.Close()
-	}
+		return false, nil
+	})
 	if err := api.Start(); err != nil {
 		return 0, fmt.Errorf("start kube-apiserver again: %w", err)
 	}
@@ -470,16 +472,16 @@ func (c *Cluster) startReplica(ctx context.Context, name string, port int, certD
 
 // waitReady waits until the process name answers /readyz at health.
 func (c *Cluster) waitReady(ctx context.Context, name, health string) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
+	ready := func(context.Context) (bool, error) {
 		res, err := http.Get("http://" + health + "/readyz")
-		if err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(200 * time.Millisecond)
+		_ = res.Body.Close()
+		return res.StatusCode == http.StatusOK, nil
+	}
+	if wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, ready) == nil {
+		return nil
 	}
 	log, _ := os.ReadFile(filepath.Join(c.WorkDir, name+".log"))
 	return fmt.Errorf("%s did not become ready in 60s:\n%s", name, log)
@@ -488,14 +490,19 @@ func (c *Cluster) waitReady(ctx context.Context, name, health string) error {
 // waitTLS waits until port accepts TLS connections.
 func waitTLS(ctx context.Context, port int) error {
 	d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // only probes that the port serves TLS
-	for range 50 {
+	var closeErr error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
 		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			return conn.Close()
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		closeErr = conn.Close()
+		return true, nil
+	})
+	if err != nil {
+		return errors.New("credgate's webhook port does not serve TLS")
 	}
-	return errors.New("credgate's webhook port does not serve TLS")
+	return closeErr
 }
 
 // installWebhooks creates the webhook configurations of manifests/webhook, each pointed at
