@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/credgate/credgate/internal/metrics"
 )
 
 // Sink receives audit lines: one JSON document each, without its newline. Write returns
@@ -130,10 +132,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Audit records that at least one sink failed to write.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.records, m.writeErrors} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register audit metrics: %w", err)
-		}
+	if err := metrics.Register(reg, "audit metrics", m.records, m.writeErrors); err != nil {
+		return nil, err
 	}
 	for _, e := range Events {
 		m.records.WithLabelValues(string(e))

@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/credgate/credgate/eval"
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/policies"
-	"github.com/credgate/credgate/webhook"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -97,7 +97,7 @@ func TestRun(t *testing.T) {
 			credentials: []string{examples + "credentials.yaml"}, wantCode: eval.ExitBadInput,
 			wantStderr: []string{"no objects"}},
 	}
-	scheme, err := webhook.NewScheme()
+	scheme, err := app.NewScheme()
 	if err != nil {
 		t.Fatal(err)
 	}

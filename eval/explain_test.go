@@ -7,15 +7,15 @@ import (
 	"testing"
 
 	"github.com/credgate/credgate/eval"
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/policies"
-	"github.com/credgate/credgate/webhook"
 )
 
 // TestExplain: with Explain, each decision is followed on stderr by what made each rule fire
 // — the rule's file and line, its set, and its body's expressions with theirs — for the
 // built-in rules and the user's; stdout is unchanged, and no secret value is written.
 func TestExplain(t *testing.T) {
-	scheme, err := webhook.NewScheme()
+	scheme, err := app.NewScheme()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/credgate/credgate/eval"
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/review"
-	"github.com/credgate/credgate/webhook"
 )
 
 // recorder keeps every input the policies evaluate.
@@ -33,7 +33,7 @@ func (r *recorder) Evaluate(ctx context.Context, input ast.Value) (policies.Resu
 // namespaces — matches the input schema (docs/policy-input.schema.json): policy check types
 // policies by it, so it must not refuse what credgate gives them.
 func TestInputSchemaAcceptsEvalInputs(t *testing.T) {
-	scheme, err := webhook.NewScheme()
+	scheme, err := app.NewScheme()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package policies
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/credgate/credgate/api/v1alpha1"
@@ -76,12 +79,21 @@ func exampleInput(b testing.TB) *Input {
 }
 
 func exampleCredentials(b testing.TB) map[string]*v1alpha1.Credential {
-	data, err := os.ReadFile(filepath.Join("..", "examples", "credentials.yaml"))
+	f, err := os.Open(filepath.Join("..", "examples", "credentials.yaml"))
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer f.Close()
 	out := map[string]*v1alpha1.Credential{}
-	for doc := range bytes.SplitSeq(data, []byte("\n---\n")) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 		var c v1alpha1.Credential
 		if err := yaml.Unmarshal(doc, &c); err != nil {
 			b.Fatal(err)
@@ -94,7 +106,6 @@ func exampleCredentials(b testing.TB) map[string]*v1alpha1.Credential {
 			out[c.Name] = &c
 		}
 	}
-	return out
 }
 
 func readYAML(b testing.TB, path string, into any) {

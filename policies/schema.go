@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -19,9 +18,6 @@ import (
 //
 //go:embed schema/input.json
 var inputSchemaJSON []byte
-
-// InputSchema returns the JSON Schema of the input document policies evaluate.
-func InputSchema() []byte { return slices.Clone(inputSchemaJSON) }
 
 // InputSchemaRef names the input schema in # METADATA schemas: annotations
 // (- input: schema["credgate-input"]), as OPA names a file credgate-input.json of the

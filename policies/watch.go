@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/internal/metrics"
 )
 
 // Load compiles the built-in rules together with the user policies of dir (none when dir is
@@ -76,20 +77,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "credgate_policy_evaluation_duration_seconds",
 			Help:    "Time to evaluate the policies for one admission.",
-			Buckets: DurationBuckets,
+			Buckets: metrics.DurationBuckets,
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.reloadErrors, m.revision, m.evalDuration} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register policy metrics: %w", err)
-		}
+	if err := metrics.Register(reg, "policy metrics", m.reloadErrors, m.revision, m.evalDuration); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
-
-// DurationBuckets are the histogram buckets of admission and policy timings: fine below 10 ms,
-// where a healthy admission falls, coarse up to the webhook timeout.
-var DurationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5}
 
 // Serving records rev as the revision served, replacing old ("" for none).
 func (m *Metrics) Serving(old, rev string) {

@@ -1,9 +1,9 @@
 package tempcreds
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/credgate/credgate/internal/metrics"
 )
 
 // Metrics are the refresher's Prometheus metrics.
@@ -34,10 +34,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "When the access token of each GCP impersonation Credential expires (Unix time); alert on time() - this nearing 0.",
 		}, []string{"namespace", "credential"}),
 	}
-	for _, c := range []prometheus.Collector{m.assumeRole, m.expiry, m.gcp, m.gcpExpiry} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register refresher metrics: %w", err)
-		}
+	if err := metrics.Register(reg, "refresher metrics", m.assumeRole, m.expiry, m.gcp, m.gcpExpiry); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

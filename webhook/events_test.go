@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/events"
@@ -139,14 +141,13 @@ func TestEventAggregation(t *testing.T) {
 		return out
 	}
 	var got []string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if got = writes(); len(got) >= 2 {
-			time.Sleep(200 * time.Millisecond)
-			if len(writes()) == len(got) {
-				break
-			}
+	_ = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		if got = writes(); len(got) < 2 {
+			return false, nil
 		}
-	}
+		time.Sleep(200 * time.Millisecond)
+		return len(writes()) == len(got), nil
+	})
 	// One create; one patch that starts the series. The broadcaster also refreshes its series
 	// once when it starts and then every 30 minutes, which may add one patch here: bounded by
 	// time, never by the number of refusals.

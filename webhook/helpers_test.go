@@ -19,7 +19,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/credgate/credgate/api/v1alpha1"
@@ -31,8 +33,18 @@ import (
 // testNamespace is the namespace of every fixture under testdata/.
 const testNamespace = "ml-team"
 
-// testScheme is NewScheme's, built once: building one registers every client-go type.
-var testScheme = sync.OnceValues(NewScheme)
+// testScheme is credgate serve's scheme (the built-in kinds and the credgate.dev API), built
+// once: building one registers every client-go type.
+var testScheme = sync.OnceValues(func() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+})
 
 // testCredentials are the Credentials the fixtures request: the presets users reach for
 // first (W&B, Hugging Face, AWS with a region), one that mounts files (Kaggle), and one whose

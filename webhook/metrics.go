@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -9,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/credgate/credgate/policies"
+	"github.com/credgate/credgate/internal/metrics"
 	"github.com/credgate/credgate/review"
 )
 
@@ -41,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "credgate_admission_duration_seconds",
 			Help:    "Time to answer an admission request, by webhook path.",
-			Buckets: policies.DurationBuckets,
+			Buckets: metrics.DurationBuckets,
 		}, []string{"webhook"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credgate_denials_total",
@@ -56,10 +55,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Admissions answered with the decision of an identical one (a Job's next pod: review.Decisions), by webhook path.",
 		}, []string{"webhook"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.denials, m.injections, m.reused} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register admission metrics: %w", err)
-		}
+	if err := metrics.Register(reg, "admission metrics", m.requests, m.duration, m.denials, m.injections, m.reused); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/credgate/credgate/api/v1alpha1"
@@ -77,14 +78,9 @@ func startServer(t *testing.T, policyDir string) *server {
 	pool.AppendCertsFromPEM(b.CACert)
 	s.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	s.url = fmt.Sprintf("https://127.0.0.1:%d", port)
-	for i := 0; ; i++ { // bounded wait for the listener
-		if err := srv.StartedChecker()(nil); err == nil {
-			break
-		}
-		if i == 500 {
-			t.Fatal("webhook server did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
+	started := func(context.Context) (bool, error) { return srv.StartedChecker()(nil) == nil, nil }
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 5*time.Second, true, started); err != nil {
+		t.Fatal("webhook server did not start")
 	}
 	return s
 }
@@ -139,13 +135,10 @@ func (s *server) reloadErrors(t *testing.T) float64 {
 // eventually polls cond every 20ms, for at most 10s (the watcher polls every 20ms).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 500 {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 10*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+		t.Fatalf("gave up waiting: %s", what)
 	}
-	t.Fatalf("gave up waiting: %s", what)
 }
 
 const userPolicy = `package credgate.admission

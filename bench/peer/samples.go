@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/test/cluster"
 	"github.com/credgate/credgate/workload"
 )
 
@@ -157,12 +157,12 @@ func ownerJob(base []byte) (string, error) {
 
 // readCredentials reads the Credentials of testdata/credentials.yaml.
 func readCredentials(dir string) ([]*v1alpha1.Credential, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "credentials.yaml"))
+	docs, err := cluster.Documents(filepath.Join(dir, "credentials.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	var creds []*v1alpha1.Credential
-	for doc := range bytes.SplitSeq(data, []byte("\n---\n")) {
+	for _, doc := range docs {
 		c := &v1alpha1.Credential{}
 		if err := yaml.UnmarshalStrict(doc, c); err != nil {
 			return nil, fmt.Errorf("credentials.yaml: %w", err)

@@ -42,8 +42,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/test/cluster"
-	"github.com/credgate/credgate/webhook"
 )
 
 // options are the command's flags.
@@ -145,7 +145,7 @@ func benchmark(ctx context.Context, o options) error {
 	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 	warned := &warnings{}
 	cfg.WarningHandlerWithContext = warned
-	scheme, err := webhook.NewScheme()
+	scheme, err := app.NewScheme()
 	if err != nil {
 		return err
 	}

@@ -127,58 +127,6 @@ const (
 	metricRequests   = "credgate_admission_requests_total"
 )
 
-// scrape reads the metrics served at addr.
-func scrape(ctx context.Context, addr string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/metrics: %s", addr, res.Status)
-	}
-	return parseMetrics(res.Body)
-}
-
-// parseMetrics reads Prometheus' text format: each metric's value, summed over its series
-// (labels dropped; a histogram's _bucket, _sum and _count are metrics of their own).
-func parseMetrics(r io.Reader) (map[string]float64, error) {
-	m := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, rest := line, ""
-		if i := strings.IndexAny(line, "{ "); i >= 0 {
-			name, rest = line[:i], line[i:]
-		}
-		if strings.HasPrefix(rest, "{") {
-			end := strings.LastIndex(rest, "}")
-			if end < 0 {
-				return nil, fmt.Errorf("metrics: unterminated labels: %q", line)
-			}
-			rest = rest[end+1:]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			return nil, fmt.Errorf("metrics: no value: %q", line)
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics: %q: %w", line, err)
-		}
-		m[name] += v
-	}
-	return m, sc.Err()
-}
-
 // snapshot is credgate serve's memory at one point of the run.
 type snapshot struct {
 	label   string
@@ -192,7 +140,7 @@ func take(ctx context.Context, label string, p serveProcess) (snapshot, error) {
 	if err != nil {
 		return snapshot{}, fmt.Errorf("%s: %w", label, err)
 	}
-	metrics, err := scrape(ctx, p.metrics)
+	metrics, err := benchenv.Scrape(ctx, p.metrics)
 	if err != nil {
 		return snapshot{}, fmt.Errorf("%s: %w", label, err)
 	}
@@ -205,7 +153,7 @@ func take(ctx context.Context, label string, p serveProcess) (snapshot, error) {
 func settle(ctx context.Context, last snapshot, p serveProcess, limit time.Duration) (snapshot, error) {
 	started := time.Now()
 	for {
-		m, err := scrape(ctx, p.metrics)
+		m, err := benchenv.Scrape(ctx, p.metrics)
 		if err != nil {
 			return snapshot{}, err
 		}

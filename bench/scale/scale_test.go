@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"slices"
-	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -64,25 +63,6 @@ func TestParseStatus(t *testing.T) {
 	}
 	if _, err := parseStatus([]byte("VmRSS:\t 1 kB\n")); err == nil {
 		t.Error("parseStatus of a status without VmHWM: no error")
-	}
-}
-
-func TestParseMetrics(t *testing.T) {
-	text := `# HELP go_memstats_heap_inuse_bytes Number of heap bytes that are in use.
-# TYPE go_memstats_heap_inuse_bytes gauge
-go_memstats_heap_inuse_bytes 4.2e+07
-go_goroutines 87
-credgate_admission_requests_total{operation="CREATE",path="/mutate-v1-pod",result="admitted"} 1000
-credgate_admission_requests_total{operation="CREATE",path="/validate-v1-pod",result="admitted, with \"}\""} 998
-`
-	m, err := parseMetrics(strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, want := range map[string]float64{metricHeapInuse: 42e6, metricGoroutines: 87, metricRequests: 1998} {
-		if m[name] != want {
-			t.Errorf("%s = %v, want %v", name, m[name], want)
-		}
 	}
 }
 

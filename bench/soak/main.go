@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,9 +127,8 @@ func (t *tally) record(kind string, err error, at time.Duration) {
 
 // sample is one reading of one replica.
 type sample struct {
-	at                   time.Duration
-	rssKiB, fds, threads int
-	goroutines           float64
+	rssKiB, fds int
+	goroutines  float64
 }
 
 func soak(ctx context.Context, o options) error {
@@ -190,7 +188,7 @@ func soak(ctx context.Context, o options) error {
 	wg.Go(func() {
 		for loadCtx.Err() == nil {
 			for i, r := range replicas {
-				samples[i] = append(samples[i], read(r, time.Since(start)))
+				samples[i] = append(samples[i], read(ctx, r))
 			}
 			_ = sleep(loadCtx, o.sample)
 		}
@@ -201,7 +199,7 @@ func soak(ctx context.Context, o options) error {
 		return ctx.Err()
 	}
 	for i, r := range replicas {
-		samples[i] = append(samples[i], read(r, time.Since(start)))
+		samples[i] = append(samples[i], read(ctx, r))
 	}
 	after, err := c.WebhookHistograms(ctx, hooks)
 	if err != nil {
@@ -276,8 +274,8 @@ func create(ctx context.Context, c *cluster.Cluster, ns, kind, name string) erro
 }
 
 // read samples r's process.
-func read(r *cluster.Replica, at time.Duration) sample {
-	s := sample{at: at, goroutines: math.NaN()}
+func read(ctx context.Context, r *cluster.Replica) sample {
+	s := sample{goroutines: math.NaN()}
 	pid := r.Pid()
 	if pid == 0 {
 		return s
@@ -285,13 +283,8 @@ func read(r *cluster.Replica, at time.Duration) sample {
 	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
-			k, v, _ := strings.Cut(sc.Text(), ":")
-			n, _ := strconv.Atoi(strings.Fields(v + " 0")[0])
-			switch k {
-			case "VmRSS":
-				s.rssKiB = n
-			case "Threads":
-				s.threads = n
+			if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+				s.rssKiB, _ = strconv.Atoi(strings.Fields(v + " 0")[0])
 			}
 		}
 		_ = f.Close()
@@ -299,14 +292,10 @@ func read(r *cluster.Replica, at time.Duration) sample {
 	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		s.fds = len(fds)
 	}
-	if res, err := http.Get("http://" + r.Metrics + "/metrics"); err == nil {
-		sc := bufio.NewScanner(res.Body)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-				s.goroutines, _ = strconv.ParseFloat(v, 64)
-			}
+	if m, err := benchenv.Scrape(ctx, r.Metrics); err == nil {
+		if g, ok := m["go_goroutines"]; ok {
+			s.goroutines = g
 		}
-		_ = res.Body.Close()
 	}
 	return s
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credgate/credgate/eval"
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/policies"
-	"github.com/credgate/credgate/webhook"
 )
 
 type evalOptions struct {
@@ -81,7 +81,7 @@ Exit status: 0 every workload admitted, 1 at least one refused, 2 bad input.`,
 }
 
 func (o *evalOptions) run(cmd *cobra.Command) error {
-	scheme, err := webhook.NewScheme()
+	scheme, err := app.NewScheme()
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,8 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/tempcreds"
-	"github.com/credgate/credgate/webhook"
 )
 
 type refresherOptions struct {
@@ -87,12 +87,12 @@ func (o *refresherOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	scheme, err := webhook.NewScheme()
+	scheme, err := app.NewScheme()
 	if err != nil {
 		return err
 	}
 	recorder := func(mgr manager.Manager) (events.EventRecorder, error) {
-		return webhook.NewEventRecorder(mgr, cfg, scheme)
+		return app.NewEventRecorder(mgr, cfg, scheme)
 	}
 	mgr, err := tempcreds.NewManager(cfg, scheme, o.ManagerOptions, log, recorder)
 	if err != nil {

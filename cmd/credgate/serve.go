@@ -20,12 +20,12 @@ import (
 
 	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/certs"
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/review"
-	"github.com/credgate/credgate/webhook"
 )
 
 type serveOptions struct {
-	webhook.Options
+	app.Options
 	kubeconfig   string
 	verbosity    int
 	policy       policyFlags
@@ -93,7 +93,7 @@ on the metrics address.`,
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity: 0 decisions, 1 every injection")
 	f.DurationVar(&o.PolicyReload, "policy-reload-interval", 2*time.Second, "how often --policy-dir is checked for changes")
-	f.DurationVar(&o.shutdownDelay, "shutdown-delay", webhook.DefaultShutdownDelay, "on SIGTERM, fail readiness at once but keep serving admissions this long, so that the Service stops sending requests before the server stops; then drain those in flight (keep it under the pod's terminationGracePeriodSeconds)")
+	f.DurationVar(&o.shutdownDelay, "shutdown-delay", app.DefaultShutdownDelay, "on SIGTERM, fail readiness at once but keep serving admissions this long, so that the Service stops sending requests before the server stops; then drain those in flight (keep it under the pod's terminationGracePeriodSeconds)")
 	f.IntVar(&o.ReusedDecisions, "reused-decisions", review.DefaultMaxDecisions,
 		"recent decisions kept for identical admissions (a Job's next pods) to reuse while all they read is unchanged (0: none)")
 	o.policy.register(cmd, "directory of extra .rego policies and JSON/YAML data, reloaded on change")
@@ -166,12 +166,12 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	mgr, err := webhook.NewManager(cmd.Context(), cfg, o.Options, log.WithName("webhook"))
+	mgr, err := app.NewManager(cmd.Context(), cfg, o.Options, log.WithName("webhook"))
 	if err != nil {
 		return err
 	}
 	log.Info("starting", "version", version, "port", o.Port, "certDir", o.CertDir)
-	return webhook.Run(cmd.Context(), mgr, o.shutdownDelay, log)
+	return app.Run(cmd.Context(), mgr, o.shutdownDelay, log)
 }
 
 // newLogger builds the JSON logger of credgate's servers (zap behind logr), writing to w,

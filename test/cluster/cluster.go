@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -17,12 +16,13 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/credgate/credgate/webhook"
+	"github.com/credgate/credgate/internal/app"
 )
 
 // Cluster is a running control plane with credgate registered in it.
@@ -136,7 +136,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if c.Config, err = c.env.Start(); err != nil {
 		return nil, fmt.Errorf("start etcd and kube-apiserver: %w", err)
 	}
-	scheme, err := webhook.NewScheme()
+	scheme, err := app.NewScheme()
 	if err != nil {
 		return nil, err
 	}
@@ -289,13 +289,14 @@ func (c *Cluster) RestartAPIServer() (time.Duration, error) {
 	}
 	// Killed, its port is free once the process is gone.
 	addr := net.JoinHostPort(api.Address, api.Port)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
-			break
+			return true, nil
 		}
 		_ = conn.Close()
-	}
+		return false, nil
+	})
 	if err := api.Start(); err != nil {
 		return 0, fmt.Errorf("start kube-apiserver again: %w", err)
 	}
@@ -474,16 +475,16 @@ func (c *Cluster) startReplica(ctx context.Context, name string, port int, certD
 
 // waitReady waits until the process name answers /readyz at health.
 func (c *Cluster) waitReady(ctx context.Context, name, health string) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
+	ready := func(context.Context) (bool, error) {
 		res, err := http.Get("http://" + health + "/readyz")
-		if err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(200 * time.Millisecond)
+		_ = res.Body.Close()
+		return res.StatusCode == http.StatusOK, nil
+	}
+	if wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, ready) == nil {
+		return nil
 	}
 	log, _ := os.ReadFile(filepath.Join(c.WorkDir, name+".log"))
 	return fmt.Errorf("%s did not become ready in 60s:\n%s", name, log)
@@ -492,21 +493,26 @@ func (c *Cluster) waitReady(ctx context.Context, name, health string) error {
 // waitTLS waits until port accepts TLS connections.
 func waitTLS(ctx context.Context, port int) error {
 	d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // only probes that the port serves TLS
-	for range 50 {
+	var closeErr error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
 		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			return conn.Close()
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		closeErr = conn.Close()
+		return true, nil
+	})
+	if err != nil {
+		return errors.New("credgate's webhook port does not serve TLS")
 	}
-	return errors.New("credgate's webhook port does not serve TLS")
+	return closeErr
 }
 
 // installWebhooks creates the webhook configurations of manifests/webhook, each pointed at
 // the local credgate (its service reference replaced by a URL with the same path). Their CA
 // bundle is credgate's to fill in.
 func (c *Cluster) installWebhooks(ctx context.Context) error {
-	data, err := os.ReadFile(filepath.Join(c.Root, "manifests", "webhook", "webhooks.yaml"))
+	docs, err := Documents(filepath.Join(c.Root, "manifests", "webhook", "webhooks.yaml"))
 	if err != nil {
 		return err
 	}
@@ -515,7 +521,7 @@ func (c *Cluster) installWebhooks(ctx context.Context) error {
 		u := base + *cc.Service.Path
 		cc.URL, cc.Service = &u, nil
 	}
-	for doc := range bytes.SplitSeq(data, []byte("\n---\n")) {
+	for _, doc := range docs {
 		var meta struct{ Kind string }
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			return err

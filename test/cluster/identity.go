@@ -54,25 +54,38 @@ func (c *Cluster) installRBAC(ctx context.Context) error {
 	return nil
 }
 
-// readObjects reads the objects of a multi-document YAML file.
-func readObjects(path string) ([]*unstructured.Unstructured, error) {
-	data, err := os.ReadFile(path)
+// Documents returns the documents of the multi-document YAML file at path, as apimachinery's
+// YAML reader splits them (on "---" lines), leaving out those that hold nothing but space.
+func Documents(path string) ([][]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []*unstructured.Unstructured
+	defer f.Close()
+	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
+	var docs [][]byte
 	for {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return objs, nil
+			return docs, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
+		if len(bytes.TrimSpace(doc)) > 0 {
+			docs = append(docs, doc)
 		}
+	}
+}
+
+// readObjects reads the objects of a multi-document YAML file.
+func readObjects(path string) ([]*unstructured.Unstructured, error) {
+	docs, err := Documents(path)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for _, doc := range docs {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
 			return nil, fmt.Errorf("parse %s: %w", path, err)
@@ -81,6 +94,7 @@ func readObjects(path string) ([]*unstructured.Unstructured, error) {
 			objs = append(objs, u)
 		}
 	}
+	return objs, nil
 }
 
 // kubeconfigFor writes a kubeconfig that authenticates as the service account a (a client

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -281,10 +282,9 @@ func (c *Cluster) StartBehindService(ctx context.Context, prefix string, n int) 
 		svc.Add(r)
 		replicas = append(replicas, r)
 	}
-	for deadline := time.Now().Add(60 * time.Second); svc.Ready() < n; time.Sleep(ServicePollInterval) {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fail(fmt.Errorf("%d of %d replicas ready behind the service after 60s", svc.Ready(), n))
-		}
+	ready := func(context.Context) (bool, error) { return svc.Ready() >= n, nil }
+	if err := wait.PollUntilContextTimeout(ctx, ServicePollInterval, 60*time.Second, true, ready); err != nil {
+		return fail(fmt.Errorf("%d of %d replicas ready behind the service after 60s", svc.Ready(), n))
 	}
 	if err := c.PointWebhooks(ctx, svc.Port); err != nil {
 		return fail(err)

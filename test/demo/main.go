@@ -30,6 +30,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -318,11 +319,11 @@ func read(path string, into any) error {
 
 // apply creates every object of a multi-document YAML file.
 func apply(ctx context.Context, cl client.Client, path string) error {
-	data, err := os.ReadFile(path)
+	docs, err := cluster.Documents(path)
 	if err != nil {
 		return err
 	}
-	for doc := range bytes.SplitSeq(data, []byte("\n---\n")) {
+	for _, doc := range docs {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -340,14 +341,19 @@ func apply(ctx context.Context, cl client.Client, path string) error {
 
 // jobPod waits for the Job controller to create job's pod.
 func jobPod(ctx context.Context, cl client.Client, job *batchv1.Job) (*corev1.Pod, error) {
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	var pod *corev1.Pod
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
 		var pods corev1.PodList
 		if err := cl.List(ctx, &pods, client.InNamespace(job.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil {
-			return nil, err
+			return false, err
 		}
 		if len(pods.Items) > 0 {
-			return &pods.Items[0], nil
+			pod = &pods.Items[0]
 		}
+		return pod != nil, nil
+	})
+	if wait.Interrupted(err) && ctx.Err() == nil {
+		return nil, fmt.Errorf("the Job controller created no pod for %s in 60s", job.Name)
 	}
-	return nil, fmt.Errorf("the Job controller created no pod for %s in 60s", job.Name)
+	return pod, err
 }

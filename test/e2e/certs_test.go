@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/api/v1alpha1"
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/test/cluster"
-	"github.com/credgate/credgate/webhook"
 )
 
 // servingCertID identifies the certificate credgate's webhook port presents: its SHA-256
@@ -94,7 +94,7 @@ func TestReplicasShareRotatedCertificate(t *testing.T) {
 	failures := 0
 	for deadline := time.Now().Add(25 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		var lease coordinationv1.Lease
-		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: cluster.Namespace, Name: webhook.LeaderElectionID}, &lease); err == nil && lease.Spec.HolderIdentity != nil {
+		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: cluster.Namespace, Name: app.LeaderElectionID}, &lease); err == nil && lease.Spec.HolderIdentity != nil {
 			holders[*lease.Spec.HolderIdentity] = true
 		}
 		var mwc admissionregistrationv1.MutatingWebhookConfiguration

@@ -24,10 +24,10 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/tempcreds"
 	"github.com/credgate/credgate/test/cluster"
 	"github.com/credgate/credgate/test/minio"
-	"github.com/credgate/credgate/webhook"
 )
 
 // load creates labelled pods through the API server from clients goroutines, each one after
@@ -188,7 +188,7 @@ func TestLeaderKilled(t *testing.T) {
 	ns := namespace(t)
 	credential(t, ns, "wandb", v1alpha1.TypeWandB, map[string]string{"api-key": "k"}, nil)
 	_, _ = behindService(t, 2)
-	holder := func() string { return leaseHolder(t, cluster.Namespace, webhook.LeaderElectionID) }
+	holder := func() string { return leaseHolder(t, cluster.Namespace, app.LeaderElectionID) }
 	// The cluster's first replica holds the Lease: the others were started after it took it.
 	if log := lastLeaseAcquired(t); log != "credgate.log" {
 		t.Fatalf("the Lease was last acquired by %s, not by the cluster's first replica (credgate.log)", log)
@@ -250,7 +250,7 @@ func lastLeaseAcquired(t *testing.T) string {
 				Lock string  `json:"lock"`
 			}
 			if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "Successfully acquired lease" &&
-				e.Lock == cluster.Namespace+"/"+webhook.LeaderElectionID && e.TS > at {
+				e.Lock == cluster.Namespace+"/"+app.LeaderElectionID && e.TS > at {
 				last, at = filepath.Base(f), e.TS
 			}
 		}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/audit"
+	"github.com/credgate/credgate/internal/app"
 	"github.com/credgate/credgate/test/cluster"
-	"github.com/credgate/credgate/webhook"
 )
 
 // TestControlPlaneRestart: kube-apiserver, then etcd, restarted while two clients create
@@ -99,7 +99,7 @@ func TestControlPlaneRestart(t *testing.T) {
 		// (renewed every few seconds here) renewed again.
 		cert := servingCertSecret(t)
 		eventually(t, 60*time.Second, func() (bool, string) {
-			return servingCertSecret(t) != cert && leaseHolder(t, cluster.Namespace, webhook.LeaderElectionID) != "",
+			return servingCertSecret(t) != cert && leaseHolder(t, cluster.Namespace, app.LeaderElectionID) != "",
 				"the serving certificate was not renewed after the restart"
 		})
 		if !c.CredgateRunning() {

@@ -24,6 +24,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credgate/credgate/api/v1alpha1"
@@ -100,13 +101,14 @@ func jobPod(t *testing.T, ns, name string) corev1.Pod {
 func eventually(t *testing.T, d time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	var msg string
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, d, true, func(context.Context) (bool, error) {
 		var ok bool
-		if ok, msg = cond(); ok {
-			return
-		}
+		ok, msg = cond()
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("after %s: %s", d, msg)
 	}
-	t.Fatalf("after %s: %s", d, msg)
 }
 
 // TestJobPodsGetCredentials (scenario a): a labelled Job, through the real Job controller,

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Root credentials of the test server.
@@ -83,14 +84,17 @@ func StartWith(ctx context.Context, root string, o Options) (*Server, error) {
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start minio: %w", err)
 	}
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	live := func(ctx context.Context) (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/minio/health/live", nil)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s, nil
-			}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, nil
 		}
+		_ = res.Body.Close()
+		return res.StatusCode == http.StatusOK, nil
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, live); err == nil {
+		return s, nil
 	}
 	s.Stop()
 	out, _ := os.ReadFile(filepath.Join(dir, "minio.log"))

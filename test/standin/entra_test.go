@@ -28,6 +28,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/credgate/credgate/test/standin"
 )
@@ -615,21 +616,21 @@ func TestStartEntraOptions(t *testing.T) {
 // stopsServing waits until the server at url refuses connections, for up to 5 seconds.
 func stopsServing(t *testing.T, url string, client *http.Client) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	refused := func(context.Context) (bool, error) {
+		// t's context, not the poll's: a request the poll's deadline cuts short is no refusal.
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, http.NoBody)
 		if err != nil {
-			t.Fatal(err)
+			return false, err
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return
+			return true, nil
 		}
 		_ = resp.Body.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still serving after its context ended")
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false, nil
+	}
+	if err := wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, 5*time.Second, true, refused); err != nil {
+		t.Fatalf("still serving after its context ended (%v)", err)
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package benchenv describes the machine and the build a benchmark ran on, for the headers of
-// the results files make bench-peer and make bench-scale write, and finds the CA credgate serve
-// is trusted with in a local cluster.
+// the results files make bench-peer and make bench-scale write, finds the CA credgate serve
+// is trusted with in a local cluster, and reads a server's /metrics (Scrape).
 package benchenv
 
 import (

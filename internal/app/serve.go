@@ -1,23 +1,15 @@
-package webhook
+package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
-	"net/http/pprof"
-	"os"
-	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -38,9 +30,10 @@ import (
 	"github.com/credgate/credgate/credential"
 	"github.com/credgate/credgate/policies"
 	"github.com/credgate/credgate/review"
+	"github.com/credgate/credgate/webhook"
 )
 
-// Options configure the webhook server.
+// Options configure credgate serve.
 type Options struct {
 	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
 	CertDir string
@@ -103,8 +96,11 @@ func NewScheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-// NewManager builds a controller-runtime manager serving credgate's webhooks: an informer on
-// Credentials (readiness waits for it to sync), the mutating handlers, health and metrics.
+// NewManager builds the controller-runtime manager of credgate serve: the webhook server with
+// package webhook's handlers, informers on Credentials and Namespaces (readiness waits for
+// them and for the policies), the policy watcher and the CredentialPolicy status, certificate
+// rotation on the elected replica when certificates are self-managed, audit, Events, health
+// and metrics. Run runs it.
 func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (manager.Manager, error) {
 	scheme, err := NewScheme()
 	if err != nil {
@@ -192,7 +188,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err := registerCertExpiry(crmetrics.Registry, o.CertDir); err != nil {
 		return nil, err
 	}
-	metrics, err := NewMetrics(crmetrics.Registry)
+	metrics, err := webhook.NewMetrics(crmetrics.Registry)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +196,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if o.ReusedDecisions > 0 {
 		decisions = review.NewDecisions(o.ReusedDecisions)
 	}
-	Handlers{Reviewer: reviewer, Audit: auditor, Owners: newAPIOwners(mgr.GetAPIReader()), Events: recorder,
+	webhook.Handlers{Reviewer: reviewer, Audit: auditor, Owners: webhook.NewOwnerResolver(mgr.GetAPIReader()), Events: recorder,
 		Metrics: metrics, Decisions: decisions, Log: log}.Register(srv)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -209,10 +205,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("credential-cache", synced(inf.HasSynced)); err != nil {
+	if err := mgr.AddReadyzCheck("credential-cache", synced("credential", inf.HasSynced)); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("namespace-cache", synced(nsInf.HasSynced)); err != nil {
+	if err := mgr.AddReadyzCheck("namespace-cache", synced("namespace", nsInf.HasSynced)); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
 	return mgr, nil
@@ -248,7 +244,7 @@ func newPolicyEngine(ctx context.Context, mgr manager.Manager, o Options, log lo
 		return nil, nil, fmt.Errorf("add readiness check: %w", err)
 	}
 	status := &policyStatusWriter{watcher: w, client: mgr.GetClient(), reader: mgr.GetCache(), log: log.WithName("policies"), retry: 10 * time.Second}
-	log.Info("policies loaded", keyRevision, rev.ID(), "policyDir", o.PolicyDir)
+	log.Info("policies loaded", "policyRevision", rev.ID(), "policyDir", o.PolicyDir)
 	return engine, status, nil
 }
 
@@ -313,183 +309,12 @@ func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
 // NeedLeaderElection implements manager.LeaderElectionRunnable.
 func (everyReplica) NeedLeaderElection() bool { return false }
 
-// Handlers are what every admission handler shares.
-type Handlers struct {
-	Reviewer *review.Reviewer
-	// Audit records the decisions (nil: none). The mutating handler records every event the
-	// auditor wants; the validating handler only refusals, since whatever it admits the
-	// mutating handler has recorded already.
-	Audit *audit.Auditor
-	// Owners resolves the owner above an object's owner (the CronJob of a Job) for the audit
-	// record; nil stops at the object's own owner reference.
-	Owners OwnerResolver
-	// Events receives a Warning Event for every refusal (nil: none).
-	Events events.EventRecorder
-	// Metrics counts and times the requests (nil: none).
-	Metrics *Metrics
-	// Decisions keeps recent decisions for identical admissions to reuse (nil: none).
-	Decisions *review.Decisions
-	Log       logr.Logger
-}
-
-// Register serves a mutating and a validating webhook for each of Kinds on srv.
-func (h Handlers) Register(srv crwebhook.Server) {
-	for _, k := range Kinds {
-		mh, vh := h, h
-		mh.Log, vh.Log = h.Log.WithValues(keyPath, k.Path), h.Log.WithValues(keyPath, k.ValidatePath)
-		srv.Register(k.Path, &Endpoint{Mutator: &Mutator{Handlers: mh, Kind: k}, RecoverPanic: true})
-		srv.Register(k.ValidatePath, &Endpoint{Mutator: &Mutator{Handlers: vh, Kind: k, ValidateOnly: true}, RecoverPanic: true})
-	}
-}
-
-// profiling serves Go's profile handlers on addr until ctx ends.
-func profiling(addr string) manager.RunnableFunc {
-	return func(ctx context.Context) error {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			<-ctx.Done()
-			_ = srv.Close()
-		}()
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve profiles on %s: %w", addr, err)
-		}
-		return nil
-	}
-}
-
-// lastApplied is the annotation kubectl apply keeps a copy of the whole object in.
-const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
-
-// trimCredential keeps of a Credential what credgate reads — all of it but its managed fields
-// and kubectl's copy of it (the last-applied annotation) — so that the informer holds each
-// Credential once.
-func trimCredential(obj any) (any, error) {
-	if c, ok := obj.(*v1alpha1.Credential); ok {
-		c.ManagedFields = nil
-		if _, ok := c.Annotations[lastApplied]; ok {
-			c.Annotations = maps.Clone(c.Annotations)
-			delete(c.Annotations, lastApplied)
-		}
-	}
-	return obj, nil
-}
-
-// trimNamespace keeps of a Namespace what admission reads: its name, identity and labels.
-func trimNamespace(obj any) (any, error) {
-	if ns, ok := obj.(*corev1.Namespace); ok {
-		return &corev1.Namespace{TypeMeta: ns.TypeMeta, ObjectMeta: metav1.ObjectMeta{
-			Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion, Labels: ns.Labels,
-		}}, nil
-	}
-	return obj, nil
-}
-
-// clientNamespaces reads namespace labels from the informer cache, with one direct GET on a
-// miss (a namespace created a moment ago).
-type clientNamespaces struct {
-	cache, live client.Reader
-}
-
-func (c *clientNamespaces) Labels(ctx context.Context, name string) (map[string]string, error) {
-	ns := &corev1.Namespace{}
-	err := c.cache.Get(ctx, client.ObjectKey{Name: name}, ns)
-	if apierrors.IsNotFound(err) {
-		err = c.live.Get(ctx, client.ObjectKey{Name: name}, ns)
-	}
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return ns.Labels, nil
-}
-
-func synced(inf toolscache.InformerSynced) healthz.Checker {
+// synced is the readiness check of the informer of kind: ready once it has synced.
+func synced(kind string, inf toolscache.InformerSynced) healthz.Checker {
 	return func(*http.Request) error {
 		if !inf() {
-			return errors.New("credential informer has not synced")
+			return fmt.Errorf("%s informer has not synced", kind)
 		}
 		return nil
 	}
-}
-
-// certifiedServer starts the webhook server once its certificate files exist: with
-// self-managed certificates the first ones appear only after the leader has written the Secret
-// and the kubelet has mounted it. From then on the server reloads them when they change.
-type certifiedServer struct {
-	crwebhook.Server
-	certDir string
-	log     logr.Logger
-}
-
-// Start implements manager.Runnable.
-func (s *certifiedServer) Start(ctx context.Context) error {
-	for logged := false; ; logged = true {
-		_, certErr := os.Stat(filepath.Join(s.certDir, "tls.crt"))
-		_, keyErr := os.Stat(filepath.Join(s.certDir, "tls.key"))
-		if certErr == nil && keyErr == nil {
-			return s.Server.Start(ctx)
-		}
-		if !logged {
-			s.log.Info("waiting for the serving certificate", "certDir", s.certDir)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// NeedLeaderElection implements manager.LeaderElectionRunnable: every replica serves.
-func (s *certifiedServer) NeedLeaderElection() bool { return false }
-
-// DefaultShutdownDelay is how long credgate serve keeps serving, unready, after SIGTERM: time
-// for the endpoints controller and kube-proxy (or the cloud's load balancer) to stop sending it
-// connections.
-const DefaultShutdownDelay = 5 * time.Second
-
-// Run starts mgr and runs it until ctx is done; then, for delay, its readiness check
-// "shutdown" fails while it keeps serving, so that the replica leaves the Service's endpoints
-// before its listener closes, and the manager stops: the webhook server drains the requests
-// in flight (the manager's graceful shutdown timeout, 30s) and the process exits. Without the
-// delay, a request sent in the moment between SIGTERM and the endpoints' update would meet a
-// closed port, and fail its admission (failurePolicy: Fail).
-func Run(ctx context.Context, mgr manager.Manager, delay time.Duration, log logr.Logger) error {
-	var stopping atomic.Bool
-	if err := mgr.AddReadyzCheck("shutdown", func(*http.Request) error {
-		if stopping.Load() {
-			return errors.New("shutting down")
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("add readiness check: %w", err)
-	}
-	run, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
-	go func() {
-		select {
-		case <-run.Done():
-			return
-		case <-ctx.Done():
-		}
-		stopping.Store(true)
-		log.Info("stopping: not ready any more, serving admissions for the shutdown delay", "delay", delay)
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-run.Done():
-		}
-		log.Info("stopping: draining the requests in flight")
-		stop()
-	}()
-	return mgr.Start(run)
 }

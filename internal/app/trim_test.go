@@ -1,4 +1,4 @@
-package webhook
+package app
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/credgate/credgate/api/v1alpha1"
 )
@@ -19,9 +20,12 @@ import (
 // object and the managed fields, and keeps the rest; the Namespace informer keeps the name,
 // identity and labels only.
 func TestInformersKeepWhatAdmissionReads(t *testing.T) {
-	c := testCredentials()[0]
-	c.Annotations = map[string]string{lastApplied: `{"spec":"a copy"}`, "team": "nlp"}
-	c.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	c := &v1alpha1.Credential{
+		ObjectMeta: metav1.ObjectMeta{Name: "wandb", Namespace: "ml-team",
+			Annotations:   map[string]string{lastApplied: `{"spec":"a copy"}`, "team": "nlp"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeWandB, SecretRef: &v1alpha1.SecretReference{Name: "wandb-secret"}},
+	}
 	shared := c.Annotations
 	out, err := trimCredential(c)
 	if err != nil {
@@ -62,17 +66,16 @@ func TestProfiling(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- profiling(addr)(ctx) }()
 	var body string
-	for range 100 {
+	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 2*time.Second, true, func(context.Context) (bool, error) {
 		resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if body = string(b); resp.StatusCode == http.StatusOK {
-				break
-			}
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return resp.StatusCode == http.StatusOK, nil
+	})
 	if !strings.Contains(body, "heap profile") {
 		t.Errorf("GET /debug/pprof/heap: %.100s", body)
 	}

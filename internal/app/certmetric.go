@@ -1,15 +1,16 @@
-package webhook
+package app
 
 import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/credgate/credgate/internal/metrics"
 )
 
 // registerCertExpiry registers the gauge credgate_serving_certificate_expiry_timestamp_seconds
@@ -27,10 +28,7 @@ func registerCertExpiry(reg prometheus.Registerer, certDir string) error {
 		}
 		return float64(t)
 	})
-	if err := reg.Register(g); err != nil {
-		return fmt.Errorf("register the certificate expiry gauge: %w", err)
-	}
-	return nil
+	return metrics.Register(reg, "the certificate expiry gauge", g)
 }
 
 // certNotAfter returns the NotAfter (Unix seconds) of the first certificate of the PEM file path.

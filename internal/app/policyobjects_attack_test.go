@@ -1,4 +1,4 @@
-package webhook
+package app
 
 // Regression tests of attacks on the CredentialPolicy status writer and lister: each was a
 // finding of a review, and each fails if its fix is undone.
