@@ -26,6 +26,9 @@ type Input struct {
 	DryRun               bool
 	// Object is the submitted object, JSON.
 	Object []byte
+	// Parsed is Object already parsed (ParseObject), when the caller decides several pod
+	// templates of one object; nil parses Object.
+	Parsed ast.Value
 	// PodPath is where the pod template sits in Object; empty for a Pod.
 	PodPath []string
 	// PodLabels are the pod's labels after credgate copied the workload's credential labels.
@@ -41,13 +44,26 @@ type Input struct {
 	Cache *ValueCache
 }
 
+// ParseObject parses an object's JSON as the policy input holds it (input.object). The value
+// is never changed by Value or by an evaluation: it may be shared.
+func ParseObject(raw []byte) (ast.Value, error) {
+	object, err := parseJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse object for policy input: %w", err)
+	}
+	return object, nil
+}
+
 // Value builds the input document directly as an OPA value: the object is parsed from its
 // JSON straight into OPA terms, the rest is built term by term, with no JSON round trip of Go
 // structs.
 func (in *Input) Value() (ast.Value, error) {
-	object, err := parseJSON(in.Object)
-	if err != nil {
-		return nil, fmt.Errorf("parse object for policy input: %w", err)
+	object := in.Parsed
+	if object == nil {
+		var err error
+		if object, err = ParseObject(in.Object); err != nil {
+			return nil, err
+		}
 	}
 	creds := make([]*ast.Term, len(in.Credentials))
 	for i := range in.Credentials {

@@ -192,15 +192,20 @@ func (r *Reviewer) Review(ctx context.Context, req Request) (Decision, error) {
 		}
 	}
 	if len(ts) == 1 {
-		return r.review(ctx, req, raw, ts[0])
+		return r.review(ctx, req, raw, ts[0], ts, nil)
 	}
 	// A workload of several pod templates (a PyTorchJob's replica types, a RayCluster's head
 	// and worker groups): each is decided on its own, as the pods it will run, and the
 	// object is refused if any of them is; what each says is prefixed with the template's
 	// name. The patches touch each its own template.
 	all := Decision{DryRun: req.DryRun, Kind: req.GVK.Kind}
+	// The object is parsed for policies once, not once per template.
+	shared := &parsedObject{raw: raw}
 	for _, t := range ts {
-		d, err := r.review(ctx, req, raw, t)
+		if err := ctx.Err(); err != nil {
+			return Decision{}, fmt.Errorf("review: %w", err)
+		}
+		d, err := r.review(ctx, req, raw, t, ts, shared)
 		if err != nil {
 			return Decision{}, err
 		}
@@ -258,8 +263,32 @@ func (all *Decision) merge(d *Decision, name string) {
 	}
 }
 
-// review reviews t, one pod template of req.Object (or the Pod itself), whose JSON is raw.
-func (r *Reviewer) review(ctx context.Context, req Request, raw []byte, t workload.Template) (Decision, error) {
+// parsedObject is an object's JSON, parsed for the policy input once for all its templates.
+type parsedObject struct {
+	raw   []byte
+	value ast.Value
+}
+
+// of returns raw parsed: shared when raw is the object's JSON as the first template parsed it,
+// parsed afresh when a template's review changed it (took an earlier injection away).
+func (p *parsedObject) of(raw []byte) (ast.Value, error) {
+	if p == nil || len(raw) != len(p.raw) || len(raw) == 0 || &raw[0] != &p.raw[0] {
+		return policies.ParseObject(raw)
+	}
+	if p.value == nil {
+		v, err := policies.ParseObject(raw)
+		if err != nil {
+			return nil, err
+		}
+		p.value = v
+	}
+	return p.value, nil
+}
+
+// review reviews t, one pod template of req.Object (or the Pod itself), whose JSON is raw; all
+// are the object's templates (whose literal values messages may not quote), shared its JSON
+// parsed for policies (nil: parsed here).
+func (r *Reviewer) review(ctx context.Context, req Request, raw []byte, t workload.Template, all []workload.Template, shared *parsedObject) (Decision, error) {
 	var err error
 	pod := workload.IsPod(req.Object)
 	// before is the template as submitted, kept when credgate may take something away from it
@@ -326,11 +355,15 @@ func (r *Reviewer) review(ctx context.Context, req Request, raw []byte, t worklo
 	}
 
 	if len(names) > 0 {
-		if err := r.decide(ctx, req, raw, t, targets, missing, &d); err != nil {
+		parsed, err := shared.of(raw)
+		if err != nil {
+			return Decision{}, err
+		}
+		if err := r.decide(ctx, req, raw, parsed, t, targets, missing, &d); err != nil {
 			return Decision{}, err
 		}
 	}
-	redact(&d, t)
+	redact(&d, all)
 	bound(&d)
 	if d.Denied() {
 		d.Patch = nil
@@ -457,8 +490,8 @@ func strippedWarning(kind string, names []string, s mutate.Stripped) string {
 }
 
 // decide evaluates the policies and files their violations by enforcement action.
-func (r *Reviewer) decide(ctx context.Context, req Request, raw []byte, t workload.Template, targets, missing []string, d *Decision) error {
-	in := policies.Input{
+func (r *Reviewer) decide(ctx context.Context, req Request, raw []byte, parsed ast.Value, t workload.Template, targets, missing []string, d *Decision) error {
+	in := policies.Input{Parsed: parsed,
 		Operation: req.Operation, Namespace: req.Namespace, Name: req.Name,
 		User: req.User, Groups: req.Groups,
 		Group: req.GVK.Group, Version: req.GVK.Version, Kind: req.GVK.Kind, DryRun: req.DryRun,

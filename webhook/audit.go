@@ -36,7 +36,7 @@ func auditEvent(d *review.Decision) audit.Event {
 
 // audit writes the record of d, if the auditor wants its event. Its messages are d's, which
 // Review redacted of the pod's literal values. obj is the object decoded, or nil.
-func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision) error {
+func (m *Handler) audit(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision) error {
 	event := auditEvent(d)
 	if !m.Audit.Wants(event) || m.ValidateOnly && event != audit.EventDenied ||
 		event == audit.EventAllowed && len(d.Credentials) == 0 {
@@ -78,12 +78,12 @@ func (m *Mutator) audit(ctx context.Context, req admission.Request, obj runtime.
 }
 
 // redactor hides, in a message that did not come from a decision (an error of the review),
-// the literal environment values the object's pod sets (review.Redactor); a decision's
-// messages Review redacted itself.
+// the literal environment values the object's pods set, in every pod template
+// (review.Redactor); a decision's messages Review redacted itself.
 func redactor(obj runtime.Object) func(string) string {
-	t, err := workload.PodTemplate(obj)
+	ts, err := workload.PodTemplates(obj)
 	if err != nil {
 		return func(s string) string { return s }
 	}
-	return review.Redactor(t)
+	return review.Redactor(ts...)
 }

@@ -136,7 +136,7 @@ func TestAuditRecords(t *testing.T) {
 			}
 			r := newReviewer(t, testStore())
 			r.Enforcement = tt.enforcement
-			m := newMutator(t, tt.kind, r)
+			m := newHandler(t, tt.kind, r)
 			m.ValidateOnly = tt.validate
 			m.Owners = tt.owners
 			sink := &memorySink{failing: tt.failing}
@@ -204,7 +204,7 @@ deny contains {"rule": "quotes-values", "message": sprintf("container %s sets %s
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMutator(t, "Pod", reviewerFor(rev, testStore()))
+	m := newHandler(t, "Pod", reviewerFor(rev, testStore()))
 	sink := &memorySink{}
 	var events eventLog
 	m.Audit, m.Events = &audit.Auditor{Sinks: []audit.Sink{sink}}, &events

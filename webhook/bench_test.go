@@ -64,7 +64,7 @@ func (noPolicy) Evaluate(context.Context, ast.Value) (policies.Result, error) {
 func benchmarkHandler(b *testing.B, r *review.Reviewer, reuse *review.Decisions) {
 	body := readFixture(b, "pod-training.json")
 	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
-	m := newMutator(b, "Pod", r)
+	m := newHandler(b, "Pod", r)
 	m.Decisions = reuse
 	h := newWebhook(b, m, zapr.NewLogger(zl))
 
@@ -136,7 +136,7 @@ func BenchmarkDenial(b *testing.B) {
 	body := readFixture(b, "pod-unknown-credential.json")
 	for _, withAudit := range []bool{false, true} {
 		b.Run(fmt.Sprintf("audit-file=%t", withAudit), func(b *testing.B) {
-			m := newMutator(b, "Pod", newReviewer(b, testStore()))
+			m := newHandler(b, "Pod", newReviewer(b, testStore()))
 			if withAudit {
 				sink, err := audit.OpenFile(filepath.Join(b.TempDir(), "audit.log"), audit.FileOptions{})
 				if err != nil {

@@ -106,8 +106,8 @@ type reuseFixture struct {
 	namespaces *mutableNamespaces
 	engine     *policies.Engine
 	decisions  *review.Decisions
-	mutating   *Mutator
-	validating *Mutator
+	mutating   *Handler
+	validating *Handler
 }
 
 func newReuseFixture(t *testing.T) *reuseFixture {
@@ -119,9 +119,9 @@ func newReuseFixture(t *testing.T) *reuseFixture {
 	f := &reuseFixture{store: newVersionedStore(), namespaces: &mutableNamespaces{labels: map[string]string{"team": "nlp"}},
 		engine: policies.NewEngine(rev), decisions: review.NewDecisions(8)}
 	r := &review.Reviewer{Store: f.store, Namespaces: f.namespaces, Policy: f.engine, Values: &policies.ValueCache{}}
-	f.mutating = newMutator(t, "Pod", r)
+	f.mutating = newHandler(t, "Pod", r)
 	f.mutating.Decisions = f.decisions
-	f.validating = newMutator(t, "Pod", r)
+	f.validating = newHandler(t, "Pod", r)
 	f.validating.ValidateOnly, f.validating.Decisions = true, f.decisions
 	return f
 }

@@ -44,7 +44,7 @@ func TestNullListsAreFilled(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := editRequest(t, readFixture(t, tt.fixture), tt.edit)
-			resp, _ := serve(t, newWebhook(t, newMutator(t, tt.kind, newReviewer(t, testStore())), newLogger(&logBuffer{})), body)
+			resp, _ := serve(t, newWebhook(t, newHandler(t, tt.kind, newReviewer(t, testStore())), newLogger(&logBuffer{})), body)
 			if !resp.Allowed || len(resp.Patch) == 0 {
 				t.Fatalf("not admitted with a patch: %s", resp.Result.Message)
 			}
@@ -84,7 +84,7 @@ func TestInvalidCredentialLabelIsRefused(t *testing.T) {
 				}
 			})
 			var logs logBuffer
-			resp, _ := serve(t, newWebhook(t, newMutator(t, "Pod", newReviewer(t, store)), newLogger(&logs)), body)
+			resp, _ := serve(t, newWebhook(t, newHandler(t, "Pod", newReviewer(t, store)), newLogger(&logs)), body)
 			want := outcome{UID: requestOf(t, body).UID, Code: 403}
 			if diff := cmp.Diff(want, outcomeOf(resp)); diff != "" {
 				t.Errorf("response (-want +got):\n%s\nmessage: %s\nlog:\n%s", diff, resp.Result.Message, logs.String())

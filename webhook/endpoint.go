@@ -26,7 +26,7 @@ import (
 // does (the API server sends at most its own request limit, 3 MiB by default, plus the review).
 const MaxRequestBytes = 7 << 20
 
-// Endpoint serves one Mutator over HTTP, as the API server calls a webhook: an AdmissionReview
+// Endpoint serves one Handler over HTTP, as the API server calls a webhook: an AdmissionReview
 // (admission.k8s.io/v1, or v1beta1, which has the same shape) in, one out with the same
 // apiVersion. It does what controller-runtime's admission.Webhook does — the same checks, the
 // same statuses, panics answered with a 500 — but decodes the review in one pass, as the API
@@ -34,7 +34,7 @@ const MaxRequestBytes = 7 << 20
 // deserializer behind admission.Webhook parses the body twice (once only for its kind); and it
 // reuses its buffers between requests.
 type Endpoint struct {
-	Mutator *Mutator
+	Handler *Handler
 	// RecoverPanic answers a panic with a 500 and logs it; off, the panic propagates (tests and
 	// the fuzzer want to see it).
 	RecoverPanic bool
@@ -53,7 +53,7 @@ var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeHTTP implements http.Handler.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	log := e.Mutator.Log
+	log := e.Handler.Log
 	body := buffers.Get().(*bytes.Buffer)
 	defer putBuffer(body)
 	tm := metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"}
@@ -134,7 +134,7 @@ func (e *Endpoint) read(r *http.Request, body *bytes.Buffer, tm *metav1.TypeMeta
 	return admission.Response{}, nil
 }
 
-// handle runs the Mutator, answering a panic with a 500 when e.RecoverPanic.
+// handle runs the Handler, answering a panic with a 500 when e.RecoverPanic.
 func (e *Endpoint) handle(ctx context.Context, req admission.Request, log logr.Logger) (resp admission.Response) {
 	if e.RecoverPanic {
 		defer func() {
@@ -151,7 +151,7 @@ func (e *Endpoint) handle(ctx context.Context, req admission.Request, log logr.L
 			}
 		}()
 	}
-	resp = e.Mutator.Handle(ctx, req)
+	resp = e.Handler.Handle(ctx, req)
 	if err := complete(&resp, req); err != nil {
 		log.Error(err, "encode the patch", keyUID, req.UID)
 		resp = admission.Errored(http.StatusInternalServerError, errors.New("credgate could not encode its response; see the credgate logs"))

@@ -32,7 +32,7 @@ func TestEndpointRefusesWhatIsNotAReview(t *testing.T) {
 		{"no request", "application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), http.StatusBadRequest, "has no request"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newMutator(t, "Pod", newReviewer(t, testStore()))
+			m := newHandler(t, "Pod", newReviewer(t, testStore()))
 			h := newWebhook(t, m, logr.Discard())
 			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/mutate-v1-pod", bytes.NewReader(tt.body))
 			if tt.body == nil {
@@ -63,7 +63,7 @@ func TestEndpointAnswersInTheRequestVersion(t *testing.T) {
 	if bytes.Equal(v1, v1beta1) {
 		t.Fatal("the fixture's apiVersion is spelled otherwise")
 	}
-	h := newWebhook(t, newMutator(t, "Pod", newReviewer(t, testStore())), logr.Discard())
+	h := newWebhook(t, newHandler(t, "Pod", newReviewer(t, testStore())), logr.Discard())
 	want, _ := serve(t, h, v1)
 	got, raw := serve(t, h, v1beta1)
 	var tm struct{ APIVersion, Kind string }
@@ -82,10 +82,10 @@ func TestEndpointAnswersInTheRequestVersion(t *testing.T) {
 // UID — the webhook's failurePolicy decides — and a log line, and the server goes on.
 func TestEndpointRecoversPanics(t *testing.T) {
 	var logs logBuffer
-	m := newMutator(t, "Pod", newReviewer(t, testStore()))
+	m := newHandler(t, "Pod", newReviewer(t, testStore()))
 	m.Log = newLogger(&logs)
 	m.Reviewer = nil // Handle dereferences it: a nil-pointer panic
-	h := &Endpoint{Mutator: m, RecoverPanic: true}
+	h := &Endpoint{Handler: m, RecoverPanic: true}
 	resp, _ := serve(t, h, readFixture(t, "pod-training.json"))
 	if resp.Allowed || resp.Result.Code != http.StatusInternalServerError || resp.UID == "" {
 		t.Errorf("got allowed=%t %d uid %q, want a 500 with the request's UID", resp.Allowed, resp.Result.Code, resp.UID)

@@ -22,7 +22,7 @@ const maxNote = 1024
 // so a controller retrying a refused pod in a loop updates one Event instead of creating
 // thousands. Dry-run requests leave none: they must not have side effects. refusal is the
 // message the client is answered with, already redacted.
-func (m *Mutator) event(req admission.Request, obj runtime.Object, d *review.Decision, refusal string) {
+func (m *Handler) event(req admission.Request, obj runtime.Object, d *review.Decision, refusal string) {
 	if m.Events == nil || !d.Denied() || d.DryRun {
 		return
 	}
@@ -34,7 +34,7 @@ func (m *Mutator) event(req admission.Request, obj runtime.Object, d *review.Dec
 	m.Events.Eventf(m.regarding(req, obj), nil, corev1.EventTypeWarning, ReasonRejected, action, "%s", note)
 }
 
-func (m *Mutator) regarding(req admission.Request, obj runtime.Object) *corev1.ObjectReference {
+func (m *Handler) regarding(req admission.Request, obj runtime.Object) *corev1.ObjectReference {
 	acc, err := meta.Accessor(obj)
 	if err == nil && req.Operation != "CREATE" && acc.GetUID() != "" {
 		return &corev1.ObjectReference{APIVersion: m.Kind.GVK.GroupVersion().String(), Kind: m.Kind.GVK.Kind,

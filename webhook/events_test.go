@@ -77,7 +77,7 @@ func TestRefusalEvents(t *testing.T) {
 			if tt.edit != nil {
 				body = editRequest(t, body, tt.edit)
 			}
-			m := newMutator(t, tt.kind, newReviewer(t, testStore()))
+			m := newHandler(t, tt.kind, newReviewer(t, testStore()))
 			var log eventLog
 			m.Events = &log
 			resp, _ := serve(t, newWebhook(t, m, newLogger(&logBuffer{})), body)
@@ -115,7 +115,7 @@ func TestEventAggregation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMutator(t, "Pod", newReviewer(t, testStore()))
+	m := newHandler(t, "Pod", newReviewer(t, testStore()))
 	m.Events = b.NewRecorder(scheme, "credgate")
 	h := newWebhook(t, m, newLogger(&logBuffer{}))
 

@@ -77,7 +77,7 @@ func FuzzHandler(f *testing.F) {
 	var handlers []http.Handler
 	for _, validate := range []bool{false, true} {
 		for _, k := range Kinds {
-			m := newMutator(f, k.GVK.Kind, newReviewer(f, testStore()))
+			m := newHandler(f, k.GVK.Kind, newReviewer(f, testStore()))
 			m.ValidateOnly = validate
 			handlers = append(handlers, newWebhook(f, m, funcr.New(func(_, _ string) {}, funcr.Options{Verbosity: 10})))
 		}

@@ -66,7 +66,7 @@ var errCacheTimeout = errors.New("Timeout: failed waiting for *v1alpha1.Credenti
 func TestHandler(t *testing.T) {
 	tests := []struct {
 		name     string
-		kind     string // which endpoint: the Kinds entry the Mutator serves
+		kind     string // which endpoint: the Kinds entry the Handler serves
 		validate bool   // the validating endpoint rather than the mutating one
 		fixture  string
 		edit     func(req map[string]any) // optional change to the fixture's request
@@ -569,7 +569,7 @@ func TestHandler(t *testing.T) {
 			}
 			r := newReviewer(t, store)
 			r.Enforcement = tt.enforcement
-			m := newMutator(t, tt.kind, r)
+			m := newHandler(t, tt.kind, r)
 			m.ValidateOnly = tt.validate
 			var logs logBuffer
 			resp, _ := serve(t, newWebhook(t, m, newLogger(&logs)), body)
@@ -629,7 +629,7 @@ func TestHandlerReinvocation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			h := newWebhook(t, newMutator(t, tt.kind, newReviewer(t, testStore())), newLogger(&logBuffer{}))
+			h := newWebhook(t, newHandler(t, tt.kind, newReviewer(t, testStore())), newLogger(&logBuffer{}))
 			body := readFixture(t, tt.fixture)
 			first, _ := serve(t, h, body)
 			if len(first.Patch) == 0 {
@@ -652,7 +652,7 @@ func TestHandlerReinvocation(t *testing.T) {
 
 			// Then the validating webhook sees the object as it will be stored: it admits it,
 			// without repeating the mutating webhook's warnings.
-			m := newMutator(t, tt.kind, newReviewer(t, testStore()))
+			m := newHandler(t, tt.kind, newReviewer(t, testStore()))
 			m.ValidateOnly = true
 			validated, _ := serve(t, newWebhook(t, m, newLogger(&logBuffer{})), withObject(t, body, patched))
 			if diff := cmp.Diff(want, outcomeOf(validated)); diff != "" {

@@ -34,8 +34,8 @@ func (h Handlers) Register(srv crwebhook.Server) {
 	for _, k := range Kinds {
 		mh, vh := h, h
 		mh.Log, vh.Log = h.Log.WithValues(keyPath, k.Path), h.Log.WithValues(keyPath, k.ValidatePath)
-		srv.Register(k.Path, &Endpoint{Mutator: &Mutator{Handlers: mh, Kind: k}, RecoverPanic: true})
-		srv.Register(k.ValidatePath, &Endpoint{Mutator: &Mutator{Handlers: vh, Kind: k, ValidateOnly: true}, RecoverPanic: true})
+		srv.Register(k.Path, &Endpoint{Handler: &Handler{Handlers: mh, Kind: k}, RecoverPanic: true})
+		srv.Register(k.ValidatePath, &Endpoint{Handler: &Handler{Handlers: vh, Kind: k, ValidateOnly: true}, RecoverPanic: true})
 	}
 }
 

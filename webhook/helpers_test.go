@@ -215,18 +215,18 @@ func kindNamed(t testing.TB, kind string) Kind {
 	return Kind{}
 }
 
-// newMutator returns the handler that serves kind, mutating, with r.
-func newMutator(t testing.TB, kind string, r *review.Reviewer) *Mutator {
+// newHandler returns the handler that serves kind, mutating, with r.
+func newHandler(t testing.TB, kind string, r *review.Reviewer) *Handler {
 	t.Helper()
-	return &Mutator{Kind: kindNamed(t, kind), Handlers: Handlers{Reviewer: r}}
+	return &Handler{Kind: kindNamed(t, kind), Handlers: Handlers{Reviewer: r}}
 }
 
 // newWebhook returns m served as Register serves it, in an Endpoint, with log, and with panic
 // recovery off: a panic fails the test.
-func newWebhook(t testing.TB, m *Mutator, log logr.Logger) http.Handler {
+func newWebhook(t testing.TB, m *Handler, log logr.Logger) http.Handler {
 	t.Helper()
 	m.Log = log.WithName("mutator")
-	return &Endpoint{Mutator: m}
+	return &Endpoint{Handler: m}
 }
 
 func readFixture(t testing.TB, name string) []byte {

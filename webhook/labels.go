@@ -34,7 +34,7 @@ const AnnotationPrefix = "credgate.dev/"
 // matchConditions send credgate only updates that change these keys, so that no other update
 // (a controller removing a finalizer, the kubelet writing status) depends on credgate; this
 // check does not rely on them.
-func (m *Mutator) checkFixedMetadata(ctx context.Context, req admission.Request, obj runtime.Object, log logr.Logger) (admission.Response, *review.Decision) {
+func (m *Handler) checkFixedMetadata(ctx context.Context, req admission.Request, obj runtime.Object, log logr.Logger) (admission.Response, *review.Decision) {
 	if len(req.OldObject.Raw) == 0 {
 		return admission.Errored(http.StatusBadRequest, errors.New("the admission request has no old object")), nil
 	}

@@ -156,7 +156,7 @@ func TestFixedMetadata(t *testing.T) {
 				}
 				tt.edit(req)
 			})
-			m := newMutator(t, "Pod", newReviewer(t, testStore()))
+			m := newHandler(t, "Pod", newReviewer(t, testStore()))
 			m.ValidateOnly = !tt.mutating
 			sink := &memorySink{}
 			var events eventLog
@@ -219,7 +219,7 @@ func TestFixedMetadataDryRun(t *testing.T) {
 		req["dryRun"] = true
 		req["object"].(map[string]any)["metadata"].(map[string]any)["labels"].(map[string]any)["credentials.credgate.dev/hf"] = "true"
 	})
-	m := newMutator(t, "Pod", newReviewer(t, testStore()))
+	m := newHandler(t, "Pod", newReviewer(t, testStore()))
 	m.ValidateOnly = true
 	sink := &memorySink{}
 	var events eventLog
@@ -248,7 +248,7 @@ func TestFixedOnUpdateOnlyPods(t *testing.T) {
 		req["operation"] = "UPDATE"
 		req["oldObject"] = req["object"]
 	})
-	m := newMutator(t, "Job", newReviewer(t, testStore()))
+	m := newHandler(t, "Job", newReviewer(t, testStore()))
 	m.ValidateOnly = true
 	resp, _ := serve(t, newWebhook(t, m, newLogger(&logBuffer{})), body)
 	if !resp.Allowed || !strings.Contains(resp.Result.Message, "does not mutate this operation") {

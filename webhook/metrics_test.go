@@ -23,7 +23,7 @@ func TestAdmissionMetrics(t *testing.T) {
 	}
 	r := newReviewer(t, testStore())
 	r.Policy.(*policies.Engine).Metrics = pm
-	mut := newMutator(t, "Pod", r)
+	mut := newHandler(t, "Pod", r)
 	mut.Metrics = m
 	h := newWebhook(t, mut, newLogger(&logBuffer{}))
 	for _, f := range []string{"pod-training.json", "pod-unknown-credential.json", "pod-unknown-credential.json",

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +27,9 @@ type apiOwners struct {
 
 	mu   sync.Mutex
 	kept map[ownerKey]keptOwner
+	// unserved are the kinds the API server said it does not serve (no CRD), and when: their
+	// lookups are skipped for unservedTTL, whatever object a forged reference names.
+	unserved map[schema.GroupKind]time.Time
 }
 
 type ownerKey struct {
@@ -45,10 +50,12 @@ const (
 	ownerTimeout = time.Second
 	// maxOwners bounds the owners kept.
 	maxOwners = 4096
+	// unservedTTL is how long a kind the API server does not serve is not looked up.
+	unservedTTL = time.Minute
 )
 
 func newAPIOwners(reader client.Reader) *apiOwners {
-	return &apiOwners{reader: reader, now: time.Now, kept: map[ownerKey]keptOwner{}}
+	return &apiOwners{reader: reader, now: time.Now, kept: map[ownerKey]keptOwner{}, unserved: map[schema.GroupKind]time.Time{}}
 }
 
 var _ OwnerResolver = (*apiOwners)(nil)
@@ -68,15 +75,26 @@ func (o *apiOwners) Owner(ctx context.Context, namespace string, ref metav1.Owne
 	now := o.now()
 	o.mu.Lock()
 	k, ok := o.kept[key]
+	since, unserved := o.unserved[gvk.GroupKind()]
 	o.mu.Unlock()
 	if ok && now.Sub(k.at) < ownerTTL {
 		return k.owner
+	}
+	if unserved && now.Sub(since) < unservedTTL {
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, ownerTimeout)
 	defer cancel()
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(gvk)
 	err := o.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m)
+	if meta.IsNoMatchError(err) {
+		// No CRD for the kind: a reference to one is forged, or the CRD is gone.
+		o.mu.Lock()
+		o.unserved[gvk.GroupKind()] = now
+		o.mu.Unlock()
+		return nil
+	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil // not kept: the next record tries again
 	}

@@ -3,10 +3,12 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,6 +28,10 @@ func (r *countingReader) Get(_ context.Context, key client.ObjectKey, obj client
 	r.gets++
 	if key.Name == "broken" {
 		return errors.New("connection refused")
+	}
+	if gvk := obj.GetObjectKind().GroupVersionKind(); gvk.Group == "ray.io" {
+		// No KubeRay in this cluster.
+		return &meta.NoKindMatchError{GroupKind: gvk.GroupKind(), SearchedVersions: []string{gvk.Version}}
 	}
 	owner, ok := r.jobs[key.Name]
 	if !ok {
@@ -92,4 +98,29 @@ func TestOwnersAreKept(t *testing.T) {
 func ownerRef(kind, name string, uid types.UID) metav1.OwnerReference {
 	apiVersion := map[string]string{"Job": "batch/v1", "ReplicaSet": "apps/v1", "Pod": "v1"}[kind]
 	return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: uid, Controller: new(true)}
+}
+
+// TestOwnersOfUnservedKinds: pods whose (forged) controller reference names a kind the cluster
+// does not serve cost one lookup of that kind a minute, whatever object each names.
+func TestOwnersOfUnservedKinds(t *testing.T) {
+	r := &countingReader{}
+	o := newAPIOwners(r)
+	now := time.Now()
+	o.now = func() time.Time { return now }
+	ref := func(name string) metav1.OwnerReference {
+		return metav1.OwnerReference{APIVersion: "ray.io/v1", Kind: "RayCluster", Name: name, UID: types.UID("uid-" + name), Controller: new(true)}
+	}
+	for i := range 100 {
+		if got := o.Owner(t.Context(), "ml", ref(fmt.Sprint("forged-", i))); got != nil {
+			t.Fatalf("owner %+v of a kind the cluster does not serve", got)
+		}
+	}
+	if r.gets != 1 {
+		t.Errorf("%d lookups for 100 references to a kind not served, want 1", r.gets)
+	}
+	now = now.Add(unservedTTL)
+	o.Owner(t.Context(), "ml", ref("later"))
+	if r.gets != 2 {
+		t.Errorf("%d lookups, want 2 (a kind not served is looked up again after unservedTTL: its CRD may have come)", r.gets)
+	}
 }

@@ -152,7 +152,7 @@ func TestRefusalMessageRedacted(t *testing.T) {
 					t.Fatalf("the request does not carry %s", v)
 				}
 			}
-			m := newMutator(t, tt.kind, reviewerFor(rev, testStore()))
+			m := newHandler(t, tt.kind, reviewerFor(rev, testStore()))
 			m.ValidateOnly = tt.validate
 			sink := &memorySink{}
 			var events eventLog

@@ -220,7 +220,7 @@ func TestNoSecretInResponseOrLog(t *testing.T) {
 
 			r := newReviewer(t, store)
 			r.Enforcement = tt.enforcement
-			m := newMutator(t, tt.kind, r)
+			m := newHandler(t, tt.kind, r)
 			m.ValidateOnly = tt.validate
 			var records memorySink
 			m.Audit = &audit.Auditor{Sinks: []audit.Sink{&records}, Allowed: true}

@@ -42,7 +42,7 @@ func TestInjectedBytesAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	decisions := review.NewDecisions(0)
-	m := newMutator(t, "Pod", &review.Reviewer{Store: credential.NewStaticStore(testNamespace, creds...),
+	m := newHandler(t, "Pod", &review.Reviewer{Store: credential.NewStaticStore(testNamespace, creds...),
 		Policy: policies.NewEngine(rev), Values: &policies.ValueCache{}})
 	m.Decisions = decisions
 	h := newWebhook(t, m, logr.Discard())

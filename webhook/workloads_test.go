@@ -11,6 +11,7 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/credential"
+	"github.com/credgate/credgate/policies"
 )
 
 // customRequest is an AdmissionReview of the custom workload doc (YAML), created by a user.
@@ -110,7 +111,7 @@ spec:
 		t.Run(tt.name, func(t *testing.T) {
 			body := customRequest(t, tt.doc)
 			kind := requestOf(t, body).Kind.Kind
-			resp, _ := serve(t, newWebhook(t, newMutator(t, kind, newReviewer(t, withAdmin())), logr.Discard()), body)
+			resp, _ := serve(t, newWebhook(t, newHandler(t, kind, newReviewer(t, withAdmin())), logr.Discard()), body)
 			if tt.denied != nil {
 				if resp.Allowed {
 					t.Fatal("admitted, want refused")
@@ -158,5 +159,43 @@ spec:
 				}
 			}
 		})
+	}
+}
+
+// TestCustomWorkloadRedacted: a policy deciding one pod template of a workload sees them all
+// (input.object), so a careless one may quote a value another template sets: it is hidden all
+// the same — in the refusal, and so in the audit record and the Event.
+func TestCustomWorkloadRedacted(t *testing.T) {
+	const secret = "AKIASECRETVALUE12345"
+	src, err := policies.Merge(policies.Builtin(), policies.Source{Modules: map[string]string{"user/keys.rego": `package credgate.admission
+
+deny contains {"rule": "plaintext-aws-key", "message": sprintf("a plaintext AWS key %s", [v])} if {
+	walk(input.object, [_, v])
+	is_string(v)
+	startswith(v, "AKIA")
+}
+`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := policies.Compile(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := customRequest(t, `
+apiVersion: ray.io/v1
+kind: RayCluster
+metadata: {name: tune, namespace: ml-team}
+spec:
+  headGroupSpec: {template: {spec: {containers: [{name: ray-head, image: ray, env: [{name: K, value: `+secret+`}]}]}}}
+  workerGroupSpecs:
+    - {groupName: g, template: {metadata: {labels: {credentials.credgate.dev/hf: "true"}}, spec: {containers: [{name: w, image: ray}]}}}
+`)
+	resp, _ := serve(t, newWebhook(t, newHandler(t, "RayCluster", reviewerFor(rev, testStore())), logr.Discard()), body)
+	if resp.Allowed {
+		t.Fatal("admitted, want refused by the user policy")
+	}
+	if msg := resp.Result.Message; strings.Contains(msg, secret) || !strings.Contains(msg, "worker group g: a plaintext AWS key [redacted]") {
+		t.Errorf("refusal %q: want the head template's value redacted in the worker group's refusal", msg)
 	}
 }

@@ -173,3 +173,26 @@ func TestKindsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateNamesBounded: a map key or group name, written by the tenant, is cut and quoted in
+// template names and messages: a 1 MiB key does not make a 1 MiB refusal.
+func TestTemplateNamesBounded(t *testing.T) {
+	pytorch := func(specs map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+			"spec": map[string]any{"pytorchReplicaSpecs": specs}}}
+	}
+	template := func(containers ...any) map[string]any {
+		return map[string]any{"template": map[string]any{"spec": map[string]any{"containers": containers}}}
+	}
+	_, err := workload.PodTemplates(pytorch(map[string]any{strings.Repeat("k", 1<<20): template()}))
+	if err == nil || len(err.Error()) > 200 {
+		t.Errorf("error of %d bytes, want a short one: %.200v", len(fmt.Sprint(err)), err)
+	}
+	ts, err := workload.PodTemplates(pytorch(map[string]any{"a\x1b[31m": template(map[string]any{"name": "c"})}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `replica type "a\x1b[31m"`; ts[0].Name != want {
+		t.Errorf("name %q, want %q", ts[0].Name, want)
+	}
+}

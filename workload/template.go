@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -119,14 +121,14 @@ func customTemplates(k *Kind, content map[string]any) ([]Template, error) {
 		err := walk(content, tp.Path, nil, nil, func(path, names []string, v any) error {
 			m, ok := v.(map[string]any)
 			if !ok {
-				return fmt.Errorf("%w: %s is not a pod template", ErrMalformed, strings.Join(path, "."))
+				return fmt.Errorf("%w: %s is not a pod template", ErrMalformed, shownPath(path))
 			}
 			if len(ts) == MaxTemplates {
 				return fmt.Errorf("%w: the %s has more than %d pod templates", ErrMalformed, k.GVK.Kind, MaxTemplates)
 			}
 			pts := &corev1.PodTemplateSpec{}
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, pts); err != nil {
-				return fmt.Errorf("%w: %s: %v", ErrMalformed, strings.Join(path, "."), err)
+				return fmt.Errorf("%w: %s: %s", ErrMalformed, shownPath(path), cut(err.Error(), 256))
 			}
 			t := Template{Meta: &pts.ObjectMeta, Spec: &pts.Spec, Path: path, own: tp.Own}
 			if tp.Name != "" {
@@ -162,10 +164,10 @@ func walk(v any, pattern, path, names []string, fn func(path, names []string, v 
 			if v == nil {
 				return nil
 			}
-			return fmt.Errorf("%w: %s is not a map", ErrMalformed, strings.Join(path, "."))
+			return fmt.Errorf("%w: %s is not a map", ErrMalformed, shownPath(path))
 		}
 		for _, k := range slices.Sorted(maps.Keys(m)) {
-			if err := walk(m[k], pattern[1:], append(path, k), append(names, k), fn, itemName); err != nil {
+			if err := walk(m[k], pattern[1:], append(path, k), append(names, shown(k)), fn, itemName); err != nil {
 				return err
 			}
 		}
@@ -175,13 +177,13 @@ func walk(v any, pattern, path, names []string, fn func(path, names []string, v 
 			if v == nil {
 				return nil
 			}
-			return fmt.Errorf("%w: %s is not a list", ErrMalformed, strings.Join(path, "."))
+			return fmt.Errorf("%w: %s is not a list", ErrMalformed, shownPath(path))
 		}
 		for i, item := range l {
 			name := strconv.Itoa(i)
 			if m, ok := item.(map[string]any); ok && itemName != "" {
 				if n, ok := m[itemName].(string); ok && n != "" {
-					name = n
+					name = shown(n)
 				}
 			}
 			if err := walk(item, pattern[1:], append(path, strconv.Itoa(i)), append(names, name), fn, itemName); err != nil {
@@ -194,7 +196,7 @@ func walk(v any, pattern, path, names []string, fn func(path, names []string, v 
 			if v == nil {
 				return nil
 			}
-			return fmt.Errorf("%w: %s is not an object", ErrMalformed, strings.Join(append(path, p), "."))
+			return fmt.Errorf("%w: %s is not an object", ErrMalformed, shownPath(append(path, p)))
 		}
 		child, ok := m[p]
 		if !ok || child == nil {
@@ -327,4 +329,39 @@ func quoteAll(s []string) string {
 		q[i] = fmt.Sprintf("%q", v)
 	}
 	return strings.Join(q, ", ")
+}
+
+// maxShown bounds a map key or list item name, written by the tenant, in a message.
+const maxShown = 63
+
+// shown is s as a message shows it: quoted if it holds anything but printable characters, cut
+// to maxShown bytes.
+func shown(s string) string {
+	s = cut(s, maxShown)
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// cut cuts s to at most n bytes, on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// shownPath is a JSON path in a message, each member shown.
+func shownPath(path []string) string {
+	out := make([]string, len(path))
+	for i, p := range path {
+		out[i] = shown(p)
+	}
+	return strings.Join(out, ".")
 }

@@ -78,7 +78,7 @@ type decision struct {
 	Verdict  verdict
 }
 
-// decide reviews ar as the pod webhook (webhook.Mutator.handle) does — mutating, or with
+// decide reviews ar as the pod webhook (webhook.Handler.handle) does — mutating, or with
 // validate the validating webhook, which decides only — and records the input document.
 func (d *decider) decide(ctx context.Context, ar []byte, validate bool) (*decision, error) {
 	var rv admissionv1.AdmissionReview
@@ -130,7 +130,7 @@ type verdict struct {
 	Patch    []byte
 }
 
-// verdictOf is the response webhook.Mutator gives for d: a refusal with every violation; the
+// verdictOf is the response webhook.Handler gives for d: a refusal with every violation; the
 // mutating webhook's patch and warnings; the validating webhook's bare admission.
 func verdictOf(d *review.Decision, validate bool) (verdict, error) {
 	switch {

@@ -199,6 +199,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options, log logr.Logge
 	webhook.Handlers{Reviewer: reviewer, Audit: auditor, Owners: webhook.NewOwnerResolver(mgr.GetAPIReader()), Events: recorder,
 		Metrics: metrics, Decisions: decisions, Log: log}.Register(srv)
 
+	if err := mgr.Add(unservedKinds(mgr.GetRESTMapper(), log)); err != nil {
+		return nil, fmt.Errorf("add the check of the kinds served: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)
 	}

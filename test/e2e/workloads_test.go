@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,9 +27,17 @@ import (
 // each workload at submission, on each of its pod templates, and injects into every pod the
 // controllers create.
 
-// workloadControllers starts KubeRay and the training operator, once.
+// workloadControllers starts KubeRay and the training operator, once, installing their CRDs.
+// credgate serve started before: it said, once, that the cluster did not serve those kinds.
 func workloadControllers(t *testing.T) {
 	t.Helper()
+	log, err := os.ReadFile(filepath.Join(c.WorkDir, "credgate.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "workload kinds not served by this cluster (their CRDs are absent), skipped until they are installed: PyTorchJob.kubeflow.org/v1, RayJob.ray.io/v1, RayCluster.ray.io/v1") {
+		t.Error("credgate serve, started before the workload CRDs were installed, did not say it skipped their kinds")
+	}
 	if err := c.StartWorkloadControllers(t.Context()); err != nil {
 		t.Fatal(err)
 	}

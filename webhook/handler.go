@@ -76,20 +76,20 @@ func PathOf(gvk schema.GroupVersionKind) string {
 	return p
 }
 
-// Mutator is the admission handler for one Kind: mutating, or with ValidateOnly validating.
+// Handler is the admission handler for one Kind: mutating, or with ValidateOnly validating.
 // The validating handler reviews the object as it will be stored — after every mutating
 // webhook, credgate's included — so a conflict another webhook introduced is refused too. It
 // returns no warnings: the mutating handler already showed them once.
-type Mutator struct {
+type Handler struct {
 	Handlers
 	Kind         Kind
 	ValidateOnly bool
 }
 
-var _ admission.Handler = (*Mutator)(nil)
+var _ admission.Handler = (*Handler)(nil)
 
 // Handle implements admission.Handler: guard, decode, review, respond; and count.
-func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
+func (m *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
 	var reused bool
 	resp, d := m.handle(ctx, req, &reused)
@@ -103,7 +103,7 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 
 // handle answers req, with the decision when the review ran or was reused (then *reused is
 // set).
-func (m *Mutator) handle(ctx context.Context, req admission.Request, reused *bool) (admission.Response, *review.Decision) {
+func (m *Handler) handle(ctx context.Context, req admission.Request, reused *bool) (admission.Response, *review.Decision) {
 	fixed := m.ValidateOnly && m.Kind.FixedOnUpdate && req.Operation == admissionv1.Update
 	if !fixed && !slices.Contains(m.Kind.Operations, req.Operation) {
 		return admission.Allowed("credgate does not mutate this operation"), nil
@@ -188,7 +188,7 @@ func (l *requestLog) get() logr.Logger {
 }
 
 // key is req's review.Key at this webhook.
-func (m *Mutator) key(req admission.Request) review.Key {
+func (m *Handler) key(req admission.Request) review.Key {
 	path := m.Kind.Path
 	if m.ValidateOnly {
 		path = m.Kind.ValidatePath
@@ -203,7 +203,7 @@ func (m *Mutator) key(req admission.Request) review.Key {
 // respond records, logs and answers d, the decision on req, whose patch encodes to patch. obj
 // is the object decoded, or nil when d is a reused decision (it is decoded then only if an
 // audit record needs its owner).
-func (m *Mutator) respond(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision, patch []byte, log *requestLog) admission.Response {
+func (m *Handler) respond(ctx context.Context, req admission.Request, obj runtime.Object, d *review.Decision, patch []byte, log *requestLog) admission.Response {
 	// Policy messages may quote what the pod sets: Review redacted every one — the refusal,
 	// the warnings, the audit record's and the Event's all come from them — before cutting
 	// them to size.
@@ -252,7 +252,7 @@ func (m *Mutator) respond(ctx context.Context, req admission.Request, obj runtim
 // serializer does (case-sensitive field names, unknown fields ignored), in one pass: the
 // universal deserializer behind admission.Decoder parses the document twice, once only to read
 // its apiVersion and kind.
-func (m *Mutator) decode(raw []byte) (runtime.Object, error) {
+func (m *Handler) decode(raw []byte) (runtime.Object, error) {
 	obj := m.Kind.New()
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
 		return nil, err
