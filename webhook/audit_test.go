@@ -189,21 +189,14 @@ func (s staticOwners) Owner(_ context.Context, _ string, ref metav1.OwnerReferen
 // not write it into the audit record or the Event, nor into the refusal (which a controller
 // copies into its own Events: TestRefusalMessageRedacted).
 func TestAuditRedactsQuotedValues(t *testing.T) {
-	src, err := policies.Merge(policies.Builtin(), policies.Source{Modules: map[string]string{"user/quotes.rego": `package credgate.admission
+	rev := withUserPolicy(t, "user/quotes.rego", `package credgate.admission
 
 deny contains {"rule": "quotes-values", "message": sprintf("container %s sets %s=%s", [c.name, e.name, e.value])} if {
 	some c in input.pod.spec.containers
 	some e in c.env
 	e.name == "WANDB_PROJECT"
 }
-`}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev, err := policies.Compile(t.Context(), src)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	m := newHandler(t, "Pod", reviewerFor(rev, testStore()))
 	sink := &memorySink{}
 	var events eventLog

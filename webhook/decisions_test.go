@@ -399,13 +399,6 @@ deny contains {"rule": "no-trainers", "message": "no trainers today"} if {
 // compileWith compiles the built-in policies with one user module.
 func compileWith(t *testing.T, module string) *policies.Revision {
 	t.Helper()
-	src, err := policies.Merge(policies.Builtin(), policies.Source{Modules: map[string]string{"user/test.rego": module}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev, err := policies.Compile(t.Context(), src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rev := withUserPolicy(t, "user/test.rego", module)
 	return rev
 }

@@ -389,3 +389,17 @@ func checkOutcome(t *testing.T, resp *admissionv1.AdmissionResponse, want outcom
 		}
 	}
 }
+
+// withUserPolicy compiles the built-in policies with one user module, source, at path.
+func withUserPolicy(t testing.TB, path, source string) *policies.Revision {
+	t.Helper()
+	src, err := policies.Merge(policies.Builtin(), policies.Source{Modules: map[string]string{path: source}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := policies.Compile(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev
+}

@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/credgate/credgate/audit"
-	"github.com/credgate/credgate/policies"
 )
 
 // quotingPolicy is a careless user policy: it refuses or warns about a
@@ -49,14 +48,7 @@ const (
 // kubectl prints — hides every literal env value the pod sets, wherever a user policy quoted
 // it from, exactly as the audit record and credgate's Event do.
 func TestRefusalMessageRedacted(t *testing.T) {
-	src, err := policies.Merge(policies.Builtin(), policies.Source{Modules: map[string]string{"user/quotes.rego": quotingPolicy}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev, err := policies.Compile(t.Context(), src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rev := withUserPolicy(t, "user/quotes.rego", quotingPolicy)
 	env := func(kv ...string) []any {
 		var out []any
 		for i := 0; i < len(kv); i += 2 {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/credgate/credgate/api/v1alpha1"
 	"github.com/credgate/credgate/credential"
-	"github.com/credgate/credgate/policies"
 )
 
 // customRequest is an AdmissionReview of the custom workload doc (YAML), created by a user.
@@ -167,21 +166,14 @@ spec:
 // the same — in the refusal, and so in the audit record and the Event.
 func TestCustomWorkloadRedacted(t *testing.T) {
 	const secret = "AKIASECRETVALUE12345"
-	src, err := policies.Merge(policies.Builtin(), policies.Source{Modules: map[string]string{"user/keys.rego": `package credgate.admission
+	rev := withUserPolicy(t, "user/keys.rego", `package credgate.admission
 
 deny contains {"rule": "plaintext-aws-key", "message": sprintf("a plaintext AWS key %s", [v])} if {
 	walk(input.object, [_, v])
 	is_string(v)
 	startswith(v, "AKIA")
 }
-`}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev, err := policies.Compile(t.Context(), src)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	body := customRequest(t, `
 apiVersion: ray.io/v1
 kind: RayCluster
