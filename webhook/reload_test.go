@@ -135,7 +135,7 @@ func (s *server) reloadErrors(t *testing.T) float64 {
 // eventually polls cond every 20ms, for at most 10s (the watcher polls every 20ms).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	if err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 10*time.Second, true,
+	if err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true,
 		func(context.Context) (bool, error) { return cond(), nil }); err != nil {
 		t.Fatalf("gave up waiting: %s", what)
 	}

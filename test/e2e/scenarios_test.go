@@ -101,7 +101,8 @@ func jobPod(t *testing.T, ns, name string) corev1.Pod {
 func eventually(t *testing.T, d time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	var msg string
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, d, true, func(context.Context) (bool, error) {
+	// Not t.Context(): a cleanup waits too, after the test's context is canceled.
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, d, true, func(context.Context) (bool, error) {
 		var ok bool
 		ok, msg = cond()
 		return ok, nil
