@@ -2,23 +2,17 @@ package cluster
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/credgate/credgate/certs"
 )
 
 // WorkloadControllers are the binaries StartWorkloadControllers runs, and the CRDs it installs
@@ -59,7 +53,11 @@ func (c *Cluster) StartWorkloadControllers(ctx context.Context) error {
 	if err := c.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "training-operator-webhook-cert", Namespace: TrainingOperatorNamespace}}); err != nil {
 		return err
 	}
-	if err := selfSignedPair(filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")); err != nil {
+	pair, err := certs.Generate(certs.Options{Hosts: []string{"localhost"}})
+	if err != nil {
+		return err
+	}
+	if err := pair.Write(filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")); err != nil {
 		return err
 	}
 	port, err := FreePort()
@@ -77,26 +75,6 @@ func (c *Cluster) StartWorkloadControllers(ctx context.Context) error {
 		return err
 	}
 	return nil
-}
-
-// selfSignedPair writes a self-signed certificate and its key into dir as tls.crt and tls.key.
-func selfSignedPair(dir string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "training-operator"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	return writeCerts(dir, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
 }
 
 // stopWorkloadControllers stops what StartWorkloadControllers started.
