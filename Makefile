@@ -117,15 +117,16 @@ golden: ## Regenerate golden files under testdata/ (review the diff): mutate, ev
 	$(GO) test ./webhook/ -run TestHandler -update
 
 .PHONY: fuzz
-fuzz: ## Fuzz the admission handler, the patch (against a generic diff) and the policy input's JSON parser, FUZZTIME each (default 30s).
+fuzz: ## Fuzz the admission handler, its decoder (against the API server's), the patch (against a generic diff) and the policy input's JSON parser, FUZZTIME each (default 30s).
 	$(GO) test ./webhook/ -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME)
+	$(GO) test ./webhook/ -run '^$$' -fuzz FuzzDecodeJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./mutate/ -run '^$$' -fuzz FuzzPatch -fuzztime $(FUZZTIME)
 	$(GO) test ./policies/ -run '^$$' -fuzz FuzzParseJSON -fuzztime $(FUZZTIME)
 
 .PHONY: bench
-bench: ## Benchmark the admission path, policy evaluation and the durable audit write; results in bench/results.txt.
+bench: ## Benchmark the admission path, policy evaluation, the patch encoding and the durable audit write; results in bench/results.txt.
 	@mkdir -p bench
-	$(GO) test -p 1 ./webhook/ ./policies/ ./audit/ -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 | tee bench/raw.txt
+	$(GO) test -p 1 ./webhook/ ./policies/ ./mutate/ ./audit/ -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 5 | tee bench/raw.txt
 	grep '^Benchmark' bench/raw.txt > bench/results.txt && rm bench/raw.txt
 	$(GO) run ./bench/summarize
 

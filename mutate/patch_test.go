@@ -1,6 +1,7 @@
 package mutate_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -328,7 +329,7 @@ func FuzzPatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		pod := &corev1.Pod{}
-		if kjson.UnmarshalCaseSensitivePreserveInts(doc, pod) != nil { // as the webhook decodes
+		if kjson.UnmarshalCaseSensitivePreserveInts(doc, pod) != nil { // as the API server decodes (the webhook refuses more: webhook.TestDecodeJSON)
 			return
 		}
 		tmpl, err := workload.PodTemplate(pod)
@@ -367,6 +368,13 @@ func FuzzPatch(f *testing.F) {
 		got, err := mutate.ApplyPatch(doc, ops)
 		if err != nil {
 			t.Fatalf("the patch does not apply where the reference's does: %v\npatch: %+v", err, ops)
+		}
+		encoded, err := mutate.EncodePatch(ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if marshalled, err := json.Marshal(ops); err != nil || !bytes.Equal(encoded, marshalled) {
+			t.Errorf("EncodePatch gives\n%s\njson.Marshal gives (error %v)\n%s", encoded, err, marshalled)
 		}
 		for _, op := range ops {
 			if op.Operation != "add" && (op.Operation != "replace" || !strings.Contains(op.Path, "/annotations/credgate.dev~1")) {

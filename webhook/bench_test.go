@@ -19,6 +19,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/credgate/credgate/audit"
 	"github.com/credgate/credgate/policies"
@@ -112,6 +113,35 @@ func BenchmarkFloor(b *testing.B) {
 		if err := json.NewEncoder(&out).Encode(resp); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecode decodes the request of BenchmarkHandler, the AdmissionReview and the pod in
+// it, with decodeJSON, as the webhook does, and with the v1 decoder the API server's serializer
+// uses (sigs.k8s.io/json, case-sensitive, integers kept), which the webhook used before.
+func BenchmarkDecode(b *testing.B) {
+	body := readFixture(b, "pod-training.json")
+	for _, d := range []struct {
+		name   string
+		decode func([]byte, any) error
+	}{
+		{"decodeJSON", decodeJSON},
+		{"v1", kjson.UnmarshalCaseSensitivePreserveInts},
+	} {
+		b.Run(d.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var ar admissionv1.AdmissionReview
+				if err := d.decode(body, &ar); err != nil {
+					b.Fatal(err)
+				}
+				var pod corev1.Pod
+				if err := d.decode(ar.Request.Object.Raw, &pod); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

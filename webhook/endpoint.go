@@ -19,7 +19,8 @@ import (
 	admissionv1beta1 "k8s.io/api/admission/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	kjson "sigs.k8s.io/json"
+
+	"github.com/credgate/credgate/mutate"
 )
 
 // MaxRequestBytes bounds an AdmissionReview's body, as controller-runtime's admission webhook
@@ -113,7 +114,7 @@ func (e *Endpoint) read(r *http.Request, body *bytes.Buffer, tm *metav1.TypeMeta
 		return admission.Errored(http.StatusRequestEntityTooLarge, err), err
 	}
 	var ar admissionv1.AdmissionReview
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(body.Bytes(), &ar); err != nil {
+	if err := decodeJSON(body.Bytes(), &ar); err != nil {
 		err = fmt.Errorf("decode the AdmissionReview: %w", err)
 		return admission.Errored(http.StatusBadRequest, err), err
 	}
@@ -173,7 +174,7 @@ func complete(resp *admission.Response, req admission.Request) error {
 	if len(resp.Patches) == 0 || resp.Patch != nil {
 		return nil
 	}
-	patch, err := json.Marshal(resp.Patches)
+	patch, err := mutate.EncodePatch(resp.Patches)
 	if err != nil {
 		return err
 	}

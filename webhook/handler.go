@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,8 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	kjson "sigs.k8s.io/json"
 
+	"github.com/credgate/credgate/mutate"
 	"github.com/credgate/credgate/review"
 	"github.com/credgate/credgate/workload"
 )
@@ -158,7 +157,7 @@ func (m *Handler) handle(ctx context.Context, req admission.Request, reused *boo
 	}
 	var patch []byte
 	if len(d.Patch) > 0 && !m.ValidateOnly && !d.Denied() {
-		if patch, err = json.Marshal(d.Patch); err != nil {
+		if patch, err = mutate.EncodePatch(d.Patch); err != nil {
 			log.get().Error(err, "encode the patch")
 			return admission.Errored(http.StatusInternalServerError, errors.New("credgate could not encode its response; see the credgate logs")), &d
 		}
@@ -254,7 +253,7 @@ func (m *Handler) respond(ctx context.Context, req admission.Request, obj runtim
 // its apiVersion and kind.
 func (m *Handler) decode(raw []byte) (runtime.Object, error) {
 	obj := m.Kind.New()
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
+	if err := decodeJSON(raw, obj); err != nil {
 		return nil, err
 	}
 	if gvk := obj.GetObjectKind().GroupVersionKind(); gvk != m.Kind.GVK {

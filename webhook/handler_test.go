@@ -87,7 +87,7 @@ func TestHandler(t *testing.T) {
 			kind:    "Pod",
 			fixture: "malformed.json",
 			want:    outcome{Code: 400},
-			wantMsg: []string{"decode the AdmissionReview", "unexpected end of JSON input"},
+			wantMsg: []string{"decode the AdmissionReview", "unexpected EOF within \"/request/object\""},
 		},
 		{
 			name:    "deployment sent to the pod endpoint",
