@@ -114,6 +114,8 @@ type Revision struct {
 	rules    []Rule
 	// deterministic: no user module calls a built-in function OPA marks non-deterministic.
 	deterministic bool
+	// readsManagedFields: some module may read the input's metadata.managedFields.
+	readsManagedFields bool
 	// scoped evaluates the credential-scoped rules per credential; nil when there are none.
 	scoped *scoped
 	// objects are the policy objects served, by name, evaluated in objectOrder.
@@ -227,6 +229,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 			moveObjectModule(obj, m)
 		}
 	}
+	reads := readsManagedFields(modules) // as parsed: the compiler binds refs to local variables
 	scopedPkgs := credentialScoped(modules, builtin)
 	query := planQuery(modules, scopedPkgs, objectFiles)
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
@@ -264,7 +267,8 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		objects[name] = o
 	}
 	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic,
-		scoped: sc, objects: objects, objectOrder: slices.Sorted(maps.Keys(objects))}, nil
+		readsManagedFields: reads,
+		scoped:             sc, objects: objects, objectOrder: slices.Sorted(maps.Keys(objects))}, nil
 }
 
 // Evaluate runs the policies on input, the input document of docs/policies.md.

@@ -1,15 +1,18 @@
 package review
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
+	"io"
 	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/credgate/credgate/credential"
@@ -18,8 +21,10 @@ import (
 
 // Key identifies an admission by everything a decision reads of the request: the webhook
 // (mutating or validating, and its kind), the operation, namespace, name, user, groups,
-// dry-run flag, and the object's bytes as submitted. A Job's pods are created from one
-// template, by one controller, with the name still to be generated: they have one Key.
+// dry-run flag, and the object's bytes as submitted — all of them but its managed fields when
+// no policy may read those. A Job's pods are created from one template, by one controller,
+// with the name still to be generated: they have one Key, though the API server stamps each
+// one's managed fields with the second it was created at.
 type Key [sha256.Size]byte
 
 // KeyRequest is what a Key is made of.
@@ -28,6 +33,10 @@ type KeyRequest struct {
 	Groups                                    []string
 	DryRun                                    bool
 	Object                                    []byte
+	// IgnoreManagedFields leaves the object's metadata.managedFields out of the Key: for a
+	// policy revision that cannot read them (Reviewer.IgnoresManagedFields). Nothing else
+	// credgate decides or patches reads them.
+	IgnoreManagedFields bool
 }
 
 var hashes = sync.Pool{New: func() any { return sha256.New() }}
@@ -59,12 +68,83 @@ func KeyOf(r KeyRequest) Key {
 	} else {
 		h.Write([]byte{0})
 	}
-	binary.LittleEndian.PutUint64(n[:], uint64(len(r.Object)))
-	h.Write(n[:])
-	h.Write(r.Object)
+	part := func(b []byte) {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	if start, end, ok := managedFields(r.Object); r.IgnoreManagedFields && ok {
+		// What comes before the member's value and what comes after it.
+		h.Write([]byte{1})
+		part(r.Object[:start])
+		part(r.Object[end:])
+	} else {
+		h.Write([]byte{0})
+		part(r.Object)
+	}
 	var k Key
 	h.Sum(k[:0])
 	return k
+}
+
+// managedFields returns where the value of metadata.managedFields lies in raw, a JSON object:
+// from just after its member name to the end of its value. ok is false when raw is not a JSON
+// object, has no such member, or has a name twice in an object on the way (the API server
+// writes none: such an object is keyed whole).
+func managedFields(raw []byte) (start, end int, ok bool) {
+	// The decoder refuses a name repeated in an object, so the whole document is read.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(raw)) // reads raw in place
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return 0, 0, false
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return 0, 0, false
+		}
+		if name.String() != "metadata" || dec.PeekKind() != '{' {
+			if dec.SkipValue() != nil {
+				return 0, 0, false
+			}
+			continue
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return 0, 0, false
+		}
+		for dec.PeekKind() == '"' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return 0, 0, false
+			}
+			found := name.String() == "managedFields" // before the token is read past
+			from := dec.InputOffset()
+			if dec.SkipValue() != nil {
+				return 0, 0, false
+			}
+			if found {
+				start, end, ok = int(from), int(dec.InputOffset()), true
+			}
+		}
+		if _, err := dec.ReadToken(); err != nil { // }
+			return 0, 0, false
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil { // }
+		return 0, 0, false
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return 0, 0, false
+	}
+	return start, end, ok
+}
+
+// IgnoresManagedFields reports whether the policy revision served cannot read an object's
+// managed fields (policies.Revision.ReadsManagedFields), so that they may be left out of a
+// Key. A decision found by such a Key was made by that same revision — Get compares the
+// revision's ID, a digest of its every module, datum and object — so it read none either.
+func (r *Reviewer) IgnoresManagedFields() bool {
+	rev, ok := revisionOf(r.Policy)
+	return ok && !rev.ReadsManagedFields()
 }
 
 // inputs are what a decision read besides its request: the policy revision, each Credential

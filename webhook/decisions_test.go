@@ -291,6 +291,56 @@ func TestReuseIsPerAdmission(t *testing.T) {
 	}
 }
 
+// TestReuseAcrossManagedFields: the pods a Job creates from one template differ in their
+// managed fields alone (the API server stamps the second), and reuse one decision while no
+// policy may read those fields; a revision whose policy reads them decides each afresh, and
+// answers by what it read.
+func TestReuseAcrossManagedFields(t *testing.T) {
+	body := readFixture(t, "pod-training.json")
+	managedBy := func(manager, at string) []byte {
+		return editRequest(t, body, func(req map[string]any) {
+			req["object"].(map[string]any)["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{
+				"manager": manager, "operation": "Update", "apiVersion": "v1", "time": at,
+				"fieldsType": "FieldsV1", "fieldsV1": map[string]any{"f:metadata": map[string]any{}},
+			}}
+		})
+	}
+	first := managedBy("kube-controller-manager", "2026-12-03T01:00:00Z")
+	later := managedBy("kube-controller-manager", "2026-12-03T01:00:09Z")
+	other := managedBy("mallory", "2026-12-03T01:00:09Z")
+
+	f := newReuseFixture(t)
+	want, _ := f.admit(t, first)
+	got, reused := f.admit(t, later)
+	if !reused {
+		t.Fatal("a pod differing in its managed fields alone did not reuse the decision, with the built-in policies")
+	}
+	if got != want {
+		t.Errorf("the reused answer differs from the review's:\n got %+v\nwant %+v", got, want)
+	}
+
+	f.engine.Swap(compileWith(t, `package credgate.admission
+
+deny contains {"rule": "managers", "message": "managed by mallory"} if {
+	some e in input.pod.metadata.managedFields
+	e.manager == "mallory"
+}
+`))
+	if !f.engine.Current().ReadsManagedFields() {
+		t.Fatal("the revision is not found to read managed fields")
+	}
+	f.admit(t, first)
+	if resp, reused := f.admit(t, other); reused || resp.allowed {
+		t.Errorf("a policy reading managed fields: the pod managed by mallory reused the decision (%t) or was admitted (%t)", reused, resp.allowed)
+	}
+	if _, reused := f.admit(t, later); reused {
+		t.Error("a policy reading managed fields: a pod with other managed fields reused the decision")
+	}
+	if _, reused := f.admit(t, later); !reused {
+		t.Error("a policy reading managed fields: the same pod again did not reuse its decision")
+	}
+}
+
 // TestReuseNeedsADeterministicRevision: user policies that read the clock (or anything OPA
 // marks non-deterministic) decide every admission afresh.
 func TestReuseNeedsADeterministicRevision(t *testing.T) {

@@ -195,7 +195,7 @@ func (m *Handler) key(req admission.Request) review.Key {
 	return review.KeyOf(review.KeyRequest{
 		Webhook: path, Operation: string(req.Operation), Namespace: req.Namespace, Name: req.Name,
 		User: req.UserInfo.Username, Groups: req.UserInfo.Groups, DryRun: req.DryRun != nil && *req.DryRun,
-		Object: req.Object.Raw,
+		Object: req.Object.Raw, IgnoreManagedFields: m.Reviewer.IgnoresManagedFields(),
 	})
 }
 
