@@ -89,39 +89,49 @@ func KeyOf(r KeyRequest) Key {
 
 // managedFields returns where the value of metadata.managedFields lies in raw, a JSON object:
 // from just after its member name to the end of its value. ok is false when raw is not a JSON
-// object, has no such member, or has a name twice in an object on the way (the API server
-// writes none: such an object is keyed whole).
+// object, has no such member, or has either name twice (the API server writes no name twice:
+// such an object is keyed whole). Names are compared as written: the API server escapes no
+// letter, and a name written otherwise is another member, kept in the Key.
 func managedFields(raw []byte) (start, end int, ok bool) {
-	// The decoder refuses a name repeated in an object, so the whole document is read.
-	dec := jsontext.NewDecoder(bytes.NewBuffer(raw)) // reads raw in place
+	// Only the two names on the way are checked for repeats: the bytes of any other member
+	// are in the Key, repeated or not; the decoder's own check of every object costs more
+	// than the rest of this.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(raw), jsontext.AllowDuplicateNames(true)) // reads raw in place
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return 0, 0, false
 	}
+	metadata := 0
 	for dec.PeekKind() == '"' {
-		name, err := dec.ReadToken()
+		name, err := dec.ReadValue() // valid until the next read
 		if err != nil {
 			return 0, 0, false
 		}
-		if name.String() != "metadata" || dec.PeekKind() != '{' {
+		if string(name) != `"metadata"` {
 			if dec.SkipValue() != nil {
 				return 0, 0, false
 			}
 			continue
 		}
+		if metadata++; metadata > 1 || dec.PeekKind() != '{' {
+			return 0, 0, false
+		}
 		if _, err := dec.ReadToken(); err != nil {
 			return 0, 0, false
 		}
 		for dec.PeekKind() == '"' {
-			name, err := dec.ReadToken()
+			name, err := dec.ReadValue()
 			if err != nil {
 				return 0, 0, false
 			}
-			found := name.String() == "managedFields" // before the token is read past
+			found := string(name) == `"managedFields"` // before the next read
 			from := dec.InputOffset()
 			if dec.SkipValue() != nil {
 				return 0, 0, false
 			}
 			if found {
+				if ok {
+					return 0, 0, false
+				}
 				start, end, ok = int(from), int(dec.InputOffset()), true
 			}
 		}
