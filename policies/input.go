@@ -116,6 +116,35 @@ func podValue(object ast.Value, path []string, labels map[string]string) ast.Val
 	if !ok {
 		return ast.NewObject()
 	}
+	if len(path) == 0 && hasLabels(o, labels) {
+		return o // a Pod whose labels are its own (none inherited): the object is the pod
+	}
+	return withLabels(o, labels)
+}
+
+// hasLabels reports whether o's metadata.labels is an object of exactly labels.
+func hasLabels(o ast.Object, labels map[string]string) bool {
+	meta, ok := valueAt(o, "metadata").(ast.Object)
+	if !ok {
+		return false
+	}
+	l, ok := valueAt(meta, "labels").(ast.Object)
+	if !ok || l.Len() != len(labels) {
+		return false
+	}
+	same := true
+	l.Foreach(func(k, v *ast.Term) {
+		ks, ok1 := k.Value.(ast.String)
+		vs, ok2 := v.Value.(ast.String)
+		if want, ok := labels[string(ks)]; !ok1 || !ok2 || !ok || want != string(vs) {
+			same = false
+		}
+	})
+	return same
+}
+
+// withLabels is o with labels as its metadata.labels, sharing o's other members.
+func withLabels(o ast.Object, labels map[string]string) ast.Value {
 	meta := ast.NewObject()
 	if m, ok := valueAt(o, "metadata").(ast.Object); ok {
 		m.Foreach(func(k, v *ast.Term) {
@@ -314,7 +343,11 @@ func stringMap(m map[string]string) ast.Value {
 }
 
 func valueAt(o ast.Object, key string) ast.Value {
-	if t := o.Get(ast.StringTerm(key)); t != nil {
+	k, ok := fieldNames()[key]
+	if !ok {
+		k = ast.StringTerm(key)
+	}
+	if t := o.Get(k); t != nil {
 		return t.Value
 	}
 	return nil
