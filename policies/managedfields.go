@@ -37,9 +37,18 @@ func readsManagedFields(modules map[string]*ast.Module) bool {
 			return true
 		}
 		switch v := x.(type) {
+		case *ast.Head:
+			// OPA's visitor walks a head's name, arguments, key and value, but not its ref,
+			// where a rule like p[input.x].q or p[input.x] contains v keeps what it reads.
+			for _, t := range v.Reference {
+				walk(t)
+			}
 		case *ast.Expr:
-			if terms, ok := v.Terms.([]*ast.Term); ok && v.IsCall() {
-				return objectGet(terms, walk, &reads)
+			if terms, ok := v.Terms.([]*ast.Term); ok && v.IsCall() && objectGet(terms, walk, &reads) {
+				for _, w := range v.With {
+					ast.NewGenericVisitor(visit).Walk(w)
+				}
+				return true
 			}
 		case ast.Call:
 			return objectGet(v, walk, &reads)

@@ -85,6 +85,29 @@ deny contains "x" if {
 	object.get(input.pod.metadata, k, null)
 }
 `, true},
+		// Found by an attacker's review: OPA's visitor does not walk a rule head's ref.
+		{"a key in a rule head's ref (set)", `package credgate.admission
+
+seen[input.pod.metadata.managedFields[_].manager] contains "x"
+deny contains "x" if seen.mallory
+`, true},
+		{"a key in a rule head's ref (nested)", `package credgate.admission
+
+by.manager[input.object.metadata.managedFields[_].manager] := true
+deny contains "x" if by.manager.mallory
+`, true},
+		// And a with on an object.get of the input was skipped.
+		{"a with on object.get", `package credgate.admission
+
+deny contains "x" if {
+	object.get(input, ["pod", "spec", "zz"], 0, n) with input.pod.spec.zz as count([1 | input.pod.metadata.managedFields[_].manager == "mallory"])
+	n > 0
+}
+`, true},
+		{"a with on object.get, replacing the input", `package credgate.admission
+
+deny contains "x" if count(object.get(input, "credentials", [])) > 0 with input.credentials as input.pod.metadata.managedFields
+`, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			src := Builtin()

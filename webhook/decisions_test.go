@@ -341,6 +341,55 @@ deny contains {"rule": "managers", "message": "managed by mallory"} if {
 	}
 }
 
+// TestReuseAcrossManagedFieldsHidden: policies that read managed fields where an attacker's
+// review found the first analysis blind — a key in a rule head's ref, a with on an object.get —
+// refuse mallory's pod though a pod differing in managed fields alone was admitted just before.
+// A tenant names the manager (?fieldManager=, or its client's user agent).
+func TestReuseAcrossManagedFieldsHidden(t *testing.T) {
+	body := readFixture(t, "pod-training.json")
+	managedBy := func(manager, at string) []byte {
+		return editRequest(t, body, func(req map[string]any) {
+			req["object"].(map[string]any)["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{
+				"manager": manager, "operation": "Update", "apiVersion": "v1", "time": at,
+				"fieldsType": "FieldsV1", "fieldsV1": map[string]any{"f:metadata": map[string]any{}},
+			}}
+		})
+	}
+	first := managedBy("kube-controller-manager", "2026-12-03T01:00:00Z")
+	mallory := managedBy("mallory", "2026-12-03T01:00:09Z")
+	for name, policy := range map[string]string{
+		"rule head ref": `package credgate.admission
+
+seen[input.pod.metadata.managedFields[_].manager] contains "x"
+
+deny contains {"rule": "managers", "message": "managed by mallory"} if seen.mallory
+`,
+		"with on object.get": `package credgate.admission
+
+deny contains {"rule": "managers", "message": "managed by mallory"} if {
+	object.get(input, ["pod", "spec", "zz"], 0, n) with input.pod.spec.zz as count([1 | input.pod.metadata.managedFields[_].manager == "mallory"])
+	n > 0
+}
+`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newReuseFixture(t)
+			f.engine.Swap(compileWith(t, policy))
+			if resp, _ := f.admit(t, mallory); resp.allowed {
+				t.Fatal("mallory's pod is admitted when decided afresh: the policy does not test what it should")
+			}
+			f = newReuseFixture(t)
+			f.engine.Swap(compileWith(t, policy))
+			if resp, _ := f.admit(t, first); !resp.allowed {
+				t.Fatalf("the first pod is refused: %s", resp.message)
+			}
+			if resp, reused := f.admit(t, mallory); reused || resp.allowed {
+				t.Errorf("mallory's pod reused the decision (%t) or was admitted (%t)", reused, resp.allowed)
+			}
+		})
+	}
+}
+
 // TestReuseNeedsADeterministicRevision: user policies that read the clock (or anything OPA
 // marks non-deterministic) decide every admission afresh.
 func TestReuseNeedsADeterministicRevision(t *testing.T) {
