@@ -27,6 +27,12 @@ deny contains "bad chain" if {
 	not ok
 }
 `, false},
+		{"the clock in a rule head's ref", `package credgate.admission
+
+at.hour[time.now_ns()] := true
+
+deny contains "late" if count(at.hour) > 5
+`, false},
 		{"the clock in a helper", `package credgate.admission
 
 now := time.now_ns()

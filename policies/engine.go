@@ -143,7 +143,7 @@ var readsTheClock = map[string]bool{
 // reads the clock (readsTheClock), or "".
 func nondeterministic(m *ast.Module) string {
 	var found string
-	ast.WalkRefs(m, func(ref ast.Ref) bool {
+	walkRefs(m, func(ref ast.Ref) bool {
 		if found != "" {
 			return true
 		}

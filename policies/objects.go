@@ -178,7 +178,7 @@ func readsOnlyItsOwn(file string, m *ast.Module, object bool) error {
 			check(ref, imp.Path)
 		}
 	}
-	ast.WalkTerms(m, func(t *ast.Term) bool {
+	walkTerms(m, func(t *ast.Term) bool {
 		if ref, ok := t.Value.(ast.Ref); ok {
 			check(ref, t)
 		}

@@ -122,7 +122,7 @@ func readsOnlyCredentials(pkg string, compiled map[string]*ast.Module, rules map
 			continue
 		}
 		seen[r] = true
-		ast.WalkRefs(r, func(ref ast.Ref) bool {
+		walkRefs(r, func(ref ast.Ref) bool {
 			switch {
 			case ref[0].Equal(ast.InputRootDocument):
 				if len(ref) < 2 || !ref[1].Equal(credentialsKey) && !ref[1].Equal(namespaceKey) {
