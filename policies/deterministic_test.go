@@ -41,20 +41,26 @@ deny contains "late" if now > 0
 `, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			src := Builtin()
-			if tt.module != "" {
-				var err error
-				if src, err = Merge(src, Source{Modules: map[string]string{"user/p.rego": tt.module}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			rev, err := Compile(t.Context(), src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := rev.Deterministic(); got != tt.want {
+			if got := builtinWith(t, tt.module).Deterministic(); got != tt.want {
 				t.Errorf("Deterministic() = %t, want %t", got, tt.want)
 			}
 		})
 	}
+}
+
+// builtinWith compiles the built-in policies with module, a user policy ("" for none).
+func builtinWith(t *testing.T, module string) *Revision {
+	t.Helper()
+	src := Builtin()
+	if module != "" {
+		var err error
+		if src, err = Merge(src, Source{Modules: map[string]string{"user/p.rego": module}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, err := Compile(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev
 }

@@ -110,18 +110,7 @@ deny contains "x" if count(object.get(input, "credentials", [])) > 0 with input.
 `, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			src := Builtin()
-			if tt.module != "" {
-				var err error
-				if src, err = Merge(src, Source{Modules: map[string]string{"user/p.rego": tt.module}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			rev, err := Compile(t.Context(), src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := rev.ReadsManagedFields(); got != tt.want {
+			if got := builtinWith(t, tt.module).ReadsManagedFields(); got != tt.want {
 				t.Errorf("ReadsManagedFields() = %t, want %t", got, tt.want)
 			}
 		})

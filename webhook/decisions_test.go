@@ -297,14 +297,7 @@ func TestReuseIsPerAdmission(t *testing.T) {
 // answers by what it read.
 func TestReuseAcrossManagedFields(t *testing.T) {
 	body := readFixture(t, "pod-training.json")
-	managedBy := func(manager, at string) []byte {
-		return editRequest(t, body, func(req map[string]any) {
-			req["object"].(map[string]any)["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{
-				"manager": manager, "operation": "Update", "apiVersion": "v1", "time": at,
-				"fieldsType": "FieldsV1", "fieldsV1": map[string]any{"f:metadata": map[string]any{}},
-			}}
-		})
-	}
+	managedBy := func(manager, at string) []byte { return withManagedFields(t, body, manager, at) }
 	first := managedBy("kube-controller-manager", "2026-12-03T01:00:00Z")
 	later := managedBy("kube-controller-manager", "2026-12-03T01:00:09Z")
 	other := managedBy("mallory", "2026-12-03T01:00:09Z")
@@ -347,14 +340,7 @@ deny contains {"rule": "managers", "message": "managed by mallory"} if {
 // A tenant names the manager (?fieldManager=, or its client's user agent).
 func TestReuseAcrossManagedFieldsHidden(t *testing.T) {
 	body := readFixture(t, "pod-training.json")
-	managedBy := func(manager, at string) []byte {
-		return editRequest(t, body, func(req map[string]any) {
-			req["object"].(map[string]any)["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{
-				"manager": manager, "operation": "Update", "apiVersion": "v1", "time": at,
-				"fieldsType": "FieldsV1", "fieldsV1": map[string]any{"f:metadata": map[string]any{}},
-			}}
-		})
-	}
+	managedBy := func(manager, at string) []byte { return withManagedFields(t, body, manager, at) }
 	first := managedBy("kube-controller-manager", "2026-12-03T01:00:00Z")
 	mallory := managedBy("mallory", "2026-12-03T01:00:09Z")
 	for name, policy := range map[string]string{
@@ -388,6 +374,18 @@ deny contains {"rule": "managers", "message": "managed by mallory"} if {
 			}
 		})
 	}
+}
+
+// withManagedFields is the admission request body with its object's managed fields one entry
+// of manager's, at time at.
+func withManagedFields(t *testing.T, body []byte, manager, at string) []byte {
+	t.Helper()
+	return editRequest(t, body, func(req map[string]any) {
+		req["object"].(map[string]any)["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{
+			"manager": manager, "operation": "Update", "apiVersion": "v1", "time": at,
+			"fieldsType": "FieldsV1", "fieldsV1": map[string]any{"f:metadata": map[string]any{}},
+		}}
+	})
 }
 
 // TestReuseNeedsADeterministicRevision: user policies that read the clock (or anything OPA
