@@ -18,27 +18,41 @@ import (
 // credgate serve through the real API server as admissions that differ in the time the API
 // server stamps in their managed fields alone. No built-in policy reads managed fields, so the
 // second reuses the first's decision (credgate_admission_reused_total moves) and is injected
-// the same.
+// the same. A pair may miss when something the decision read changed between its two pods (the
+// Credential's status, written just after it was created, or a restart of credgate by an
+// earlier test): the test tries a few pairs. Without the key that leaves managed fields out, no
+// pair a second apart can reuse.
 func TestIdenticalPodsReuseTheDecision(t *testing.T) {
 	ns := namespace(t)
 	credential(t, ns, "wandb", v1alpha1.TypeWandB, map[string]string{"api-key": "k"}, nil)
 	template := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "train-", Namespace: ns,
 		Labels: map[string]string{"credentials.credgate.dev/wandb": "true"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "trainer", Image: "i:1"}}}}
-	before := metricSum(t, "credgate_admission_reused_total{")
-	var created [2]*corev1.Pod
-	for i := range created {
-		if i > 0 {
-			time.Sleep(1100 * time.Millisecond) // into another second
+	for range 5 {
+		before := metricSum(t, "credgate_admission_reused_total{")
+		var created [2]*corev1.Pod
+		for i := range created {
+			if i > 0 {
+				time.Sleep(1100 * time.Millisecond) // into another second
+			}
+			created[i] = template.DeepCopy()
+			if err := c.Client.Create(t.Context(), created[i], client.DryRunAll); err != nil {
+				t.Fatal(err)
+			}
 		}
-		created[i] = template.DeepCopy()
-		if err := c.Client.Create(t.Context(), created[i], client.DryRunAll); err != nil {
-			t.Fatal(err)
+		if metricSum(t, "credgate_admission_reused_total{") == before {
+			continue
 		}
+		checkReusedPair(t, created)
+		return
 	}
-	if reused := metricSum(t, "credgate_admission_reused_total{") - before; reused < 1 {
-		t.Errorf("credgate_admission_reused_total moved by %v, want at least 1: the second pod did not reuse the first's decision", reused)
-	}
+	t.Fatal("no pair of pods a second apart reused a decision: managed fields are in the key, or reuse is not wired into credgate serve")
+}
+
+// checkReusedPair checks two pods of one object, the second of which reused the first's
+// decision: their managed fields carry different seconds, and both were injected the same.
+func checkReusedPair(t *testing.T, created [2]*corev1.Pod) {
+	t.Helper()
 	times := func(p *corev1.Pod) []metav1.Time {
 		var ts []metav1.Time
 		for _, m := range p.ManagedFields {
