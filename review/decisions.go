@@ -73,7 +73,12 @@ func KeyOf(r KeyRequest) Key {
 		h.Write(n[:])
 		h.Write(b)
 	}
-	if start, end, ok := managedFields(r.Object); r.IgnoreManagedFields && ok {
+	var start, end int
+	ok := false
+	if r.IgnoreManagedFields {
+		start, end, ok = managedFields(r.Object)
+	}
+	if ok {
 		// What comes before the member's value and what comes after it.
 		h.Write([]byte{1})
 		part(r.Object[:start])
