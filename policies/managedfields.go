@@ -37,12 +37,6 @@ func readsManagedFields(modules map[string]*ast.Module) bool {
 			return true
 		}
 		switch v := x.(type) {
-		case *ast.Head:
-			// OPA's visitor walks a head's name, arguments, key and value, but not its ref,
-			// where a rule like p[input.x].q or p[input.x] contains v keeps what it reads.
-			for _, t := range v.Reference {
-				walk(t)
-			}
 		case *ast.Expr:
 			if terms, ok := v.Terms.([]*ast.Term); ok && v.IsCall() && objectGet(terms, walk, &reads) {
 				for _, w := range v.With {
@@ -71,6 +65,9 @@ func readsManagedFields(modules map[string]*ast.Module) bool {
 	}
 	for _, m := range modules {
 		ast.NewGenericVisitor(visit).Walk(m)
+		for _, t := range headRefTerms(m) { // which OPA's visitor does not walk
+			walk(t)
+		}
 		if reads {
 			return true
 		}

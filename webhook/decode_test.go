@@ -107,10 +107,11 @@ func sameDecode(t testing.TB, doc []byte, v2, v1 any) bool {
 	return true
 }
 
-// TestDecodeJSONRefuses shows what decodeJSON refuses that the v1 decoder lets by: a member name
-// twice in one object (v1 keeps the last value, a place for what is decided and what is mutated
-// to differ) and a string that is not UTF-8; and that a field name differing in case is ignored,
-// as the API server's serializer ignores it.
+// TestDecodeJSONRefuses shows what decodeJSON refuses that the v1 decoder lets by — a member
+// name twice in one object (v1 keeps the last value, a place for what is decided and what is
+// mutated to differ) and a string that is not UTF-8 — beside what both refuse (trailing
+// garbage, a truncated document); and that a field name differing in case is ignored, as the
+// API server's serializer ignores it.
 func TestDecodeJSONRefuses(t *testing.T) {
 	for name, doc := range map[string]string{
 		"repeated member":    `{"apiVersion":"v1","kind":"Pod","spec":{"serviceAccountName":"a","serviceAccountName":"admin"}}`,
