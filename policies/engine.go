@@ -116,6 +116,9 @@ type Revision struct {
 	deterministic bool
 	// readsManagedFields: some module may read the input's metadata.managedFields.
 	readsManagedFields bool
+	// podReads is what the modules may read of a Pod admitted, as input.object and input.pod
+	// (the same object); nil when they may read all of it.
+	podReads *readSet
 	// scoped evaluates the credential-scoped rules per credential; nil when there are none.
 	scoped *scoped
 	// objects are the policy objects served, by name, evaluated in objectOrder.
@@ -229,7 +232,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 			moveObjectModule(obj, m)
 		}
 	}
-	reads := readsManagedFields(modules) // as parsed: the compiler binds refs to local variables
+	reads := inputReads(modules) // as parsed: the compiler binds refs to local variables
 	scopedPkgs := credentialScoped(modules, builtin)
 	query := planQuery(modules, scopedPkgs, objectFiles)
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
@@ -267,8 +270,8 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		objects[name] = o
 	}
 	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic,
-		readsManagedFields: reads,
-		scoped:             sc, objects: objects, objectOrder: slices.Sorted(maps.Keys(objects))}, nil
+		readsManagedFields: readsManagedFields(reads), podReads: podReads(reads),
+		scoped: sc, objects: objects, objectOrder: slices.Sorted(maps.Keys(objects))}, nil
 }
 
 // Evaluate runs the policies on input, the input document of docs/policies.md.
@@ -403,20 +406,49 @@ func (e *Engine) Swap(rev *Revision) { e.current.Store(rev) }
 
 // Evaluate evaluates input with the current revision, within e.Timeout.
 func (e *Engine) Evaluate(ctx context.Context, input ast.Value) (Result, error) {
+	res, kept, err := e.evaluate(ctx, e.current.Load(), input)
+	if kept {
+		e.recent.keep(input)
+	}
+	return res, err
+}
+
+// EvaluateInput evaluates in with the current revision, as Evaluate does its value, but parses
+// a Pod's object only as far as that revision's policies may read it (Input.Value): the members
+// none reads are never built. The canary keeps the whole input.
+func (e *Engine) EvaluateInput(ctx context.Context, in *Input) (Result, error) {
+	rev := e.current.Load()
+	value, err := in.value(rev.podReads)
+	if err != nil {
+		return Result{}, err
+	}
+	res, kept, err := e.evaluate(ctx, rev, value)
+	if kept {
+		if in.Parsed == nil && len(in.PodPath) == 0 && rev.podReads != nil {
+			value, err = in.Value()
+		}
+		if err == nil {
+			e.recent.keep(value)
+		}
+	}
+	return res, err
+}
+
+// evaluate evaluates input with rev within e.Timeout, and reports whether the canary is to
+// keep the input: the evaluation succeeded, the request is no dry run, and none was kept in
+// the last recentInterval.
+func (e *Engine) evaluate(ctx context.Context, rev *Revision, input ast.Value) (Result, bool, error) {
 	if e.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.Timeout)
 		defer cancel()
 	}
 	start := time.Now()
-	res, err := e.current.Load().Evaluate(ctx, input)
+	res, err := rev.Evaluate(ctx, input)
 	if e.Metrics != nil {
 		e.Metrics.evalDuration.Observe(time.Since(start).Seconds())
 	}
-	if err == nil && !dryRun(input) {
-		e.recent.offer(input, start)
-	}
-	return res, err
+	return res, err == nil && !dryRun(input) && e.recent.claim(start), err
 }
 
 // dryRun reports whether input is that of a dry-run request: those are not kept for the

@@ -57,12 +57,19 @@ func ParseObject(raw []byte) (ast.Value, error) {
 // Value builds the input document directly as an OPA value: the object is parsed from its
 // JSON straight into OPA terms, the rest is built term by term, with no JSON round trip of Go
 // structs.
-func (in *Input) Value() (ast.Value, error) {
+func (in *Input) Value() (ast.Value, error) { return in.value(nil) }
+
+// value is Value, but a Pod's object, when it is parsed here, holds only reads of it (nil:
+// all): Engine.EvaluateInput, with what the revision's policies may read of it.
+func (in *Input) value(reads *readSet) (ast.Value, error) {
 	object := in.Parsed
 	if object == nil {
+		if len(in.PodPath) > 0 {
+			reads = nil // a workload's: podReads holds for a Pod's object only
+		}
 		var err error
-		if object, err = ParseObject(in.Object); err != nil {
-			return nil, err
+		if object, err = parseJSONReads(in.Object, reads); err != nil {
+			return nil, fmt.Errorf("parse object for policy input: %w", err)
 		}
 	}
 	creds := make([]*ast.Term, len(in.Credentials))
@@ -84,7 +91,7 @@ func (in *Input) Value() (ast.Value, error) {
 		)),
 		item("namespace", ast.NewObject(item("name", str(in.Namespace)), item("labels", stringMap(in.NamespaceLabels)))),
 		item("object", object),
-		item("pod", podValue(object, in.PodPath, in.PodLabels)),
+		item("pod", podValue(object, in.PodPath, in.PodLabels, reads)),
 		item("credentials", ast.NewArray(creds...)),
 		item("missing", stringList(in.Missing)),
 		item("available", stringList(in.Available)),
@@ -93,8 +100,9 @@ func (in *Input) Value() (ast.Value, error) {
 }
 
 // podValue is the pod template at path in object, with labels replacing its metadata.labels.
-// It shares the template's other members with object (values are not mutated).
-func podValue(object ast.Value, path []string, labels map[string]string) ast.Value {
+// It shares the template's other members with object (values are not mutated). reads is what
+// policies read of a Pod (nil: all of it).
+func podValue(object ast.Value, path []string, labels map[string]string, reads *readSet) ast.Value {
 	tmpl := object
 	for _, p := range path {
 		var t *ast.Term
@@ -116,11 +124,16 @@ func podValue(object ast.Value, path []string, labels map[string]string) ast.Val
 	if !ok {
 		return ast.NewObject()
 	}
-	if len(path) == 0 && hasLabels(o, labels) {
-		return o // a Pod whose labels are its own (none inherited): the object is the pod
+	if len(path) == 0 && (hasLabels(o, labels) || reads != nil && !reads.reaches(podLabelsPath)) {
+		// A Pod whose labels are its own (none inherited), or whose labels no policy reads:
+		// the object is the pod.
+		return o
 	}
 	return withLabels(o, labels)
 }
+
+// podLabelsPath is where a pod's labels are, in the pod.
+var podLabelsPath = []string{"metadata", "labels"}
 
 // hasLabels reports whether o's metadata.labels is an object of exactly labels.
 func hasLabels(o ast.Object, labels map[string]string) bool {

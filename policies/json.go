@@ -34,8 +34,18 @@ const maxDepth = 10000
 //
 // about half the time, bytes and allocations of OPA's own paths.
 func parseJSON(data []byte) (ast.Value, error) {
+	return parseJSONReads(data, nil)
+}
+
+// parseJSONReads parses data as parseJSON does, but keeps of each object only the members in
+// reads (nil: all of them; an array and all below it is kept whole): the members no policy
+// reads are checked and skipped, never built. What is kept is exactly parseJSON's value there.
+func parseJSONReads(data []byte, reads *readSet) (ast.Value, error) {
+	if reads != nil && reads.whole {
+		reads = nil
+	}
 	p := jsonParser{data: data, text: string(data)}
-	t, err := p.value(0)
+	t, err := p.value(0, reads)
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +64,25 @@ type jsonParser struct {
 	pos  int
 	// slab holds the terms, allocated a block at a time rather than one by one.
 	slab []ast.Term
+	// members holds the members of the objects being parsed, innermost last: an object's are
+	// copied into it when it ends, so one slice serves them all.
+	members [][2]*ast.Term
+	// elems holds the elements of the arrays being parsed, innermost last.
+	elems []*ast.Term
+	// lists holds the arrays' elements once they end, allocated a block at a time: each
+	// array's is a slice of it, of exactly its length and capacity.
+	lists []*ast.Term
+}
+
+// list returns terms as a slice of its own, from the lists block.
+func (p *jsonParser) list(terms []*ast.Term) []*ast.Term {
+	n := len(terms)
+	if cap(p.lists)-len(p.lists) < n {
+		p.lists = make([]*ast.Term, 0, max(n, 256))
+	}
+	start := len(p.lists)
+	p.lists = append(p.lists, terms...)
+	return p.lists[start : start+n : start+n]
 }
 
 // term returns a term for v from the slab. Appending within the slab's capacity never moves
@@ -81,7 +110,7 @@ func (p *jsonParser) space() {
 	}
 }
 
-func (p *jsonParser) value(depth int) (*ast.Term, error) {
+func (p *jsonParser) value(depth int, reads *readSet) (*ast.Term, error) {
 	if depth > maxDepth {
 		return nil, p.errorf("nested deeper than %d", maxDepth)
 	}
@@ -91,7 +120,7 @@ func (p *jsonParser) value(depth int) (*ast.Term, error) {
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
-		return p.object(depth)
+		return p.object(depth, reads)
 	case c == '[':
 		return p.array(depth)
 	case c == '"':
@@ -113,6 +142,80 @@ func (p *jsonParser) value(depth int) (*ast.Term, error) {
 	}
 }
 
+// skip reads one value as value does, and as strictly, without building it.
+func (p *jsonParser) skip(depth int) error {
+	if depth > maxDepth {
+		return p.errorf("nested deeper than %d", maxDepth)
+	}
+	p.space()
+	if p.pos >= len(p.data) {
+		return p.errorf("unexpected end of input")
+	}
+	var err error
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		err = p.each('}', "an object", func() error {
+			if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+				return p.errorf("expected a member name")
+			}
+			if _, err := p.string(); err != nil {
+				return err
+			}
+			p.space()
+			if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+				return p.errorf("expected ':' after a member name")
+			}
+			p.pos++
+			return p.skip(depth + 1)
+		})
+	case c == '[':
+		err = p.each(']', "an array", func() error { return p.skip(depth + 1) })
+	case c == '"':
+		_, err = p.string()
+	case c == 't':
+		_, err = p.literal("true", nil)
+	case c == 'f':
+		_, err = p.literal("false", nil)
+	case c == 'n':
+		_, err = p.literal("null", nil)
+	case c == '-' || c >= '0' && c <= '9':
+		_, err = p.numberToken()
+	default:
+		err = p.errorf("unexpected %q", c)
+	}
+	return err
+}
+
+// each reads the members of the object or array that starts at p.pos and ends with end,
+// each by one: after '{' or '[', until its end, with ',' between.
+func (p *jsonParser) each(end byte, what string, one func() error) error {
+	p.pos++ // { or [
+	p.space()
+	if p.pos < len(p.data) && p.data[p.pos] == end {
+		p.pos++
+		return nil
+	}
+	for {
+		p.space()
+		if err := one(); err != nil {
+			return err
+		}
+		p.space()
+		if p.pos >= len(p.data) {
+			return p.errorf("unexpected end of input in %s", what)
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case end:
+			p.pos++
+			return nil
+		default:
+			return p.errorf("expected ',' or '%c' in %s", end, what)
+		}
+	}
+}
+
 func (p *jsonParser) literal(word string, t *ast.Term) (*ast.Term, error) {
 	if len(p.data)-p.pos < len(word) || string(p.data[p.pos:p.pos+len(word)]) != word {
 		return nil, p.errorf("invalid literal")
@@ -121,9 +224,10 @@ func (p *jsonParser) literal(word string, t *ast.Term) (*ast.Term, error) {
 	return t, nil
 }
 
-func (p *jsonParser) object(depth int) (*ast.Term, error) {
+func (p *jsonParser) object(depth int, reads *readSet) (*ast.Term, error) {
 	p.pos++ // {
-	var items [][2]*ast.Term
+	base := len(p.members)
+	defer func() { p.members = p.members[:base] }()
 	p.space()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
@@ -143,15 +247,30 @@ func (p *jsonParser) object(depth int) (*ast.Term, error) {
 			return nil, p.errorf("expected ':' after a member name")
 		}
 		p.pos++
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
+		// below is what is read of the member's value: nil for all of it.
+		keep, below := true, (*readSet)(nil)
+		if reads != nil {
+			below = reads.members[k]
+			keep = below != nil
+			if keep && below.whole {
+				below = nil
+			}
 		}
-		key, ok := fieldNames()[k]
-		if !ok {
-			key = p.term(ast.String(k))
+		if !keep {
+			if err := p.skip(depth + 1); err != nil {
+				return nil, err
+			}
+		} else {
+			v, err := p.value(depth+1, below)
+			if err != nil {
+				return nil, err
+			}
+			key, ok := fieldNames()[k]
+			if !ok {
+				key = p.term(ast.String(k))
+			}
+			p.members = append(p.members, [2]*ast.Term{key, v})
 		}
-		items = append(items, [2]*ast.Term{key, v})
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unexpected end of input in an object")
@@ -163,6 +282,7 @@ func (p *jsonParser) object(depth int) (*ast.Term, error) {
 			p.pos++
 			// Insert, unlike NewObject, keeps one value for a repeated member name: the last,
 			// as encoding/json does.
+			items := p.members[base:]
 			o := ast.NewObjectWithCapacity(len(items))
 			for _, kv := range items {
 				o.Insert(kv[0], kv[1])
@@ -176,18 +296,19 @@ func (p *jsonParser) object(depth int) (*ast.Term, error) {
 
 func (p *jsonParser) array(depth int) (*ast.Term, error) {
 	p.pos++ // [
-	var terms []*ast.Term
+	base := len(p.elems)
+	defer func() { p.elems = p.elems[:base] }()
 	p.space()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
 		return p.term(ast.NewArray()), nil
 	}
 	for {
-		v, err := p.value(depth + 1)
+		v, err := p.value(depth+1, nil)
 		if err != nil {
 			return nil, err
 		}
-		terms = append(terms, v)
+		p.elems = append(p.elems, v)
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unexpected end of input in an array")
@@ -197,7 +318,7 @@ func (p *jsonParser) array(depth int) (*ast.Term, error) {
 			p.pos++
 		case ']':
 			p.pos++
-			return p.term(ast.NewArray(terms...)), nil
+			return p.term(ast.NewArray(p.list(p.elems[base:])...)), nil
 		default:
 			return nil, p.errorf("expected ',' or ']' in an array")
 		}
@@ -248,6 +369,22 @@ var errNumber = errors.New("invalid number")
 
 // number reads a number token, checked against JSON's grammar.
 func (p *jsonParser) number() (*ast.Term, error) {
+	tok, err := p.numberToken()
+	if err != nil {
+		return nil, err
+	}
+	if t := ast.InternedIntNumberTermFromString(tok); t != nil {
+		return t, nil
+	}
+	v, err := ast.InterfaceToValue(json.Number(tok))
+	if err != nil {
+		return nil, p.errorf("%v", err)
+	}
+	return p.term(v), nil
+}
+
+// numberToken reads a number token, checked against JSON's grammar.
+func (p *jsonParser) numberToken() (string, error) {
 	start := p.pos
 	digits := func() int {
 		n := 0
@@ -264,12 +401,12 @@ func (p *jsonParser) number() (*ast.Term, error) {
 	case p.pos < len(p.data) && p.data[p.pos] == '0':
 		p.pos++
 	case digits() == 0:
-		return nil, p.errorf("%v", errNumber)
+		return "", p.errorf("%v", errNumber)
 	}
 	if p.pos < len(p.data) && p.data[p.pos] == '.' {
 		p.pos++
 		if digits() == 0 {
-			return nil, p.errorf("%v", errNumber)
+			return "", p.errorf("%v", errNumber)
 		}
 	}
 	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
@@ -278,17 +415,10 @@ func (p *jsonParser) number() (*ast.Term, error) {
 			p.pos++
 		}
 		if digits() == 0 {
-			return nil, p.errorf("%v", errNumber)
+			return "", p.errorf("%v", errNumber)
 		}
 	}
-	if t := ast.InternedIntNumberTermFromString(string(p.data[start:p.pos])); t != nil {
-		return t, nil
-	}
-	v, err := ast.InterfaceToValue(json.Number(p.data[start:p.pos]))
-	if err != nil {
-		return nil, p.errorf("%v", err)
-	}
-	return p.term(v), nil
+	return p.text[start:p.pos], nil
 }
 
 // fieldNames are the member names of the objects credgate admits — every JSON field name of

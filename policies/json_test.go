@@ -41,6 +41,42 @@ func checkParseJSON(t *testing.T, data []byte) {
 	case werr == nil && want.Compare(got) != 0:
 		t.Fatalf("parseJSON(%q) = %v, want %v", data, got, want)
 	}
+	// Parsed for a read set, it is as strict, and it is the whole value without what the set
+	// does not read.
+	for _, reads := range jsonReadSets {
+		got, gerr := parseJSONReads(data, reads)
+		switch {
+		case werr != nil && gerr == nil:
+			t.Fatalf("parseJSONReads(%q, %q) accepted what encoding/json refuses (%v): %v", data, reads.paths(), werr, got)
+		case werr == nil && gerr != nil:
+			t.Fatalf("parseJSONReads(%q, %q) refused valid JSON: %v", data, reads.paths(), gerr)
+		case werr == nil && project(want, reads).Compare(got) != 0:
+			t.Fatalf("parseJSONReads(%q, %q) = %v, want %v", data, reads.paths(), got, project(want, reads))
+		}
+	}
+}
+
+// jsonReadSets are the read sets checkParseJSON parses each document for: one of a pod's
+// members, one of short names the seeds use, and none.
+var jsonReadSets = []*readSet{
+	readsOf("spec.containers", "spec.serviceAccountName", "metadata.labels.team", "metadata.name.x", "a.b"),
+	readsOf("a", "c.d", "resources.limits.cpu", "spaced"),
+	{},
+}
+
+// project is v without the members of its objects that reads does not read.
+func project(v ast.Value, reads *readSet) ast.Value {
+	o, ok := v.(ast.Object)
+	if !ok || reads == nil || reads.whole {
+		return v
+	}
+	out := ast.NewObject()
+	o.Foreach(func(k, e *ast.Term) {
+		if m := reads.members[string(k.Value.(ast.String))]; m != nil {
+			out.Insert(k, ast.NewTerm(project(e.Value, m)))
+		}
+	})
+	return out
 }
 
 func TestParseJSON(t *testing.T) {

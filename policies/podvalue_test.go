@@ -38,7 +38,7 @@ func TestPodValue(t *testing.T) {
 				tmpl = valueAt(tmpl.(ast.Object), p)
 			}
 			want := withLabels(tmpl.(ast.Object), tt.labels)
-			got := podValue(object, tt.path, tt.labels)
+			got := podValue(object, tt.path, tt.labels, nil)
 			if got.Compare(want) != 0 {
 				t.Errorf("podValue = %v, want %v", got, want)
 			}

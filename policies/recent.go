@@ -32,10 +32,20 @@ type recentInputs struct {
 
 // offer keeps v unless one was kept less than recentInterval ago or v is too large.
 func (r *recentInputs) offer(v ast.Value, now time.Time) {
-	last := r.last.Load()
-	if now.UnixNano()-last < int64(recentInterval) || !r.last.CompareAndSwap(last, now.UnixNano()) {
-		return
+	if r.claim(now) {
+		r.keep(v)
 	}
+}
+
+// claim reports whether an input may be kept at now: none was kept in the recentInterval
+// before, and no other caller claimed it first.
+func (r *recentInputs) claim(now time.Time) bool {
+	last := r.last.Load()
+	return now.UnixNano()-last >= int64(recentInterval) && r.last.CompareAndSwap(last, now.UnixNano())
+}
+
+// keep keeps v, a claimed input, unless it is too large.
+func (r *recentInputs) keep(v ast.Value) {
 	if inputSize(v, maxRecentInputBytes) > maxRecentInputBytes {
 		return
 	}

@@ -144,6 +144,24 @@ type Evaluator interface {
 	Evaluate(ctx context.Context, input ast.Value) (policies.Result, error)
 }
 
+// InputEvaluator is an Evaluator that builds the input value itself, as the policies it
+// evaluates need it: *policies.Engine parses only what they may read of a Pod.
+type InputEvaluator interface {
+	EvaluateInput(ctx context.Context, in *policies.Input) (policies.Result, error)
+}
+
+// evaluate evaluates in with r.Policy.
+func (r *Reviewer) evaluate(ctx context.Context, in *policies.Input) (policies.Result, error) {
+	if e, ok := r.Policy.(InputEvaluator); ok {
+		return e.EvaluateInput(ctx, in)
+	}
+	value, err := in.Value()
+	if err != nil {
+		return policies.Result{}, err
+	}
+	return r.Policy.Evaluate(ctx, value)
+}
+
 // Namespaces reads the labels of a namespace, for policies (input.namespace.labels).
 type Namespaces interface {
 	// Labels returns the namespace's labels; a namespace that does not exist has none.
@@ -270,9 +288,13 @@ type parsedObject struct {
 }
 
 // of returns raw parsed: shared when raw is the object's JSON as the first template parsed it,
-// parsed afresh when a template's review changed it (took an earlier injection away).
+// parsed afresh when a template's review changed it (took an earlier injection away); nil for
+// an object of one template, which the policy input parses itself (policies.Input.Parsed).
 func (p *parsedObject) of(raw []byte) (ast.Value, error) {
-	if p == nil || len(raw) != len(p.raw) || len(raw) == 0 || &raw[0] != &p.raw[0] {
+	if p == nil {
+		return nil, nil
+	}
+	if len(raw) != len(p.raw) || len(raw) == 0 || &raw[0] != &p.raw[0] {
 		return policies.ParseObject(raw)
 	}
 	if p.value == nil {
@@ -513,11 +535,7 @@ func (r *Reviewer) decide(ctx context.Context, req Request, raw []byte, parsed a
 		}
 		in.Available = available
 	}
-	value, err := in.Value()
-	if err != nil {
-		return err
-	}
-	res, err := r.Policy.Evaluate(ctx, value)
+	res, err := r.evaluate(ctx, &in)
 	if err != nil {
 		return err
 	}

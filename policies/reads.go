@@ -1,0 +1,199 @@
+package policies
+
+import (
+	"slices"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// readSet is what of the input a revision's policies may read: a tree of member names from the
+// input's root. A node that is whole may be read entirely: some ref stops there, or goes on by
+// a key computed when it is evaluated, or passes the value to a function. Any other node is
+// read only through its members. A member that is not in the tree is read by no policy, so an
+// input without it decides the same (Revision.objectReads).
+type readSet struct {
+	whole   bool
+	members map[string]*readSet
+}
+
+// add records that the input may be read at path, the terms of a ref after input: at its
+// constant names, and wholly from where it stops or a term is not a constant name.
+func (s *readSet) add(path ast.Ref) {
+	n := s
+	for _, t := range path {
+		if n.whole {
+			return
+		}
+		k, ok := t.Value.(ast.String)
+		if !ok {
+			break // a computed key, or a number: anything below may be read
+		}
+		c := n.members[string(k)]
+		if c == nil {
+			if n.members == nil {
+				n.members = map[string]*readSet{}
+			}
+			c = &readSet{}
+			n.members[string(k)] = c
+		}
+		n = c
+	}
+	n.whole, n.members = true, nil
+}
+
+// reaches reports whether a policy may read the value at path, or some part of it.
+func (s *readSet) reaches(path []string) bool {
+	n := s
+	for _, p := range path {
+		if n.whole {
+			return true
+		}
+		if n = n.members[p]; n == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// member is the part of s read below name; nil when nothing is, s itself when s is whole.
+func (s *readSet) member(name string) *readSet {
+	if s == nil || s.whole {
+		return s
+	}
+	return s.members[name]
+}
+
+// union is what a or b read (either may be nil: nothing).
+func union(a, b *readSet) *readSet {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	case a.whole:
+		return a
+	case b.whole:
+		return b
+	}
+	u := &readSet{members: make(map[string]*readSet, len(a.members)+len(b.members))}
+	for k, v := range a.members {
+		u.members[k] = union(v, b.members[k])
+	}
+	for k, v := range b.members {
+		if _, ok := a.members[k]; !ok {
+			u.members[k] = v
+		}
+	}
+	return u
+}
+
+// inputReads returns what modules, as parsed (before the compiler binds refs to local
+// variables), may read of the input. Every term that refers to the input counts: a ref rooted
+// at it (an import's path, a with's target, a rule head's key included) adds its constant
+// names; the input alone, passed anywhere, adds all of it. object.get(r, key, default) with r
+// rooted at the input and key a constant name or path is the ref r.key: what the built-in rules
+// write for members that may be absent. So it errs towards more: a policy that binds input.pod
+// to a variable may read all of the pod.
+func inputReads(modules map[string]*ast.Module) *readSet {
+	reads := &readSet{}
+	var visit func(x any) bool
+	walk := func(t *ast.Term) { ast.NewGenericVisitor(visit).Walk(t) }
+	visit = func(x any) bool {
+		if reads.whole {
+			return true
+		}
+		switch v := x.(type) {
+		case *ast.Expr:
+			if terms, ok := v.Terms.([]*ast.Term); ok && v.IsCall() && objectGet(terms, walk, reads) {
+				for _, w := range v.With {
+					ast.NewGenericVisitor(visit).Walk(w)
+				}
+				return true
+			}
+		case ast.Call:
+			return objectGet(v, walk, reads)
+		case *ast.Term:
+			ref, ok := inputRef(v)
+			if !ok {
+				return false
+			}
+			reads.add(ref[1:])
+			// The rest of the ref (computed keys) may refer to the input too.
+			for _, t := range ref[1:] {
+				walk(t)
+			}
+			return true
+		}
+		return false
+	}
+	for _, m := range modules {
+		ast.NewGenericVisitor(visit).Walk(m)
+		for _, t := range headRefTerms(m) { // which OPA's visitor does not walk
+			walk(t)
+		}
+	}
+	return reads
+}
+
+// inputRef returns t as a ref rooted at the input, when it is one: the input itself, or a ref
+// that starts with it.
+func inputRef(t *ast.Term) (ast.Ref, bool) {
+	switch v := t.Value.(type) {
+	case ast.Var:
+		if v.Equal(ast.InputRootDocument.Value) {
+			return ast.InputRootRef, true
+		}
+	case ast.Ref:
+		if v.HasPrefix(ast.InputRootRef) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// objectGet handles call, when it is object.get(r, key, default) with r the input or a ref
+// rooted at it and key a constant name or path, as the ref r.key, and walks the rest of it.
+// It reports whether it handled the call; the caller walks any other call as terms, where r
+// counts whole.
+func objectGet(call []*ast.Term, walk func(*ast.Term), reads *readSet) bool {
+	if len(call) < 4 || call[0].Value.Compare(ast.ObjectGet.Ref()) != 0 {
+		return false
+	}
+	ref, ok := inputRef(call[1])
+	if !ok {
+		return false
+	}
+	path := slices.Clone(ref[1:])
+	switch k := call[2].Value.(type) {
+	case ast.String:
+		path = append(path, call[2])
+	case *ast.Array:
+		for i := range k.Len() {
+			if _, ok := k.Elem(i).Value.(ast.String); !ok {
+				return false
+			}
+			path = append(path, k.Elem(i))
+		}
+	default:
+		return false
+	}
+	reads.add(path)
+	for _, t := range append(slices.Clone(ref[1:]), call[3:]...) {
+		walk(t)
+	}
+	return true
+}
+
+// podReads is what a revision that reads reads may read of an admitted Pod: input.object and
+// input.pod are the same object, but for the labels (Input.Value). Nil when it may read all of
+// it; an empty set when it reads none.
+func podReads(reads *readSet) *readSet {
+	r := union(reads.member("object"), reads.member("pod"))
+	switch {
+	case r == nil:
+		return &readSet{}
+	case r.whole:
+		return nil
+	}
+	return r
+}

@@ -1,0 +1,236 @@
+package policies
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// readsOf is the read set of paths, each dotted member names from the input's root.
+func readsOf(paths ...string) *readSet {
+	s := &readSet{}
+	for _, p := range paths {
+		var ref ast.Ref
+		if p != "" {
+			for _, name := range strings.Split(p, ".") {
+				ref = append(ref, ast.StringTerm(name))
+			}
+		}
+		s.add(ref)
+	}
+	return s
+}
+
+// paths lists the leaves of s, dotted, sorted: where it reads whole.
+func (s *readSet) paths() []string {
+	if s == nil {
+		return nil
+	}
+	if s.whole {
+		return []string{""}
+	}
+	var out []string
+	for k, m := range s.members {
+		for _, p := range m.paths() {
+			if p == "" {
+				out = append(out, k)
+			} else {
+				out = append(out, k+"."+p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestReadSet(t *testing.T) {
+	s := readsOf("pod.spec.containers", "pod.spec", "credentials", "pod.metadata.labels", "pod.metadata.labels.team")
+	if got, want := s.paths(), []string{"credentials", "pod.metadata.labels", "pod.spec"}; !slices.Equal(got, want) {
+		t.Errorf("paths %q, want %q: a path below one read whole adds nothing, one above takes its place", got, want)
+	}
+	for path, want := range map[string]bool{
+		"pod": true, "pod.spec.containers": true, "pod.metadata": true, "pod.metadata.name": false,
+		"object": false, "credentials.0.name": true, "request.kind": false,
+	} {
+		if got := s.reaches(strings.Split(path, ".")); got != want {
+			t.Errorf("reaches(%s) = %t, want %t", path, got, want)
+		}
+	}
+	if got := union(readsOf("metadata.labels", "spec.volumes"), readsOf("metadata", "status.phase")).paths(); !slices.Equal(got, []string{"metadata", "spec.volumes", "status.phase"}) {
+		t.Errorf("union: %q", got)
+	}
+	if !readsOf("").whole || !union(readsOf("a"), readsOf("")).whole {
+		t.Error("the input read whole is not whole")
+	}
+}
+
+// TestPodReads: what the built-in rules read of a Pod, which is all that EvaluateInput parses
+// of its object; and what some user policies add.
+func TestPodReads(t *testing.T) {
+	for _, tt := range []struct {
+		name, module string
+		want         []string // nil: the whole object
+	}{
+		{"built-in only", "", []string{"spec.containers", "spec.initContainers", "spec.serviceAccountName", "spec.volumes"}},
+		{"the object's labels and the pod's node selector", `package credgate.admission
+
+deny contains "x" if input.object.metadata.labels.team == "a"
+deny contains "y" if object.get(input.pod, ["spec", "nodeSelector"], {}).gpu
+`, []string{"metadata.labels.team", "spec.containers", "spec.initContainers", "spec.nodeSelector", "spec.serviceAccountName", "spec.volumes"}},
+		{"a computed key in the spec", `package credgate.admission
+
+deny contains "x" if input.pod.spec[concat("", ["host", "Network"])]
+`, []string{"spec"}},
+		{"the pod bound to a variable", `package credgate.admission
+
+deny contains "x" if {
+	p := input.pod
+	p.metadata.name == "x"
+}
+`, nil},
+		{"a with's target", `package credgate.admission
+
+deny contains "x" if false with input.object.status.phase as "Running"
+`, []string{"spec.containers", "spec.initContainers", "spec.serviceAccountName", "spec.volumes", "status.phase"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := builtinWith(t, tt.module).podReads
+			var got []string
+			if r != nil {
+				got = r.paths()
+				if got == nil {
+					got = []string{}
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("podReads %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// readsFixture is the example training pod, with a member a policy below reads in every part
+// of its object, so that an input without it would decide otherwise.
+func readsFixture(t *testing.T) *Input {
+	t.Helper()
+	in := exampleInput(t)
+	var pod corev1.Pod
+	if err := json.Unmarshal(in.Object, &pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Annotations = map[string]string{"team": "a", "note": "mallory-marker"}
+	pod.GenerateName = "trainer-"
+	pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "mallory", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1"}}
+	pod.Spec.NodeSelector = map[string]string{"gpu": "a100"}
+	pod.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
+	pod.Status.Phase = corev1.PodPending
+	raw, err := json.Marshal(&pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Object = raw
+	return in
+}
+
+// TestEvaluateInputDecidesTheSame: an input parsed only as far as the revision's policies may
+// read it decides exactly as the whole input, for policies that read every part of the object
+// in every way a ref can: each denies on the fixture given the whole input, so that a read
+// set that missed what it reads would change the result.
+func TestEvaluateInputDecidesTheSame(t *testing.T) {
+	const deny = `deny contains {"rule": "t", "credential": "", "message": "m"} if `
+	for _, tt := range []struct{ name, rules string }{
+		{"an annotation", deny + `input.pod.metadata.annotations.team == "a"`},
+		{"the object's name and kind", deny + `{
+	input.object.kind == "Pod"
+	startswith(input.object.metadata.generateName, "trainer-")
+}`},
+		{"object.get of a path", deny + `object.get(input.object, ["metadata", "annotations", "team"], "") == "a"`},
+		{"object.get of a key, then a ref", deny + `object.get(input, "object", {}).status.phase == "Pending"`},
+		{"the pod bound to a variable", deny + `{
+	p := input.pod
+	p.spec.nodeSelector.gpu == "a100"
+}`},
+		{"an import", "import input.pod.spec as s\n\n" + deny + `s.nodeSelector.gpu == "a100"`},
+		{"an import of the input", "import input as i\n\n" + deny + `i.object.status.phase == "Pending"`},
+		{"walk", deny + `{
+	walk(input, [_, v])
+	v == "mallory-marker"
+}`},
+		{"a computed key", deny + `{
+	k := concat("", ["anno", "tations"])
+	input.pod.metadata[k].team == "a"
+}`},
+		{"a number index", deny + `input.object.spec.containers[0].imagePullPolicy == "Always"`},
+		{"a function of the pod", "bad(p) if p.metadata.annotations.team == \"a\"\n\n" + deny + `bad(input.pod)`},
+		{"a rule head's ref", "seen[input.pod.metadata.managedFields[_].manager] contains \"x\"\n\n" + deny + `seen.mallory`},
+		{"a rule that reads, used elsewhere", "phase := input.object.status.phase\n\n" + deny + `phase == "Pending"`},
+		{"a with on object.get", deny + `{
+	object.get(input, ["pod", "spec", "zz"], 0, n) with input.pod.spec.zz as count([1 | input.pod.metadata.managedFields[_].manager == "mallory"])
+	n > 0
+}`},
+		{"the members counted", deny + `count(input.object.metadata) > 5`},
+		{"every", deny + `every c in input.pod.spec.containers { c.image != "" }`},
+		{"absent where a with adds it", deny + `{
+	input.object.metadata.name == "x" with input.object.metadata.name as "x"
+	input.object.metadata.annotations.team == "a"
+}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rev := builtinWith(t, "package credgate.admission\n\n"+tt.rules+"\n")
+			in := readsFixture(t)
+			full, err := in.Value()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := rev.Evaluate(t.Context(), full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(want.Deny, func(v Violation) bool { return v.Rule == "t" }) {
+				t.Fatalf("the policy does not deny the whole input: %+v", want.Deny)
+			}
+			got, err := NewEngine(rev).EvaluateInput(t.Context(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("EvaluateInput = %+v\nwant %+v (the whole input)", got, want)
+			}
+		})
+	}
+}
+
+// TestEvaluateInputParsesWhatIsRead: the built-in rules see a Pod's object without what they
+// cannot read; the canary keeps the whole input all the same.
+func TestEvaluateInputParsesWhatIsRead(t *testing.T) {
+	in := readsFixture(t)
+	e := NewEngine(builtinWith(t, ""))
+	value, err := in.value(e.Current().podReads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	object := value.(ast.Object).Get(ast.StringTerm("object")).Value.(ast.Object)
+	if keys := object.Keys(); len(keys) != 1 || keys[0].Value.Compare(ast.String("spec")) != 0 {
+		t.Errorf("input.object has %v; the built-in rules read its spec alone", keys)
+	}
+	if pod := value.(ast.Object).Get(ast.StringTerm("pod")).Value; pod != object {
+		t.Errorf("input.pod is %v, not the object: no built-in rule reads its labels", pod)
+	}
+	if _, err := e.EvaluateInput(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	recent := e.RecentInputs()
+	full, err := in.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recent) != 1 || recent[0].Compare(full) != 0 {
+		t.Errorf("the canary kept %d inputs, not the whole input", len(recent))
+	}
+}
