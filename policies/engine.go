@@ -116,9 +116,9 @@ type Revision struct {
 	deterministic bool
 	// readsManagedFields: some module may read the input's metadata.managedFields.
 	readsManagedFields bool
-	// podReads is what the modules may read of a Pod admitted, as input.object and input.pod
-	// (the same object); nil when they may read all of it.
-	podReads *readSet
+	// reads is what the modules may read of the input, podReads of a Pod admitted, as
+	// input.object and input.pod (the same object); nil when they may read all of it.
+	reads, podReads *readSet
 	// scoped evaluates the credential-scoped rules per credential; nil when there are none.
 	scoped *scoped
 	// objects are the policy objects served, by name, evaluated in objectOrder.
@@ -270,7 +270,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		objects[name] = o
 	}
 	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic,
-		readsManagedFields: readsManagedFields(reads), podReads: podReads(reads),
+		readsManagedFields: readsManagedFields(reads), reads: wholeAsNil(reads), podReads: podReads(reads),
 		scoped: sc, objects: objects, objectOrder: slices.Sorted(maps.Keys(objects))}, nil
 }
 
@@ -406,7 +406,7 @@ func (e *Engine) Swap(rev *Revision) { e.current.Store(rev) }
 
 // Evaluate evaluates input with the current revision, within e.Timeout.
 func (e *Engine) Evaluate(ctx context.Context, input ast.Value) (Result, error) {
-	res, kept, err := e.evaluate(ctx, e.current.Load(), input)
+	res, kept, err := e.evaluate(ctx, e.current.Load(), input, dryRun(input))
 	if kept {
 		e.recent.keep(input)
 	}
@@ -418,13 +418,13 @@ func (e *Engine) Evaluate(ctx context.Context, input ast.Value) (Result, error) 
 // none reads are never built. The canary keeps the whole input.
 func (e *Engine) EvaluateInput(ctx context.Context, in *Input) (Result, error) {
 	rev := e.current.Load()
-	value, err := in.value(rev.podReads)
+	value, err := in.value(rev.reads, rev.podReads)
 	if err != nil {
 		return Result{}, err
 	}
-	res, kept, err := e.evaluate(ctx, rev, value)
+	res, kept, err := e.evaluate(ctx, rev, value, in.DryRun)
 	if kept {
-		if in.Parsed == nil && len(in.PodPath) == 0 && rev.podReads != nil {
+		if rev.reads != nil {
 			value, err = in.Value()
 		}
 		if err == nil {
@@ -435,9 +435,9 @@ func (e *Engine) EvaluateInput(ctx context.Context, in *Input) (Result, error) {
 }
 
 // evaluate evaluates input with rev within e.Timeout, and reports whether the canary is to
-// keep the input: the evaluation succeeded, the request is no dry run, and none was kept in
-// the last recentInterval.
-func (e *Engine) evaluate(ctx context.Context, rev *Revision, input ast.Value) (Result, bool, error) {
+// keep the input: the evaluation succeeded, the request is no dry run (dry), and none was kept
+// in the last recentInterval.
+func (e *Engine) evaluate(ctx context.Context, rev *Revision, input ast.Value, dry bool) (Result, bool, error) {
 	if e.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.Timeout)
@@ -448,7 +448,7 @@ func (e *Engine) evaluate(ctx context.Context, rev *Revision, input ast.Value) (
 	if e.Metrics != nil {
 		e.Metrics.evalDuration.Observe(time.Since(start).Seconds())
 	}
-	return res, err == nil && !dryRun(input) && e.recent.claim(start), err
+	return res, err == nil && !dry && e.recent.claim(start), err
 }
 
 // dryRun reports whether input is that of a dry-run request: those are not kept for the

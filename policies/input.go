@@ -57,46 +57,92 @@ func ParseObject(raw []byte) (ast.Value, error) {
 // Value builds the input document directly as an OPA value: the object is parsed from its
 // JSON straight into OPA terms, the rest is built term by term, with no JSON round trip of Go
 // structs.
-func (in *Input) Value() (ast.Value, error) { return in.value(nil) }
+func (in *Input) Value() (ast.Value, error) { return in.value(nil, nil) }
 
-// value is Value, but a Pod's object, when it is parsed here, holds only reads of it (nil:
-// all): Engine.EvaluateInput, with what the revision's policies may read of it.
-func (in *Input) value(reads *readSet) (ast.Value, error) {
+// Member names of the input document, as shared terms.
+var (
+	keyRequest, keyNamespace, keyObject, keyPod  = ast.StringTerm("request"), ast.StringTerm("namespace"), ast.StringTerm("object"), ast.StringTerm("pod")
+	keyCredentials, keyMissing, keyAvailable     = ast.StringTerm("credentials"), ast.StringTerm("missing"), ast.StringTerm("available")
+	keyTargets, keyOperation, keyName, keyDryRun = ast.StringTerm("targets"), ast.StringTerm("operation"), ast.StringTerm("name"), ast.StringTerm("dryRun")
+	keyKind, keyGroup, keyVersion, keyUserInfo   = ast.StringTerm("kind"), ast.StringTerm("group"), ast.StringTerm("version"), ast.StringTerm("userInfo")
+	keyUsername, keyGroups, keyLabels            = ast.StringTerm("username"), ast.StringTerm("groups"), ast.StringTerm("labels")
+)
+
+// value is Value with only what reads reads of the input (nil: all of it), and a Pod's object,
+// when it is parsed here, only as far as pod reads it (nil: all of it): Engine.EvaluateInput,
+// with what the revision's policies may read. A member no policy reads is left out.
+func (in *Input) value(reads, pod *readSet) (ast.Value, error) {
 	object := in.Parsed
 	if object == nil {
 		if len(in.PodPath) > 0 {
-			reads = nil // a workload's: podReads holds for a Pod's object only
+			pod = nil // a workload's: pod holds for a Pod's object only
 		}
 		var err error
-		if object, err = parseJSONReads(in.Object, reads); err != nil {
+		if object, err = parseJSONReads(in.Object, pod); err != nil {
 			return nil, fmt.Errorf("parse object for policy input: %w", err)
 		}
 	}
-	creds := make([]*ast.Term, len(in.Credentials))
-	for i := range in.Credentials {
-		v, err := in.Cache.value(&in.Credentials[i])
-		if err != nil {
-			return nil, err
+	doc := ast.NewObjectWithCapacity(9)
+	if r, ok := reads.sub("request"); ok {
+		req := ast.NewObjectWithCapacity(6)
+		if _, ok := r.sub("operation"); ok {
+			req.Insert(keyOperation, ast.StringTerm(in.Operation))
 		}
-		creds[i] = ast.NewTerm(v)
+		if _, ok := r.sub("namespace"); ok {
+			req.Insert(keyNamespace, ast.StringTerm(in.Namespace))
+		}
+		if _, ok := r.sub("name"); ok {
+			req.Insert(keyName, ast.StringTerm(in.Name))
+		}
+		if _, ok := r.sub("dryRun"); ok {
+			req.Insert(keyDryRun, ast.InternedTerm(in.DryRun))
+		}
+		if _, ok := r.sub("kind"); ok {
+			req.Insert(keyKind, ast.NewTerm(ast.NewObject(
+				ast.Item(keyGroup, ast.StringTerm(in.Group)), ast.Item(keyVersion, ast.StringTerm(in.Version)), ast.Item(keyKind, ast.StringTerm(in.Kind)))))
+		}
+		if _, ok := r.sub("userInfo"); ok {
+			req.Insert(keyUserInfo, ast.NewTerm(ast.NewObject(
+				ast.Item(keyUsername, ast.StringTerm(in.User)), ast.Item(keyGroups, ast.NewTerm(stringList(in.Groups))))))
+		}
+		doc.Insert(keyRequest, ast.NewTerm(req))
 	}
-	return ast.NewObject(
-		item("request", ast.NewObject(
-			item("operation", str(in.Operation)),
-			item("namespace", str(in.Namespace)),
-			item("name", str(in.Name)),
-			item("dryRun", ast.Boolean(in.DryRun)),
-			item("kind", ast.NewObject(item("group", str(in.Group)), item("version", str(in.Version)), item("kind", str(in.Kind)))),
-			item("userInfo", ast.NewObject(item("username", str(in.User)), item("groups", stringList(in.Groups)))),
-		)),
-		item("namespace", ast.NewObject(item("name", str(in.Namespace)), item("labels", stringMap(in.NamespaceLabels)))),
-		item("object", object),
-		item("pod", podValue(object, in.PodPath, in.PodLabels, reads)),
-		item("credentials", ast.NewArray(creds...)),
-		item("missing", stringList(in.Missing)),
-		item("available", stringList(in.Available)),
-		item("targets", stringList(in.Targets)),
-	), nil
+	if r, ok := reads.sub("namespace"); ok {
+		ns := ast.NewObjectWithCapacity(2)
+		if _, ok := r.sub("name"); ok {
+			ns.Insert(keyName, ast.StringTerm(in.Namespace))
+		}
+		if _, ok := r.sub("labels"); ok {
+			ns.Insert(keyLabels, ast.NewTerm(stringMap(in.NamespaceLabels)))
+		}
+		doc.Insert(keyNamespace, ast.NewTerm(ns))
+	}
+	if _, ok := reads.sub("object"); ok {
+		doc.Insert(keyObject, ast.NewTerm(object))
+	}
+	if _, ok := reads.sub("pod"); ok {
+		doc.Insert(keyPod, ast.NewTerm(podValue(object, in.PodPath, in.PodLabels, pod)))
+	}
+	if _, ok := reads.sub("credentials"); ok {
+		creds := make([]*ast.Term, len(in.Credentials))
+		for i := range in.Credentials {
+			v, err := in.Cache.value(&in.Credentials[i])
+			if err != nil {
+				return nil, err
+			}
+			creds[i] = ast.NewTerm(v)
+		}
+		doc.Insert(keyCredentials, ast.NewTerm(ast.NewArray(creds...)))
+	}
+	for _, l := range [...]struct {
+		key   *ast.Term
+		names []string
+	}{{keyMissing, in.Missing}, {keyAvailable, in.Available}, {keyTargets, in.Targets}} {
+		if _, ok := reads.sub(string(l.key.Value.(ast.String))); ok {
+			doc.Insert(l.key, ast.NewTerm(stringList(l.names)))
+		}
+	}
+	return doc, nil
 }
 
 // podValue is the pod template at path in object, with labels replacing its metadata.labels.

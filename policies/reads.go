@@ -63,6 +63,22 @@ func (s *readSet) member(name string) *readSet {
 	return s.members[name]
 }
 
+// sub reports whether name may be read below s, and what of it: nil for all of it. A nil s
+// reads all.
+func (s *readSet) sub(name string) (*readSet, bool) {
+	if s == nil || s.whole {
+		return nil, true
+	}
+	m := s.members[name]
+	switch {
+	case m == nil:
+		return nil, false
+	case m.whole:
+		return nil, true
+	}
+	return m, true
+}
+
 // union is what a or b read (either may be nil: nothing).
 func union(a, b *readSet) *readSet {
 	switch {
@@ -196,4 +212,12 @@ func podReads(reads *readSet) *readSet {
 		return nil
 	}
 	return r
+}
+
+// wholeAsNil is s, or nil when s is whole: how Input.value takes all of the input.
+func wholeAsNil(s *readSet) *readSet {
+	if s.whole {
+		return nil
+	}
+	return s
 }

@@ -211,16 +211,20 @@ func TestEvaluateInputDecidesTheSame(t *testing.T) {
 func TestEvaluateInputParsesWhatIsRead(t *testing.T) {
 	in := readsFixture(t)
 	e := NewEngine(builtinWith(t, ""))
-	value, err := in.value(e.Current().podReads)
+	value, err := in.value(e.Current().reads, e.Current().podReads)
 	if err != nil {
 		t.Fatal(err)
 	}
-	object := value.(ast.Object).Get(ast.StringTerm("object")).Value.(ast.Object)
-	if keys := object.Keys(); len(keys) != 1 || keys[0].Value.Compare(ast.String("spec")) != 0 {
-		t.Errorf("input.object has %v; the built-in rules read its spec alone", keys)
+	doc := value.(ast.Object)
+	if o := doc.Get(ast.StringTerm("object")); o != nil {
+		t.Errorf("the input has an object; no built-in rule reads it")
 	}
-	if pod := value.(ast.Object).Get(ast.StringTerm("pod")).Value; pod != object {
-		t.Errorf("input.pod is %v, not the object: no built-in rule reads its labels", pod)
+	pod := doc.Get(ast.StringTerm("pod")).Value.(ast.Object)
+	if keys := pod.Keys(); len(keys) != 1 || keys[0].Value.Compare(ast.String("spec")) != 0 {
+		t.Errorf("input.pod has %v; the built-in rules read its spec alone", keys)
+	}
+	if got, want := ast.NewSet(doc.Get(ast.StringTerm("request")).Value.(ast.Object).Keys()...).String(), `{"namespace"}`; got != want {
+		t.Errorf("input.request has %s, want %s: what the built-in rules read", got, want)
 	}
 	if _, err := e.EvaluateInput(t.Context(), in); err != nil {
 		t.Fatal(err)

@@ -141,6 +141,16 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// writeAtomically writes a file the watcher never reads half written, as a ConfigMap's volume
+// is updated: a watcher tick that read part of a broken file would count a second error.
+func writeAtomically(path, text string) error {
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 const userPolicy = `package credgate.admission
 
 deny contains {"rule": "no-wandb-in-team-a", "credential": "wandb", "message": "W&B is not allowed in team-a"} if {
@@ -160,7 +170,7 @@ func TestServerReloadsPolicies(t *testing.T) {
 	}
 
 	// A new policy file is picked up without a restart.
-	if err := os.WriteFile(filepath.Join(dir, "team-a.rego"), []byte(userPolicy), 0o644); err != nil {
+	if err := writeAtomically(filepath.Join(dir, "team-a.rego"), userPolicy); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the new policy to refuse the pod", func() bool {
@@ -174,7 +184,7 @@ func TestServerReloadsPolicies(t *testing.T) {
 
 	// A broken policy never replaces the revision serving: it is counted, and the previous
 	// revision keeps refusing.
-	if err := os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package credgate.admission\n\ndeny contains x if {\n"), 0o644); err != nil {
+	if err := writeAtomically(filepath.Join(dir, "broken.rego"), "package credgate.admission\n\ndeny contains x if {\n"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the broken policy to be counted", func() bool { return s.reloadErrors(t) >= 1 })
