@@ -89,20 +89,40 @@ func forEachTarget(spec *corev1.PodSpec, targets []string, fn func(*corev1.Conta
 	}
 }
 
-func envVar(secret string, e credential.Env) corev1.EnvVar {
+// envVar is the variable e of a credential whose Secret is secret; the reference of one from
+// the Secret is built in ref.
+func envVar(secret string, e credential.Env, ref *secretRef) corev1.EnvVar {
 	if !e.FromSecret() {
 		return corev1.EnvVar{Name: e.Name, Value: e.Value}
 	}
-	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: e.Key}
+	ref.key = corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: e.Key}
 	if e.Optional {
-		ref.Optional = new(true)
+		ref.optional = true
+		ref.key.Optional = &ref.optional
 	}
-	return corev1.EnvVar{Name: e.Name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}}
+	ref.source.SecretKeyRef = &ref.key
+	return corev1.EnvVar{Name: e.Name, ValueFrom: &ref.source}
+}
+
+// secretRef holds what a variable from a Secret points to, so that the variables of one
+// credential in one container take one allocation, not two or three each.
+type secretRef struct {
+	source   corev1.EnvVarSource
+	key      corev1.SecretKeySelector
+	optional bool
 }
 
 func appendEnv(ctr *corev1.Container, c *credential.Resolved, conflicts []Conflict) []Conflict {
-	for _, e := range c.Env {
-		want := envVar(c.SecretName, e)
+	var refs []secretRef // at the first variable from the Secret: one for each variable
+	for i, e := range c.Env {
+		var ref *secretRef
+		if e.FromSecret() {
+			if refs == nil {
+				refs = make([]secretRef, len(c.Env))
+			}
+			ref = &refs[i]
+		}
+		want := envVar(c.SecretName, e, ref)
 		i := slices.IndexFunc(ctr.Env, func(v corev1.EnvVar) bool { return v.Name == e.Name })
 		switch {
 		case i < 0:

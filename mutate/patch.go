@@ -183,8 +183,19 @@ func appendList[E any](ops []jsonpatch.Operation, path string, list []E, had int
 	case had == 0:
 		return append(ops, jsonpatch.NewOperation("add", path, list))
 	}
+	// The elements' paths are slices of one string: one allocation, not one each.
+	var b strings.Builder
+	b.Grow((len(path) + 4) * (len(list) - had))
 	for i := had; i < len(list); i++ {
-		ops = append(ops, jsonpatch.NewOperation("add", path+"/"+strconv.Itoa(i), list[i]))
+		b.WriteString(path)
+		b.WriteByte('/')
+		b.WriteString(strconv.Itoa(i))
+	}
+	paths := b.String()
+	for i := had; i < len(list); i++ {
+		n := len(path) + 1 + len(strconv.Itoa(i))
+		ops = append(ops, jsonpatch.NewOperation("add", paths[:n], list[i]))
+		paths = paths[n:]
 	}
 	return ops
 }

@@ -140,7 +140,7 @@ func earlierEnv(v corev1.EnvVar, listed []credential.Resolved, requested []strin
 				continue
 			}
 			exact := e.Overridable || requested != nil && !slices.Contains(requested, c.Name)
-			if exact && !equality.Semantic.DeepEqual(v, envVar(c.SecretName, e)) {
+			if exact && !equality.Semantic.DeepEqual(v, envVar(c.SecretName, e, &secretRef{})) {
 				continue
 			}
 			return true

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
@@ -286,7 +287,7 @@ func (r *Revision) Evaluate(ctx context.Context, input ast.Value) (Result, error
 // evaluate evaluates input; all evaluates every policy object, selected or not (the canary,
 // on a sample input), and keeps the violations of those selected only.
 func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Result, error) {
-	rs, err := r.prepared.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := r.prepared.Eval(ctx, rego.EvalParsedInput(input), noMetrics)
 	if err != nil {
 		return Result{}, err
 	}
@@ -472,3 +473,7 @@ func dryRun(input ast.Value) bool {
 
 // RecentInputs returns the recent inputs the engine keeps for the canary, newest first.
 func (e *Engine) RecentInputs() []ast.Value { return e.recent.snapshot() }
+
+// noMetrics is the option of every evaluation on the admission path: no metrics, which OPA
+// otherwise allocates for each.
+var noMetrics = rego.EvalMetrics(metrics.NoOp())

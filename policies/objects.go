@@ -319,7 +319,7 @@ func (r *Revision) evaluateObjects(ctx context.Context, input ast.Value, all boo
 		if !selected && !all {
 			continue
 		}
-		rs, err := o.query.Eval(ctx, rego.EvalParsedInput(input))
+		rs, err := o.query.Eval(ctx, rego.EvalParsedInput(input), noMetrics)
 		if err != nil {
 			return fmt.Errorf("policy %s: %w", name, err)
 		}

@@ -182,7 +182,8 @@ type Reviewer struct {
 	Namespaces  Namespaces // nil: policies see no namespace labels
 	Policy      Evaluator
 	Enforcement policies.Enforcement
-	// Values, when set, keeps the policy input values of Credentials between requests.
+	// Values, when set, keeps each Credential revision resolved, and its policy input value,
+	// between requests.
 	Values *policies.ValueCache
 }
 
@@ -560,7 +561,7 @@ func (r *Reviewer) resolve(ctx context.Context, ns string, names []string) (reso
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("get credential %s/%s: %w", ns, name, err)
 		}
-		rc, err := credential.Resolve(c)
+		rc, err := r.Values.Resolve(c) // credential.Resolve, once per Credential revision
 		if errors.Is(err, credential.ErrInvalid) {
 			invalid = append(invalid, Violation{Rule: RuleInvalidCredential, Credential: name,
 				Message: err.Error() + " (fix the Credential object)"})
