@@ -128,6 +128,9 @@ func (p *jsonParser) value(depth int, reads *readSet) (*ast.Term, error) {
 		if err != nil {
 			return nil, err
 		}
+		if t, ok := commonValues[s]; ok {
+			return t, nil
+		}
 		return p.term(ast.String(s)), nil
 	case c == 't':
 		return p.literal("true", ast.InternedTerm(true))
@@ -420,6 +423,22 @@ func (p *jsonParser) numberToken() (string, error) {
 	}
 	return p.text[start:p.pos], nil
 }
+
+// commonValues are string values the API server writes into every pod, as shared terms:
+// defaults of each container, and the projected volume of the service account's token. A
+// shared term costs no allocation; each of these would cost one, several times per pod.
+var commonValues = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, v := range []string{
+		"/dev/termination-log", "File", "FallbackToLogsOnError", "IfNotPresent", "Always", "Never", "OnFailure", "TCP", "UDP",
+		"/var/run/secrets/kubernetes.io/serviceaccount", "kube-root-ca.crt", "ca.crt", "token", "namespace", "metadata.namespace", "v1",
+		"ClusterFirst", "default-scheduler", "PreemptLowerPriority", "Exists", "NoExecute", "NoSchedule",
+		"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable", "default",
+	} {
+		m[v] = ast.StringTerm(v)
+	}
+	return m
+}()
 
 // fieldNames are the member names of the objects credgate admits — every JSON field name of
 // the Pod, Job and CronJob types, at any depth — as shared terms: most member names of an

@@ -554,7 +554,7 @@ func (r *Reviewer) resolve(ctx context.Context, ns string, names []string) (reso
 	resolved = make([]credential.Resolved, 0, len(names))
 	for _, name := range names {
 		c, err := r.Store.Get(ctx, ns, name)
-		if apierrors.IsNotFound(err) {
+		if err != nil && apierrors.IsNotFound(err) {
 			missing = append(missing, name)
 			continue
 		}
