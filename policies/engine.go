@@ -426,9 +426,9 @@ func (e *Engine) EvaluateInput(ctx context.Context, in *Input) (Result, error) {
 	res, kept, err := e.evaluate(ctx, rev, value, in.DryRun)
 	if kept {
 		if rev.reads != nil {
-			value, err = in.Value()
+			value, _ = in.Value() // parsed once already: it does not fail
 		}
-		if err == nil {
+		if value != nil {
 			e.recent.keep(value)
 		}
 	}

@@ -182,7 +182,10 @@ func (p *jsonParser) skip(depth int) error {
 	case c == 'n':
 		_, err = p.literal("null", nil)
 	case c == '-' || c >= '0' && c <= '9':
-		_, err = p.numberToken()
+		var tok string
+		if tok, err = p.numberToken(); err == nil && ast.InternedIntNumberTermFromString(tok) == nil {
+			err = p.checkNumber(tok)
+		}
 	default:
 		err = p.errorf("unexpected %q", c)
 	}
@@ -384,6 +387,15 @@ func (p *jsonParser) number() (*ast.Term, error) {
 		return nil, p.errorf("%v", err)
 	}
 	return p.term(v), nil
+}
+
+// checkNumber refuses a number token as number does (one out of OPA's range, 1e999999), for
+// skip: a member skipped is refused exactly when it would be parsed.
+func (p *jsonParser) checkNumber(tok string) error {
+	if _, err := ast.InterfaceToValue(json.Number(tok)); err != nil {
+		return p.errorf("%v", err)
+	}
+	return nil
 }
 
 // numberToken reads a number token, checked against JSON's grammar.

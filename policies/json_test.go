@@ -27,6 +27,8 @@ var jsonSeeds = []string{
 	// Invalid: both must refuse.
 	``, `{`, `[1,]`, `{"a" 1}`, `{"a":1,}`, `01`, `1.`, `.5`, `-`, `1e`, `tru`, `nul`, `"unterminated`,
 	"\"ctl\x01\"", `{"a":1} x`, `[1 2]`, `"\x"`, `{1:2}`,
+	// Out of OPA's range, in a member read and in one skipped: both must refuse.
+	`{"a":1e999999}`, `{"q":1e999999,"a":1}`, `{"q":[-1e40000]}`,
 }
 
 func checkParseJSON(t *testing.T, data []byte) {

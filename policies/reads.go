@@ -112,6 +112,8 @@ func union(a, b *readSet) *readSet {
 // to a variable may read all of the pod.
 func inputReads(modules map[string]*ast.Module) *readSet {
 	reads := &readSet{}
+	// Unless object.get may mean something else, as OPA's built-in it reads only its path.
+	getsPath := !objectGetShadowed(modules)
 	var visit func(x any) bool
 	walk := func(t *ast.Term) { ast.NewGenericVisitor(visit).Walk(t) }
 	visit = func(x any) bool {
@@ -120,14 +122,14 @@ func inputReads(modules map[string]*ast.Module) *readSet {
 		}
 		switch v := x.(type) {
 		case *ast.Expr:
-			if terms, ok := v.Terms.([]*ast.Term); ok && v.IsCall() && objectGet(terms, walk, reads) {
+			if terms, ok := v.Terms.([]*ast.Term); ok && v.IsCall() && getsPath && objectGet(terms, walk, reads) {
 				for _, w := range v.With {
 					ast.NewGenericVisitor(visit).Walk(w)
 				}
 				return true
 			}
 		case ast.Call:
-			return objectGet(v, walk, reads)
+			return getsPath && objectGet(v, walk, reads)
 		case *ast.Term:
 			ref, ok := inputRef(v)
 			if !ok {
@@ -148,7 +150,66 @@ func inputReads(modules map[string]*ast.Module) *readSet {
 			walk(t)
 		}
 	}
+	for _, path := range goReads {
+		reads.add(path)
+	}
 	return reads
+}
+
+// goReads are the members of the input credgate's own code reads, whatever the policies read:
+// a policy object's namespaceSelector is matched on input.namespace.labels.
+var goReads = []ast.Ref{{ast.StringTerm("namespace"), ast.StringTerm("labels")}}
+
+// objectGetShadowed reports whether a call written object.get(…) in some module may mean
+// anything but OPA's built-in, which the modules are read as parsed, before the compiler
+// resolves names: a rule named object.… (object.get(o, _, _) := o), an import named object, a
+// with replacing object.…, or a variable named object.
+func objectGetShadowed(modules map[string]*ast.Module) bool {
+	object := ast.Var("object")
+	shadowed := false
+	isObject := func(t *ast.Term) bool {
+		switch v := t.Value.(type) {
+		case ast.Var:
+			return v.Equal(object)
+		case ast.Ref:
+			return v[0].Value.Compare(object) == 0
+		}
+		return false
+	}
+	var visit func(x any) bool
+	visit = func(x any) bool {
+		switch v := x.(type) {
+		case *ast.With:
+			shadowed = shadowed || isObject(v.Target)
+		case *ast.Term:
+			if r, ok := v.Value.(ast.Ref); ok && r[0].Value.Compare(object) == 0 {
+				// object.get and the other built-ins: the rest of the ref is constant.
+				for _, t := range r[1:] {
+					ast.NewGenericVisitor(visit).Walk(t)
+				}
+				return true
+			}
+			shadowed = shadowed || isObject(v)
+		}
+		return shadowed
+	}
+	for _, m := range modules {
+		for _, imp := range m.Imports {
+			shadowed = shadowed || imp.Name().Equal(object)
+		}
+		for _, t := range headRefTerms(m) {
+			ast.NewGenericVisitor(visit).Walk(t)
+		}
+		ast.WalkRules(m, func(r *ast.Rule) bool {
+			shadowed = shadowed || isObject(ast.NewTerm(r.Head.Ref()))
+			return shadowed
+		})
+		ast.NewGenericVisitor(visit).Walk(m)
+		if shadowed {
+			return true
+		}
+	}
+	return false
 }
 
 // inputRef returns t as a ref rooted at the input, when it is one: the input itself, or a ref

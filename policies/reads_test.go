@@ -182,27 +182,136 @@ func TestEvaluateInputDecidesTheSame(t *testing.T) {
 }`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rev := builtinWith(t, "package credgate.admission\n\n"+tt.rules+"\n")
-			in := readsFixture(t)
-			full, err := in.Value()
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := rev.Evaluate(t.Context(), full)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.ContainsFunc(want.Deny, func(v Violation) bool { return v.Rule == "t" }) {
-				t.Fatalf("the policy does not deny the whole input: %+v", want.Deny)
-			}
-			got, err := NewEngine(rev).EvaluateInput(t.Context(), in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("EvaluateInput = %+v\nwant %+v (the whole input)", got, want)
-			}
+			decidesTheSame(t, builtinWith(t, "package credgate.admission\n\n"+tt.rules+"\n"), readsFixture(t), "t")
 		})
+	}
+}
+
+// decidesTheSame checks that rev decides in, parsed as far as rev reads it, as it decides the
+// whole input, where rule denies.
+func decidesTheSame(t *testing.T, rev *Revision, in *Input, rule string) {
+	t.Helper()
+	full, err := in.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := rev.Evaluate(t.Context(), full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(want.Deny, func(v Violation) bool { return v.Rule == rule }) {
+		t.Fatalf("the policy does not deny the whole input: %+v", want.Deny)
+	}
+	got, err := NewEngine(rev).EvaluateInput(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("EvaluateInput = %+v\nwant %+v (the whole input)", got, want)
+	}
+}
+
+// TestEvaluateInputObjectGetShadowed: object.get reads only its path when it is OPA's built-in;
+// a module may make the name mean something else — found by an attacker's review, each of
+// these admitted the pod its policy refuses.
+func TestEvaluateInputObjectGetShadowed(t *testing.T) {
+	const deny = `deny contains {"rule": "t", "credential": "", "message": "m"} if `
+	for _, tt := range []struct {
+		name    string
+		modules map[string]string
+	}{
+		{"a with replacing it", map[string]string{"user/p.rego": "package credgate.admission\n\nident(o, _, _) := o\n\nmeta := object.get(input.object, \"metadata\", {})\n\n" + deny + `{
+	m := meta with object.get as ident
+	m.status.phase == "Pending"
+}`}},
+		{"a with replacing it, from another package", map[string]string{
+			"user/lib.rego": "package lib3\n\nid(o, _, _) := o\n\nphase := object.get(input.pod, \"spec\", {}).status.phase\n",
+			"user/p.rego":   "package credgate.admission\n\n" + deny + `data.lib3.phase == "Pending" with object.get as data.lib3.id`}},
+		{"a function of that name", map[string]string{"user/p.rego": "package credgate.admission\n\nobject.get(o, _, _) := o\n\n" + deny +
+			`object.get(input.object, "metadata", {}).status.phase == "Pending"`}},
+		{"an import of that name", map[string]string{
+			"user/lib.rego": "package lib2\n\nget(o, _, _) := o\n",
+			"user/p.rego":   "package credgate.admission\n\nimport data.lib2 as object\n\n" + deny + `object.get(input.object, "metadata", {}).status.phase == "Pending"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := Merge(Builtin(), Source{Modules: tt.modules})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rev, err := Compile(t.Context(), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			decidesTheSame(t, rev, readsFixture(t), "t")
+		})
+	}
+	t.Run("in a policy object", func(t *testing.T) {
+		rev := compileObjectsOf(t, Object{Name: "tenant", Rego: "package credgate.admission\n\nobject.get(o, _, _) := o\n\n" + deny +
+			`object.get(input.object, "metadata", {}).status.phase == "Pending"` + "\n"})
+		decidesTheSame(t, rev, readsFixture(t), "t")
+	})
+	t.Run("reading managed fields", func(t *testing.T) {
+		if !builtinWith(t, "package credgate.admission\n\nobject.get(o, _, _) := o\n\n"+deny+`{
+	m := object.get(input.object, "status", {})
+	m.metadata.managedFields[_].manager == "mallory"
+}`).ReadsManagedFields() {
+			t.Error("ReadsManagedFields() = false for a policy reading them through its own object.get")
+		}
+	})
+}
+
+// TestEvaluateInputNamespaceSelector: a policy object's namespaceSelector is matched by
+// credgate on input.namespace.labels, which the input holds whatever the policies read.
+func TestEvaluateInputNamespaceSelector(t *testing.T) {
+	rev := compileObjectsOf(t, Object{Name: "prod-only", Rego: `package credgate.admission
+
+deny contains {"rule": "t", "message": "alice may not run pods"} if input.request.userInfo.username == "alice"
+`, NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}})
+	if !inputReads(nil).reaches([]string{"namespace", "labels"}) {
+		t.Error("modules that read nothing: the input holds no namespace labels")
+	}
+	in := readsFixture(t)
+	in.User, in.NamespaceLabels = "alice", map[string]string{"env": "prod"}
+	decidesTheSame(t, rev, in, "t")
+}
+
+// TestParseJSONReadsStrict: a member skipped is refused exactly when it would be parsed, with
+// the same error.
+func TestParseJSONReadsStrict(t *testing.T) {
+	reads := readsOf("a.b", "\u00e9", "k")
+	deep := strings.Repeat("[", maxDepth+1)
+	for _, doc := range []string{
+		`{"a":{"b":1,"c":2},"a":{"c":3}}`, `{"\u0061":{"b":1},"z":{"b":2}}`, `{"k":1,"k":{"x":[1,2]},"q":"\u00zz"}`,
+		`{"q":"` + "\x01" + `","a":1}`, `{"q":"` + "\xff" + `","k":"` + "\xfe" + `"}`,
+		`{"q":01}`, `{"q":1.}`, `{"q":-}`, `{"q":tru}`, `{"q":[1,]}`, `{"q":{"a":1,}}`, `{"q":{}} x`,
+		`{"q":` + deep + `}`, `{"k":` + deep + `}`, `{"é":1,"e\u0301":2}`, `{"q":"\ud800"}`, `{"a":{"b":{"c":1}},"a":null}`,
+		`{"q":1e999999}`, `{"k":1e999999}`, `{"k":-0.0}`, `{"q":"abc\`,
+	} {
+		want, werr := parseJSON([]byte(doc))
+		got, gerr := parseJSONReads([]byte(doc), reads)
+		if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+			t.Errorf("%.60q: error %v, want %v", doc, gerr, werr)
+			continue
+		}
+		if werr == nil && project(want, reads).Compare(got) != 0 {
+			t.Errorf("%.60q: %v, want %v", doc, got, project(want, reads))
+		}
+	}
+}
+
+// TestEvaluateInputRefusesWhatValueRefuses: an object whose whole input does not parse (a
+// number out of OPA's range in a member no policy reads) is refused every time, never decided.
+func TestEvaluateInputRefusesWhatValueRefuses(t *testing.T) {
+	in := readsFixture(t)
+	in.Object = append(in.Object[:len(in.Object)-1], []byte(`,"zz":1e999999}`)...)
+	if _, err := in.Value(); err == nil {
+		t.Fatal("the whole input parses")
+	}
+	e := NewEngine(builtinWith(t, ""))
+	for i := range 2 { // the first is claimed by the canary, the second is not
+		if _, err := e.EvaluateInput(t.Context(), in); err == nil {
+			t.Errorf("EvaluateInput #%d decided an input whose object does not parse", i+1)
+		}
 	}
 }
 
