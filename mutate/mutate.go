@@ -30,6 +30,12 @@ func Apply(t workload.Template, creds []credential.Resolved, targets []string) [
 	if len(creds) == 0 {
 		return nil
 	}
+	// Each target's list of variables grows once, to hold every credential's.
+	n := 0
+	for i := range creds {
+		n += len(creds[i].Env)
+	}
+	forEachTarget(t.Spec, targets, func(ctr *corev1.Container) { ctr.Env = slices.Grow(ctr.Env, n) })
 	var conflicts []Conflict
 	for i := range creds {
 		c := &creds[i]

@@ -9,7 +9,12 @@ violation(rule, credential, message) := {"rule": rule, "credential": credential,
 # target_containers are the containers and init containers that receive credentials: those
 # named by the credgate.dev/containers annotation, or all of them (input.targets).
 target_containers contains c if {
-	some c in array.concat(object.get(input.pod.spec, "initContainers", []), object.get(input.pod.spec, "containers", []))
+	some c in input.pod.spec.initContainers
+	c.name in input.targets
+}
+
+target_containers contains c if {
+	some c in input.pod.spec.containers
 	c.name in input.targets
 }
 
