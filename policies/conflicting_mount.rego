@@ -20,9 +20,9 @@ import data.credgate.lib
 
 deny contains lib.violation("conflicting-mount", b.name, msg) if {
 	some i, a in input.credentials
+	a.mountPath != ""
 	some j, b in input.credentials
 	i < j
-	a.mountPath != ""
 	b.mountPath != ""
 	lib.nested(a.mountPath, b.mountPath)
 	msg := sprintf("credentials %s (%s) and %s (%s) mount at the same or nested paths; give one of them another files.mountPath", [a.name, a.mountPath, b.name, b.mountPath])

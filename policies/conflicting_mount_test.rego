@@ -20,6 +20,15 @@ test_sibling_paths_are_fine if {
 	count(t.denied(t.input_for(t.trainer, [a, b]))) == 0
 }
 
+# A credential that mounts nothing (variables only) overlaps no path, before or after one that
+# mounts files.
+test_credential_without_files_is_fine if {
+	env_only := t.cred("env-only", {})
+	files := t.cred("files", {"mountPath": "/etc/creds"})
+	count(t.denied(t.input_for(t.trainer, [env_only, files]))) == 0
+	count(t.denied(t.input_for(t.trainer, [files, env_only]))) == 0
+}
+
 test_container_mount_overlaps if {
 	p := t.pod([object.union(t.container("trainer", []), {"volumeMounts": [{"name": "home", "mountPath": "/root/"}]})])
 	c := t.cred("ssh", {"mountPath": "/root/.ssh"})

@@ -44,11 +44,15 @@ identity_variables := {
 }
 
 # identities[cloud] lists, for messages, every source of an identity for that cloud: requested
-# credentials, and variables a container sets itself (not injected by credgate).
+# credentials, and variables a container sets itself (not injected by credgate). The identity
+# variables the credentials inject are found by one set intersection, and only their setters
+# looked for: most credentials give none.
 identities[cloud] contains sprintf("credential %s", [cred.name]) if {
+	some variable in (object.keys(identity_variables) & lib.credential_env_names)
+	cloud := identity_variables[variable]
 	some cred in input.credentials
 	some e in cred.env
-	cloud := identity_variables[e.name]
+	e.name == variable
 }
 
 identities[cloud] contains sprintf("%s set by container %s", [have.name, c.name]) if {
