@@ -339,3 +339,11 @@ func TestRecentInputsSkipDryRuns(t *testing.T) {
 		t.Errorf("recent inputs %v, want none", names(got))
 	}
 }
+
+// offer keeps v unless one was kept less than recentInterval ago or v is too large, as the
+// engine does after an evaluation.
+func (r *recentInputs) offer(v ast.Value, now time.Time) {
+	if r.claim(now) {
+		r.keep(v)
+	}
+}

@@ -85,23 +85,23 @@ func (in *Input) value(reads, pod *readSet) (ast.Value, error) {
 	doc := ast.NewObjectWithCapacity(9)
 	if r, ok := reads.sub("request"); ok {
 		req := ast.NewObjectWithCapacity(6)
-		if _, ok := r.sub("operation"); ok {
+		if r.has("operation") {
 			req.Insert(keyOperation, ast.StringTerm(in.Operation))
 		}
-		if _, ok := r.sub("namespace"); ok {
+		if r.has("namespace") {
 			req.Insert(keyNamespace, ast.StringTerm(in.Namespace))
 		}
-		if _, ok := r.sub("name"); ok {
+		if r.has("name") {
 			req.Insert(keyName, ast.StringTerm(in.Name))
 		}
-		if _, ok := r.sub("dryRun"); ok {
+		if r.has("dryRun") {
 			req.Insert(keyDryRun, ast.InternedTerm(in.DryRun))
 		}
-		if _, ok := r.sub("kind"); ok {
+		if r.has("kind") {
 			req.Insert(keyKind, ast.NewTerm(ast.NewObject(
 				ast.Item(keyGroup, ast.StringTerm(in.Group)), ast.Item(keyVersion, ast.StringTerm(in.Version)), ast.Item(keyKind, ast.StringTerm(in.Kind)))))
 		}
-		if _, ok := r.sub("userInfo"); ok {
+		if r.has("userInfo") {
 			req.Insert(keyUserInfo, ast.NewTerm(ast.NewObject(
 				ast.Item(keyUsername, ast.StringTerm(in.User)), ast.Item(keyGroups, ast.NewTerm(stringList(in.Groups))))))
 		}
@@ -109,21 +109,21 @@ func (in *Input) value(reads, pod *readSet) (ast.Value, error) {
 	}
 	if r, ok := reads.sub("namespace"); ok {
 		ns := ast.NewObjectWithCapacity(2)
-		if _, ok := r.sub("name"); ok {
+		if r.has("name") {
 			ns.Insert(keyName, ast.StringTerm(in.Namespace))
 		}
-		if _, ok := r.sub("labels"); ok {
+		if r.has("labels") {
 			ns.Insert(keyLabels, ast.NewTerm(stringMap(in.NamespaceLabels)))
 		}
 		doc.Insert(keyNamespace, ast.NewTerm(ns))
 	}
-	if _, ok := reads.sub("object"); ok {
+	if reads.has("object") {
 		doc.Insert(keyObject, ast.NewTerm(object))
 	}
-	if _, ok := reads.sub("pod"); ok {
+	if reads.has("pod") {
 		doc.Insert(keyPod, ast.NewTerm(podValue(object, in.PodPath, in.PodLabels, pod)))
 	}
-	if _, ok := reads.sub("credentials"); ok {
+	if reads.has("credentials") {
 		creds := make([]*ast.Term, len(in.Credentials))
 		for i := range in.Credentials {
 			v, err := in.Cache.value(&in.Credentials[i])
@@ -138,7 +138,7 @@ func (in *Input) value(reads, pod *readSet) (ast.Value, error) {
 		key   *ast.Term
 		names []string
 	}{{keyMissing, in.Missing}, {keyAvailable, in.Available}, {keyTargets, in.Targets}} {
-		if _, ok := reads.sub(string(l.key.Value.(ast.String))); ok {
+		if reads.has(string(l.key.Value.(ast.String))) {
 			doc.Insert(l.key, ast.NewTerm(stringList(l.names)))
 		}
 	}

@@ -41,9 +41,6 @@ func parseJSON(data []byte) (ast.Value, error) {
 // reads (nil: all of them; an array and all below it is kept whole): the members no policy
 // reads are checked and skipped, never built. What is kept is exactly parseJSON's value there.
 func parseJSONReads(data []byte, reads *readSet) (ast.Value, error) {
-	if reads != nil && reads.whole {
-		reads = nil
-	}
 	p := jsonParser{data: data, text: string(data)}
 	t, err := p.value(0, reads)
 	if err != nil {
@@ -158,17 +155,9 @@ func (p *jsonParser) skip(depth int) error {
 	switch c := p.data[p.pos]; {
 	case c == '{':
 		err = p.each('}', "an object", func() error {
-			if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-				return p.errorf("expected a member name")
-			}
-			if _, err := p.string(); err != nil {
+			if _, err := p.memberName(); err != nil {
 				return err
 			}
-			p.space()
-			if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-				return p.errorf("expected ':' after a member name")
-			}
-			p.pos++
 			return p.skip(depth + 1)
 		})
 	case c == '[':
@@ -230,105 +219,75 @@ func (p *jsonParser) literal(word string, t *ast.Term) (*ast.Term, error) {
 	return t, nil
 }
 
+// object reads an object, keeping of it only the members in reads (nil: all of them).
 func (p *jsonParser) object(depth int, reads *readSet) (*ast.Term, error) {
-	p.pos++ // {
 	base := len(p.members)
 	defer func() { p.members = p.members[:base] }()
-	p.space()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		return p.term(ast.NewObject()), nil
-	}
-	for {
-		p.space()
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, p.errorf("expected a member name")
-		}
-		k, err := p.string()
+	err := p.each('}', "an object", func() error {
+		k, err := p.memberName()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		p.space()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, p.errorf("expected ':' after a member name")
+		below, ok := reads.sub(k) // what is read of the member's value: nil for all of it
+		if !ok {
+			return p.skip(depth + 1)
 		}
-		p.pos++
-		// below is what is read of the member's value: nil for all of it.
-		keep, below := true, (*readSet)(nil)
-		if reads != nil {
-			below = reads.members[k]
-			keep = below != nil
-			if keep && below.whole {
-				below = nil
-			}
+		v, err := p.value(depth+1, below)
+		if err != nil {
+			return err
 		}
-		if !keep {
-			if err := p.skip(depth + 1); err != nil {
-				return nil, err
-			}
-		} else {
-			v, err := p.value(depth+1, below)
-			if err != nil {
-				return nil, err
-			}
-			key, ok := fieldNames()[k]
-			if !ok {
-				key = p.term(ast.String(k))
-			}
-			p.members = append(p.members, [2]*ast.Term{key, v})
+		key, ok := fieldNames()[k]
+		if !ok {
+			key = p.term(ast.String(k))
 		}
-		p.space()
-		if p.pos >= len(p.data) {
-			return nil, p.errorf("unexpected end of input in an object")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			// Insert, unlike NewObject, keeps one value for a repeated member name: the last,
-			// as encoding/json does.
-			items := p.members[base:]
-			o := ast.NewObjectWithCapacity(len(items))
-			for _, kv := range items {
-				o.Insert(kv[0], kv[1])
-			}
-			return p.term(o), nil
-		default:
-			return nil, p.errorf("expected ',' or '}' in an object")
-		}
+		p.members = append(p.members, [2]*ast.Term{key, v})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	// Insert, unlike NewObject, keeps one value for a repeated member name: the last, as
+	// encoding/json does.
+	items := p.members[base:]
+	o := ast.NewObjectWithCapacity(len(items))
+	for _, kv := range items {
+		o.Insert(kv[0], kv[1])
+	}
+	return p.term(o), nil
+}
+
+// memberName reads an object member's name and the ':' after it.
+func (p *jsonParser) memberName() (string, error) {
+	if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+		return "", p.errorf("expected a member name")
+	}
+	k, err := p.string()
+	if err != nil {
+		return "", err
+	}
+	p.space()
+	if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+		return "", p.errorf("expected ':' after a member name")
+	}
+	p.pos++
+	return k, nil
 }
 
 func (p *jsonParser) array(depth int) (*ast.Term, error) {
-	p.pos++ // [
 	base := len(p.elems)
 	defer func() { p.elems = p.elems[:base] }()
-	p.space()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
-		p.pos++
-		return p.term(ast.NewArray()), nil
-	}
-	for {
+	err := p.each(']', "an array", func() error {
 		v, err := p.value(depth+1, nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.elems = append(p.elems, v)
-		p.space()
-		if p.pos >= len(p.data) {
-			return nil, p.errorf("unexpected end of input in an array")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case ']':
-			p.pos++
-			return p.term(ast.NewArray(p.list(p.elems[base:])...)), nil
-		default:
-			return nil, p.errorf("expected ',' or ']' in an array")
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return p.term(ast.NewArray(p.list(p.elems[base:])...)), nil
 }
 
 // string reads a string token. One without escapes, control characters or invalid UTF-8 is

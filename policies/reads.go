@@ -79,6 +79,12 @@ func (s *readSet) sub(name string) (*readSet, bool) {
 	return m, true
 }
 
+// has reports whether name may be read below s, wholly or in part. A nil s reads all.
+func (s *readSet) has(name string) bool {
+	_, ok := s.sub(name)
+	return ok
+}
+
 // union is what a or b read (either may be nil: nothing).
 func union(a, b *readSet) *readSet {
 	switch {

@@ -30,13 +30,6 @@ type recentInputs struct {
 	next   int
 }
 
-// offer keeps v unless one was kept less than recentInterval ago or v is too large.
-func (r *recentInputs) offer(v ast.Value, now time.Time) {
-	if r.claim(now) {
-		r.keep(v)
-	}
-}
-
 // claim reports whether an input may be kept at now: none was kept in the recentInterval
 // before, and no other caller claimed it first.
 func (r *recentInputs) claim(now time.Time) bool {
