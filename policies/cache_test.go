@@ -59,3 +59,64 @@ func TestValueCache(t *testing.T) {
 		t.Errorf("nil cache: level = %s, want read-write", got)
 	}
 }
+
+// TestValueCacheResolve: a Credential is resolved once per revision, its resolution (or its
+// refusal) reused while the resourceVersion stands and made afresh when it changes; the
+// Resolved returned points at the request's own object; an object no API server stored is
+// never cached.
+func TestValueCacheResolve(t *testing.T) {
+	cred := func(uid, rv, variable string) *v1alpha1.Credential {
+		return &v1alpha1.Credential{
+			ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "ml", UID: types.UID(uid), ResourceVersion: rv},
+			Spec: v1alpha1.CredentialSpec{Type: v1alpha1.TypeGeneric, SecretRef: &v1alpha1.SecretReference{Name: "cfg"},
+				Env: []v1alpha1.EnvVar{{Name: variable, Value: new("x")}}},
+		}
+	}
+	variable := func(c *ValueCache, cred *v1alpha1.Credential) string {
+		t.Helper()
+		r, err := c.Resolve(cred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Source != cred {
+			t.Errorf("Source is not the object resolved")
+		}
+		if len(r.Env) != 1 {
+			t.Fatalf("env = %+v", r.Env)
+		}
+		return r.Env[0].Name
+	}
+
+	var c ValueCache
+	if got := variable(&c, cred("1", "10", "A")); got != "A" {
+		t.Fatalf("variable = %s", got)
+	}
+	if got := variable(&c, cred("1", "10", "B")); got != "A" {
+		t.Errorf("same resourceVersion: variable = %s, want the cached A", got)
+	}
+	if got := variable(&c, cred("1", "11", "B")); got != "B" {
+		t.Errorf("new resourceVersion: variable = %s, want B", got)
+	}
+	if got := variable(&c, cred("", "11", "C")); got != "C" {
+		t.Errorf("no UID: variable = %s, want C (not cached)", got)
+	}
+	if got := variable(nil, cred("1", "11", "C")); got != "C" {
+		t.Errorf("nil cache: variable = %s, want C", got)
+	}
+
+	// A refusal is kept for its revision too, and forgotten with it.
+	bad := cred("2", "20", "not a variable=")
+	_, want := credential.Resolve(bad)
+	if want == nil {
+		t.Fatal("a Credential with an invalid variable name resolved")
+	}
+	if _, err := c.Resolve(bad); err == nil || err.Error() != want.Error() {
+		t.Fatalf("err = %v, want %v", err, want)
+	}
+	if _, err := c.Resolve(cred("2", "20", "A")); err == nil {
+		t.Error("same resourceVersion: the cached refusal was not returned")
+	}
+	if _, err := c.Resolve(cred("2", "21", "A")); err != nil {
+		t.Errorf("new resourceVersion: %v", err)
+	}
+}
