@@ -38,10 +38,7 @@ deny contains lib.violation("conflicting-env", second, msg) if {
 deny contains lib.violation("conflicting-env", cred.name, msg) if {
 	some c in lib.target_containers
 	some have in object.get(c, "env", [])
-	have.name in lib.credential_env_names
-	some cred in input.credentials
-	some e in cred.env
-	e.name == have.name
+	some [cred, e] in lib.credential_env[have.name]
 	not e.overridable
 	not lib.same_env(have, cred, e)
 	msg := sprintf("container %q already sets %s, which credential %s injects; remove it from the container (or, for a literal, mark the Credential's variable overridable)", [c.name, e.name, cred.name])

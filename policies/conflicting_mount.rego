@@ -18,7 +18,28 @@ package credgate.builtin.conflicting_mount
 
 import data.credgate.lib
 
-deny contains lib.violation("conflicting-mount", b.name, msg) if {
+deny contains v if {
+	some v in between_credentials
+}
+
+deny contains lib.violation("conflicting-mount", cred.name, msg) if {
+	some cred in with_files
+	some c in lib.target_containers
+	some m in object.get(c, "volumeMounts", [])
+	m.name != cred.volumeName
+	lib.nested(m.mountPath, cred.mountPath)
+	msg := sprintf("container %q already mounts %s at %s, which overlaps credential %s's files at %s; move one of them", [c.name, m.name, m.mountPath, cred.name, cred.mountPath])
+}
+
+# with_files are the requested credentials that mount files.
+with_files contains cred if {
+	some cred in input.credentials
+	cred.mountPath != ""
+}
+
+# between_credentials are the violations among the requested credentials alone: two whose
+# files lie at the same or nested paths.
+between_credentials contains lib.violation("conflicting-mount", b.name, msg) if {
 	some i, a in input.credentials
 	a.mountPath != ""
 	some j, b in input.credentials
@@ -26,16 +47,6 @@ deny contains lib.violation("conflicting-mount", b.name, msg) if {
 	b.mountPath != ""
 	lib.nested(a.mountPath, b.mountPath)
 	msg := sprintf("credentials %s (%s) and %s (%s) mount at the same or nested paths; give one of them another files.mountPath", [a.name, a.mountPath, b.name, b.mountPath])
-}
-
-deny contains lib.violation("conflicting-mount", cred.name, msg) if {
-	some cred in input.credentials
-	cred.mountPath != ""
-	some c in lib.target_containers
-	some m in object.get(c, "volumeMounts", [])
-	m.name != cred.volumeName
-	lib.nested(m.mountPath, cred.mountPath)
-	msg := sprintf("container %q already mounts %s at %s, which overlaps credential %s's files at %s; move one of them", [c.name, m.name, m.mountPath, cred.name, cred.mountPath])
 }
 
 deny contains lib.violation("conflicting-mount", "", msg) if {

@@ -122,6 +122,9 @@ type Revision struct {
 	reads, podReads *readSet
 	// scoped evaluates the credential-scoped rules per credential; nil when there are none.
 	scoped *scoped
+	// sets keeps the values of the rules that read only input.credentials, per credential
+	// set (credsets.go); nil when there are none.
+	sets *credentialSets
 	// objects are the policy objects served, by name, evaluated in objectOrder.
 	objects     map[string]compiledObject
 	objectOrder []string
@@ -258,11 +261,13 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy query: %w", err)
 	}
+	queries := []string{query}
 	for file, name := range objectFiles {
 		q := objectQuery(name, modules[file])
 		if q == "" {
 			continue
 		}
+		queries = append(queries, q)
 		o := objects[name]
 		if o.query, err = prepare(q); err != nil {
 			return nil, fmt.Errorf("prepare the query of %s: %w", file, err)
@@ -270,7 +275,13 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		o.queried = true
 		objects[name] = o
 	}
-	return &Revision{id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic,
+	sets, err := newCredentialSets(func(body ast.Body) (rego.PreparedEvalQuery, error) {
+		return rego.New(rego.ParsedQuery(body), rego.Compiler(compiler), rego.Store(store), rego.SetRegoVersion(ast.RegoV1)).PrepareForEval(ctx)
+	}, credentialSetRules(compiler.Modules, queriedRefs(queries)))
+	if err != nil {
+		return nil, err
+	}
+	return &Revision{sets: sets, id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic,
 		readsManagedFields: readsManagedFields(reads), reads: wholeAsNil(reads), podReads: podReads(reads),
 		scoped: sc, objects: objects, objectOrder: slices.Sorted(maps.Keys(objects))}, nil
 }
@@ -287,7 +298,8 @@ func (r *Revision) Evaluate(ctx context.Context, input ast.Value) (Result, error
 // evaluate evaluates input; all evaluates every policy object, selected or not (the canary,
 // on a sample input), and keeps the violations of those selected only.
 func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Result, error) {
-	rs, err := r.prepared.Eval(ctx, rego.EvalParsedInput(input), noMetrics)
+	seeds := r.sets.seedsFor(ctx, input)
+	rs, err := r.prepared.Eval(ctx, evalOptions(input, seeds)...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -300,7 +312,7 @@ func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Res
 		Warn:     violations(rs[0].Bindings["warn"], ""),
 		Revision: r.id,
 	}
-	if err := r.evaluateObjects(ctx, input, all, &res); err != nil {
+	if err := r.evaluateObjects(ctx, input, seeds, all, &res); err != nil {
 		return Result{}, err
 	}
 	if r.scoped != nil {
@@ -311,6 +323,32 @@ func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Res
 		res.Deny, res.Warn = mergeViolations(res.Deny, more.Deny), mergeViolations(res.Warn, more.Warn)
 	}
 	return res, nil
+}
+
+// evalOptions are the options of an evaluation of input, with seeds (nil: none).
+func evalOptions(input ast.Value, seeds *seeds) []rego.EvalOption {
+	if seeds == nil {
+		return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics}
+	}
+	return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, rego.EvalVirtualCache(newSeededCache(seeds))}
+}
+
+// queriedRefs returns the refs to data the queries read.
+func queriedRefs(queries []string) []ast.Ref {
+	var refs []ast.Ref
+	for _, q := range queries {
+		body, err := ast.ParseBodyWithOpts(q, parserOptions)
+		if err != nil {
+			continue // (prepared already: it parses)
+		}
+		walkRefs(body, func(ref ast.Ref) bool {
+			if ref[0].Equal(ast.DefaultRootDocument) {
+				refs = append(refs, ref)
+			}
+			return false
+		})
+	}
+	return refs
 }
 
 // mergeViolations returns the violations of a and b, sorted, each once, as violations orders them.

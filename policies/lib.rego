@@ -41,12 +41,17 @@ credential_env_names := {e.name | some cred in input.credentials; some e in cred
 
 credential_env_count := sum([count(cred.env) | some cred in input.credentials])
 
-# injected_by_credgate holds for a container variable that some requested credential injects.
-injected_by_credgate(have) if {
-	have.name in credential_env_names
+# credential_env[name] lists the definitions of variable name among the requested credentials,
+# each as [cred, e]: the credential and its entry of env. A rule finds the credentials that set
+# a container's variable with one lookup, credential_env[have.name], not a loop over them all.
+credential_env[e.name] contains [cred, e] if {
 	some cred in input.credentials
 	some e in cred.env
-	e.name == have.name
+}
+
+# injected_by_credgate holds for a container variable that some requested credential injects.
+injected_by_credgate(have) if {
+	some [cred, e] in credential_env[have.name]
 	same_env(have, cred, e)
 }
 

@@ -43,30 +43,30 @@ identity_variables := {
 	"AZURE_USERNAME": "Azure",
 }
 
-# identities[cloud] lists, for messages, every source of an identity for that cloud: requested
-# credentials, and variables a container sets itself (not injected by credgate). The identity
-# variables the credentials inject are found by one set intersection, and only their setters
-# looked for: most credentials give none.
-identities[cloud] contains sprintf("credential %s", [cred.name]) if {
+# credential_identities[cloud] are the names of the requested credentials that give an identity
+# for that cloud. The identity variables the credentials inject are found by one set
+# intersection, and only their setters looked up: most credentials give none.
+credential_identities[cloud] contains cred.name if {
 	some variable in (object.keys(identity_variables) & lib.credential_env_names)
 	cloud := identity_variables[variable]
-	some cred in input.credentials
-	some e in cred.env
-	e.name == variable
+	some [cred, _] in lib.credential_env[variable]
 }
 
-identities[cloud] contains sprintf("%s set by container %s", [have.name, c.name]) if {
+# container_identities[cloud] lists, for messages, the identity variables of a cloud some
+# credential gives that a target container sets itself (not injected by credgate).
+container_identities[cloud] contains sprintf("%s set by container %s", [have.name, c.name]) if {
 	some c in lib.target_containers
 	some have in object.get(c, "env", [])
 	cloud := identity_variables[have.name]
+	credential_identities[cloud]
 	not lib.injected_by_credgate(have)
 }
 
-deny contains lib.violation("multiple-cloud-identities", cred.name, msg) if {
-	some cloud, sources in identities
+deny contains lib.violation("multiple-cloud-identities", name, msg) if {
+	some cloud, names in credential_identities
+	sources := {sprintf("credential %s", [n]) | some n in names} | object.get(container_identities, cloud, set())
 	count(sources) > 1
-	some cred in input.credentials
-	sprintf("credential %s", [cred.name]) in sources
+	some name in names
 	msg := sprintf("the pod would hold %d %s identities (%s); the SDK would pick one silently: request only one", [count(sources), cloud, concat(", ", sort(sources))])
 }
 
@@ -84,12 +84,11 @@ envfrom_source(from) := sprintf("Secret %s", [from.secretRef.name]) if from.secr
 envfrom_source(from) := sprintf("ConfigMap %s", [from.configMapRef.name]) if from.configMapRef
 
 # (The envFrom sources first: most pods have none, and then nothing else is looked at.)
-warn contains lib.violation("multiple-cloud-identities", cred.name, msg) if {
+warn contains lib.violation("multiple-cloud-identities", name, msg) if {
 	some c in lib.target_containers
 	some from in object.get(c, "envFrom", [])
-	some cloud, sources in identities
-	some cred in input.credentials
-	sprintf("credential %s", [cred.name]) in sources
+	some cloud, names in credential_identities
+	some name in names
 	may_set_identity(from, cloud)
-	msg := sprintf("container %s takes variables from %s (envFrom, prefix %q), which may set %s identity variables beside credential %s: credgate cannot see them; make sure it does not", [c.name, envfrom_source(from), object.get(from, "prefix", ""), cloud, cred.name])
+	msg := sprintf("container %s takes variables from %s (envFrom, prefix %q), which may set %s identity variables beside credential %s: credgate cannot see them; make sure it does not", [c.name, envfrom_source(from), object.get(from, "prefix", ""), cloud, name])
 }

@@ -89,15 +89,9 @@ func credentialScoped(modules map[string]*ast.Module, builtin map[string]bool) [
 // checkScoped checks, in the compiled modules, that each of the credential-scoped packages
 // pkgs reads only input.credentials.
 func checkScoped(pkgs []string, compiled map[string]*ast.Module) error {
-	rules := map[string][]*ast.Rule{} // data.<package>.<name> → its definitions
-	for _, m := range compiled {
-		for _, r := range m.Rules {
-			key := m.Package.Path.String() + "." + r.Head.Ref()[0].String()
-			rules[key] = append(rules[key], r)
-		}
-	}
+	index := newRuleIndex(compiled)
 	for _, pkg := range pkgs {
-		if err := readsOnlyCredentials(pkg, compiled, rules); err != nil {
+		if err := readsOnlyCredentials(pkg, compiled, index); err != nil {
 			return err
 		}
 	}
@@ -106,7 +100,7 @@ func checkScoped(pkgs []string, compiled map[string]*ast.Module) error {
 
 // readsOnlyCredentials checks that the rules of package pkg, and every rule they reach under
 // data, refer to the input only under input.credentials and input.namespace.
-func readsOnlyCredentials(pkg string, compiled map[string]*ast.Module, rules map[string][]*ast.Rule) error {
+func readsOnlyCredentials(pkg string, compiled map[string]*ast.Module, index *ruleIndex) error {
 	var work []*ast.Rule
 	for _, m := range compiled {
 		if packageName(m) == pkg {
@@ -129,11 +123,8 @@ func readsOnlyCredentials(pkg string, compiled map[string]*ast.Module, rules map
 					bad = ref.String()
 				}
 			case ref[0].Equal(ast.DefaultRootDocument):
-				for i := len(ref); i > 1; i-- {
-					if defs, ok := rules[ref[:i].String()]; ok {
-						work = append(work, defs...)
-						break
-					}
+				for _, n := range index.reached(ref) {
+					work = append(work, n.defs...)
 				}
 			}
 			return false

@@ -107,6 +107,13 @@ deny contains c.name if {
 	lib.service_account == "default"
 }
 `,
+		"through the helpers' package": `package credgate.builtin.x
+
+deny contains c.name if {
+	some c in input.credentials
+	is_object(data.credgate.lib)
+}
+`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			modules := map[string]*ast.Module{}

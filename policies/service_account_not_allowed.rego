@@ -16,10 +16,14 @@ package credgate.builtin.service_account_not_allowed
 
 import data.credgate.lib
 
-deny contains lib.violation("service-account-not-allowed", cred.name, msg) if {
+# restricted are the requested credentials that name the service accounts they may be used by.
+restricted contains cred if {
 	some cred in input.credentials
-	allowed := object.get(cred, "allowedServiceAccounts", [])
-	count(allowed) > 0
-	not lib.service_account in allowed
-	msg := sprintf("credential %s may be used by service accounts %s only, and the pod runs as %q; set spec.serviceAccountName, or ask for the account to be allowed", [cred.name, concat(", ", allowed), lib.service_account])
+	count(object.get(cred, "allowedServiceAccounts", [])) > 0
+}
+
+deny contains lib.violation("service-account-not-allowed", cred.name, msg) if {
+	some cred in restricted
+	not lib.service_account in cred.allowedServiceAccounts
+	msg := sprintf("credential %s may be used by service accounts %s only, and the pod runs as %q; set spec.serviceAccountName, or ask for the account to be allowed", [cred.name, concat(", ", cred.allowedServiceAccounts), lib.service_account])
 }
