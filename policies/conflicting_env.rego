@@ -36,9 +36,11 @@ deny contains lib.violation("conflicting-env", second, msg) if {
 }
 
 deny contains lib.violation("conflicting-env", cred.name, msg) if {
+	# credential_env whole, then looked up: its value is kept per set of credentials.
+	credential_env := lib.credential_env
 	some c in lib.target_containers
 	some have in object.get(c, "env", [])
-	some [cred, e] in lib.credential_env[have.name]
+	some [cred, e] in credential_env[have.name]
 	not e.overridable
 	not lib.same_env(have, cred, e)
 	msg := sprintf("container %q already sets %s, which credential %s injects; remove it from the container (or, for a literal, mark the Credential's variable overridable)", [c.name, e.name, cred.name])

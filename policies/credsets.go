@@ -1,24 +1,25 @@
 package policies
 
 import (
-	"context"
-	"fmt"
+	"hash/maphash"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Many rules, built-in and user, depend on the requested credentials only, not on the pod: the
 // names of the variables they inject (lib.credential_env_names), which credentials give an
 // identity for which cloud, which overlap. Pods of many shapes request the same few
-// credentials, so such a rule's value is computed once per set of Credential revisions (the
+// credentials, so such a rule's value is kept per set of Credential revisions (the
 // ValueCache shares each revision's value between admissions) and handed to every evaluation
 // that requests that set, through OPA's virtual document cache: the evaluation finds the
-// rule's value there instead of evaluating it.
+// rule's value there instead of evaluating it. The values are those an evaluation found: OPA
+// puts each rule's value in that cache as it evaluates it, and the values of the seeded rules
+// an evaluation put there, outside every `with`, are kept for the set when the whole
+// evaluation succeeded. So a value is only ever computed where an evaluation needs it, on its
+// budget, and an evaluation that fails keeps nothing.
 //
 // Compile finds these rules in the compiled modules (credentialSetRules): a rule whose
 // definitions, and every rule and function they reach under data, read nothing of the input
@@ -30,75 +31,7 @@ import (
 // the cache there), where the rule reads another input.
 //
 // TestCredentialSetsDecideTheSame holds a seeded evaluation equal to an unseeded one on every
-// sample input and a table of conflicts.
-
-// maxCredentialSets and maxSeededCredentials bound the sets whose seeds are kept, by count and
-// by the credentials they hold (each a value the ValueCache holds too, usually): past either
-// the cache starts afresh. A set's seeds hold its credentials' values; only the latest
-// values of a set of names (in a namespace) are kept, so that a Credential's older revisions
-// are let go with their seeds when a newer one is evaluated, as the scoped rules' are.
-const (
-	maxCredentialSets    = 256
-	maxSeededCredentials = 1024
-)
-
-// seeds are the values, for one credential set, of a revision's seeded rules: values[i] the
-// value of refs[i], nil when it is undefined. The zero value seeds nothing.
-type seeds struct {
-	refs   []ast.Ref
-	values []*ast.Term
-}
-
-// get returns the value seeded for ref, and whether ref is seeded.
-func (s *seeds) get(ref ast.Ref) (*ast.Term, bool) {
-	n := len(ref)
-	for i, r := range s.refs {
-		// The last term first: seeds share their packages' prefixes.
-		if len(r) == n && r[n-1].Equal(ref[n-1]) && r.Equal(ref) {
-			return s.values[i], true
-		}
-	}
-	return nil, false
-}
-
-// seededCache is the virtual document cache of one evaluation: OPA's own, with the seeds
-// found in its bottom frame, outside every `with`.
-type seededCache struct {
-	seeds *seeds
-	inner topdown.VirtualCache
-	depth int
-}
-
-func newSeededCache(s *seeds) *seededCache {
-	return &seededCache{seeds: s, inner: topdown.NewVirtualCache()}
-}
-
-func (c *seededCache) Push() { c.depth++; c.inner.Push() }
-
-func (c *seededCache) Pop() { c.depth--; c.inner.Pop() }
-
-func (c *seededCache) Get(ref ast.Ref) (*ast.Term, bool) {
-	if c.depth == 0 {
-		if v, ok := c.seeds.get(ref); ok {
-			return v, v == nil
-		}
-	}
-	return c.inner.Get(ref)
-}
-
-func (c *seededCache) Put(ref ast.Ref, value *ast.Term) { c.inner.Put(ref, value) }
-
-func (c *seededCache) Keys() []ast.Ref {
-	keys := c.inner.Keys()
-	if c.depth == 0 {
-		for i, r := range c.seeds.refs {
-			if c.seeds.values[i] != nil {
-				keys = append(keys, r)
-			}
-		}
-	}
-	return keys
-}
+// input of the built-in rules' tests and every canary sample.
 
 // callerDependent are built-in functions whose effect, or result, depends on how often or
 // where they are called, though OPA does not mark them non-deterministic: a rule calling one is
@@ -145,22 +78,30 @@ func newRuleIndex(compiled map[string]*ast.Module) *ruleIndex {
 	return x
 }
 
-// reached returns the rules a ref to data may evaluate: the one it lies under, or those under
-// it (a package, or data itself). Up to its first term that is not ground.
+// reached returns the rules a ref to data may evaluate, up to its first term that is not
+// ground: those it lies under, and those under it. Both ways: a rule p[k] := v of one package
+// and the rules of a package under p (…p.q) make one document, as do a rule p.q.r := v and a
+// package's rule p.q.
 func (x *ruleIndex) reached(ref ast.Ref) []*namedRule {
 	g := ref.GroundPrefix()
-	for i := len(g); i > 1; i-- {
-		if n, ok := x.byKey[g[:i].String()]; ok {
-			return []*namedRule{n} // (no rule lies under another: OPA refuses the conflict)
-		}
-	}
 	var out []*namedRule
 	for _, n := range x.rules {
-		if n.key.HasPrefix(g) {
+		if n.key.HasPrefix(g) || g.HasPrefix(n.key) {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// alone reports whether no other rule lies under n's name, or n under another's: whether n's
+// value is n's rules' alone.
+func (x *ruleIndex) alone(n *namedRule) bool {
+	for _, m := range x.rules {
+		if m != n && (m.key.HasPrefix(n.key) || n.key.HasPrefix(m.key)) {
+			return false
+		}
+	}
+	return true
 }
 
 // credentialSetRules returns the refs of the rules of the compiled modules to seed (see
@@ -226,6 +167,9 @@ func credentialSetRules(compiled map[string]*ast.Module, queried []ast.Ref) []as
 		return ok
 	}
 	seedable := func(n *namedRule) bool {
+		if !index.alone(n) {
+			return false
+		}
 		for _, r := range n.defs {
 			ref := r.Head.Ref()
 			if len(r.Head.Args) > 0 || len(ref) > 2 || len(ref) == 2 && ref[1].IsGround() {
@@ -276,50 +220,150 @@ func credentialSetRules(compiled map[string]*ast.Module, queried []ast.Ref) []as
 	return refs
 }
 
-// credentialSets computes and keeps a revision's seeds per credential set.
+// maxCredentialSets and maxSeededBytes bound the sets whose values are kept: by count, and by
+// the approximate size of the credential values and rule values they hold. Past either, the
+// sets kept longest are let go. Only a Credential's latest value (in a namespace, by name) is
+// kept: a set holding an older one is let go when one holding a newer one is kept, so that a
+// Credential's older revisions go with their values, as the ValueCache's and the scoped
+// rules' do.
+const (
+	maxCredentialSets = 256
+	maxSeededBytes    = 32 << 20
+)
+
+// seeds are the values of a revision's seeded rules for one credential set, those found so
+// far: values[i] is refs[i]'s value when known[i] (nil: undefined). Immutable once kept.
+type seeds struct {
+	refs   []ast.Ref
+	values []*ast.Term
+	known  []bool
+}
+
+// index returns the index of ref among s.refs, or -1.
+func (s *seeds) index(ref ast.Ref) int {
+	n := len(ref)
+	for i, r := range s.refs {
+		// The last term first: seeds share their packages' prefixes.
+		if len(r) == n && r[n-1].Equal(ref[n-1]) && r.Equal(ref) {
+			return i
+		}
+	}
+	return -1
+}
+
+// setEvaluation is what the evaluations of one input (the main query's and the policy
+// objects') share: the set's kept seeds, and the seeded rules' values they found.
+type setEvaluation struct {
+	sets   *credentialSets
+	key    uint64
+	creds  []ast.Value
+	ns     string
+	kept   *seeds
+	found  []*ast.Term
+	known  []bool
+	anyNew bool
+}
+
+// get returns the value known for seeded rule i, and whether one is.
+func (se *setEvaluation) get(i int) (*ast.Term, bool) {
+	if se.kept != nil && se.kept.known[i] {
+		return se.kept.values[i], true
+	}
+	if se.known != nil && se.known[i] {
+		return se.found[i], true
+	}
+	return nil, false
+}
+
+// seededCache is the virtual document cache of one evaluation: OPA's own, which finds the
+// set's known values, and notes those the evaluation finds, outside every `with`.
+type seededCache struct {
+	set   *setEvaluation
+	inner topdown.VirtualCache
+	depth int
+}
+
+func (c *seededCache) Push() { c.depth++; c.inner.Push() }
+
+func (c *seededCache) Pop() { c.depth--; c.inner.Pop() }
+
+func (c *seededCache) Get(ref ast.Ref) (*ast.Term, bool) {
+	if c.depth == 0 {
+		if i := c.set.sets.seeded.index(ref); i >= 0 {
+			if v, ok := c.set.get(i); ok {
+				return v, v == nil
+			}
+		}
+	}
+	return c.inner.Get(ref)
+}
+
+// Put: OPA puts a rule's value, whole, at the rule's ref (a complete rule's when it finds it,
+// nil when undefined; a partial rule's full extent); other puts are keys below a rule's ref.
+func (c *seededCache) Put(ref ast.Ref, value *ast.Term) {
+	c.inner.Put(ref, value)
+	if c.depth != 0 {
+		return
+	}
+	se := c.set
+	i := se.sets.seeded.index(ref)
+	if i < 0 {
+		return
+	}
+	if _, ok := se.get(i); ok {
+		return
+	}
+	if se.known == nil {
+		se.found, se.known = make([]*ast.Term, len(se.sets.seeded.refs)), make([]bool, len(se.sets.seeded.refs))
+	}
+	se.found[i], se.known[i], se.anyNew = value, true, true
+}
+
+func (c *seededCache) Keys() []ast.Ref {
+	keys := c.inner.Keys()
+	if c.depth == 0 {
+		for i, r := range c.set.sets.seeded.refs {
+			if v, ok := c.set.get(i); ok && v != nil {
+				keys = append(keys, r)
+			}
+		}
+	}
+	return keys
+}
+
+// credentialSets keeps a revision's seeds per credential set.
 type credentialSets struct {
-	refs     []ast.Ref
-	prepared rego.PreparedEvalQuery
+	seeded *seeds // the refs seeded, and no values
+	hash   maphash.Seed
 
 	mu    sync.Mutex
-	kept  map[ast.Value][]keptSeeds // by the set's first credential value (nil: none)
-	held  int                       // credentials the kept sets hold
-	count int                       // sets kept
+	kept  map[uint64]*keptSet // by the hash of the namespace's and the credentials' names
+	bytes int
+	seq   uint64
 }
 
-// keptSeeds are the seeds of one credential set: its values, compared by identity, and their
-// names with the namespace's.
-type keptSeeds struct {
-	names string
+// keptSet is one credential set's seeds: its values (compared by identity), its namespace's
+// name and its credentials', and about how many bytes it holds.
+type keptSet struct {
 	creds []ast.Value
+	ns    string
+	names []string
 	seeds *seeds
+	bytes int
+	seq   uint64 // when it was kept: the oldest go first
 }
 
-// newCredentialSets prepares the query of the seeded rules refs, or returns nil if there are
-// none. The query is built as terms, never as text: a policy object's name is part of a ref.
-func newCredentialSets(prepare func(ast.Body) (rego.PreparedEvalQuery, error), refs []ast.Ref) (*credentialSets, error) {
+func newCredentialSets(refs []ast.Ref) *credentialSets {
 	if len(refs) == 0 {
-		return nil, nil
+		return nil
 	}
-	body := make(ast.Body, len(refs))
-	for i, r := range refs {
-		// s<i> = [v<i> | v<i> = ref]: through a comprehension, as a complete rule may be
-		// undefined.
-		v := ast.VarTerm(fmt.Sprintf("v%d", i))
-		body[i] = ast.Equality.Expr(ast.VarTerm(fmt.Sprintf("s%d", i)), ast.ArrayComprehensionTerm(v, ast.NewBody(ast.Equality.Expr(v, ast.NewTerm(r.Copy())))))
-		body[i].Index = i
-	}
-	prepared, err := prepare(body)
-	if err != nil {
-		return nil, fmt.Errorf("prepare the query of the credential-set rules: %w", err)
-	}
-	return &credentialSets{refs: refs, prepared: prepared, kept: map[ast.Value][]keptSeeds{}}, nil
+	return &credentialSets{seeded: &seeds{refs: refs}, hash: maphash.MakeSeed(), kept: map[uint64]*keptSet{}}
 }
 
-// seedsFor returns the seeds for input's credentials, or nil when it has none to seed: its
-// credentials are not an array of objects, or a seeded rule fails on them (then the
-// evaluation meets the same error).
-func (c *credentialSets) seedsFor(ctx context.Context, input ast.Value) *seeds {
+// begin starts the evaluations of input: with the seeds kept for its credentials, noting the
+// values they find. It returns nil when input has nothing to seed: no credentials array, or
+// one holding something but objects.
+func (c *credentialSets) begin(input ast.Value) *setEvaluation {
 	if c == nil {
 		return nil
 	}
@@ -335,83 +379,34 @@ func (c *credentialSets) seedsFor(ctx context.Context, input ast.Value) *seeds {
 	if arr == nil {
 		return nil
 	}
-	creds := make([]ast.Value, arr.Len())
-	for i := range creds {
+	se := &setEvaluation{sets: c, creds: make([]ast.Value, arr.Len())}
+	if t := in.Get(namespaceKey); t != nil {
+		if ns, ok := t.Value.(ast.Object); ok {
+			se.ns, _ = stringMember(ns, nameKey)
+		}
+	}
+	var h maphash.Hash
+	h.SetSeed(c.hash)
+	h.WriteString(se.ns)
+	for i := range se.creds {
 		// Objects only: compared by identity (each is a pointer), never by ==, which panics on
 		// some values.
 		o, ok := arr.Elem(i).Value.(ast.Object)
 		if !ok {
 			return nil
 		}
-		creds[i] = o
+		se.creds[i] = o
+		name, _ := stringMember(o, nameKey)
+		h.WriteByte(0)
+		h.WriteString(name)
 	}
-	var first ast.Value
-	if len(creds) > 0 {
-		first = creds[0]
-	}
+	se.key = h.Sum64()
 	c.mu.Lock()
-	for _, k := range c.kept[first] {
-		if identical(k.creds, creds) {
-			c.mu.Unlock()
-			return k.seeds
-		}
+	if k := c.kept[se.key]; k != nil && identical(k.creds, se.creds) {
+		se.kept = k.seeds
 	}
 	c.mu.Unlock()
-	s, err := c.evaluate(ctx, t)
-	if err != nil {
-		return nil
-	}
-	names := setNames(in, creds)
-	c.mu.Lock()
-	c.forget(names)
-	if c.count >= maxCredentialSets || c.held+len(creds) > maxSeededCredentials {
-		clear(c.kept)
-		c.count, c.held = 0, 0
-	}
-	c.kept[first] = append(c.kept[first], keptSeeds{names: names, creds: creds, seeds: s})
-	c.count++
-	c.held += len(creds)
-	c.mu.Unlock()
-	return s
-}
-
-// forget drops the seeds kept for the set of names (older values of its credentials). c.mu is
-// held.
-func (c *credentialSets) forget(names string) {
-	for first, ks := range c.kept {
-		kept := ks[:0]
-		for _, k := range ks {
-			if k.names == names {
-				c.count--
-				c.held -= len(k.creds)
-				continue
-			}
-			kept = append(kept, k)
-		}
-		if len(kept) == 0 {
-			delete(c.kept, first)
-		} else {
-			c.kept[first] = kept
-		}
-	}
-}
-
-// setNames names a credential set of input: the namespace's name and the credentials', in
-// order (a name that is not a string counts as "").
-func setNames(input ast.Object, creds []ast.Value) string {
-	var b strings.Builder
-	if t := input.Get(namespaceKey); t != nil {
-		if ns, ok := t.Value.(ast.Object); ok {
-			n, _ := stringMember(ns, nameKey)
-			b.WriteString(n)
-		}
-	}
-	for _, c := range creds {
-		n, _ := stringMember(c.(ast.Object), nameKey)
-		b.WriteByte(0)
-		b.WriteString(n)
-	}
-	return b.String()
+	return se
 }
 
 // identical reports whether a and b hold the same values, in the same order, by identity.
@@ -427,28 +422,94 @@ func identical(a, b []ast.Value) bool {
 	return true
 }
 
-// evaluate evaluates the seeded rules with credentials (an array) as the input's only member.
-func (c *credentialSets) evaluate(ctx context.Context, credentials *ast.Term) (*seeds, error) {
-	input := ast.NewObject([2]*ast.Term{credentialsKey, credentials})
-	rs, err := c.prepared.Eval(ctx, rego.EvalParsedInput(input), noMetrics, rego.EvalGenerateJSON(asTerm))
-	if err != nil {
-		return nil, err
+// commit keeps the values se's evaluations found, which all succeeded.
+func (c *credentialSets) commit(se *setEvaluation) {
+	if se == nil || !se.anyNew {
+		return
 	}
-	if len(rs) != 1 {
-		return nil, fmt.Errorf("the credential-set rules' query returned %d results", len(rs))
-	}
-	s := &seeds{refs: c.refs, values: make([]*ast.Term, len(c.refs))}
-	for i := range c.refs {
-		t, _ := rs[0].Bindings[fmt.Sprintf("s%d", i)].(*ast.Term)
-		if t == nil {
-			return nil, fmt.Errorf("the credential-set rules' query bound no s%d", i)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.kept[se.key]
+	if k == nil || !identical(k.creds, se.creds) {
+		names := make([]string, len(se.creds))
+		bytes := 0
+		for i, v := range se.creds {
+			names[i], _ = stringMember(v.(ast.Object), nameKey)
+			bytes += approxSize(v)
 		}
-		if arr, ok := t.Value.(*ast.Array); ok && arr.Len() == 1 {
-			s.values[i] = arr.Elem(0)
+		if k != nil {
+			c.drop(se.key)
+		}
+		c.dropOlder(se.ns, names, se.creds)
+		c.seq++
+		k = &keptSet{creds: se.creds, ns: se.ns, names: names, seeds: &seeds{refs: c.seeded.refs, values: make([]*ast.Term, len(c.seeded.refs)), known: make([]bool, len(c.seeded.refs))}, bytes: bytes, seq: c.seq}
+		c.kept[se.key] = k
+		c.bytes += bytes
+	}
+	// A new seeds value: the one kept may be in use.
+	merged := &seeds{refs: k.seeds.refs, values: slices.Clone(k.seeds.values), known: slices.Clone(k.seeds.known)}
+	for i, known := range se.known {
+		if known && !merged.known[i] {
+			merged.values[i], merged.known[i] = se.found[i], true
+			if v := se.found[i]; v != nil {
+				k.bytes += approxSize(v.Value)
+				c.bytes += approxSize(v.Value)
+			}
 		}
 	}
-	return s, nil
+	k.seeds = merged
+	for len(c.kept) > maxCredentialSets || c.bytes > maxSeededBytes && len(c.kept) > 1 {
+		c.dropOldest()
+	}
 }
 
-// asTerm hands a query's bindings over as the terms evaluated, unconverted.
-func asTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+// drop lets the set kept under key go. c.mu is held.
+func (c *credentialSets) drop(key uint64) {
+	if k := c.kept[key]; k != nil {
+		c.bytes -= k.bytes
+		delete(c.kept, key)
+	}
+}
+
+// dropOlder lets go every set of namespace ns holding a value of a credential named in names
+// other than the one in creds (older, usually). c.mu is held.
+func (c *credentialSets) dropOlder(ns string, names []string, creds []ast.Value) {
+	for key, k := range c.kept {
+		if k.ns != ns {
+			continue
+		}
+		for i, n := range k.names {
+			if j := slices.Index(names, n); j >= 0 && creds[j] != k.creds[i] {
+				c.drop(key)
+				break
+			}
+		}
+	}
+}
+
+// dropOldest lets go the set kept longest. c.mu is held.
+func (c *credentialSets) dropOldest() {
+	var oldest uint64
+	var found *keptSet
+	for key, k := range c.kept {
+		if found == nil || k.seq < found.seq {
+			oldest, found = key, k
+		}
+	}
+	if found != nil {
+		c.drop(oldest)
+	}
+}
+
+// approxSize is about how many bytes v takes: its strings, and a few words per term.
+func approxSize(v ast.Value) int {
+	n := 0
+	ast.WalkTerms(v, func(t *ast.Term) bool {
+		n += 48
+		if s, ok := t.Value.(ast.String); ok {
+			n += len(s)
+		}
+		return false
+	})
+	return n
+}

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // unseeded is rev evaluating every rule in every evaluation: the reference a seeded
@@ -26,7 +28,7 @@ func seededRefs(rev *Revision) []string {
 		return nil
 	}
 	var out []string
-	for _, r := range rev.sets.refs {
+	for _, r := range rev.sets.seeded.refs {
 		out = append(out, r.String())
 	}
 	return out
@@ -47,6 +49,24 @@ func TestCredentialSetRulesBuiltin(t *testing.T) {
 	}
 	if got := seededRefs(rev); !slices.Equal(got, want) {
 		t.Errorf("seeded:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// One evaluation of the example pod finds every value (a rule looked up by key only, never
+	// whole, would have none kept).
+	in, err := exampleInput(t).Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rev.Evaluate(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	kept := rev.sets.begin(in).kept
+	if kept == nil {
+		t.Fatal("nothing kept for the example pod's credentials")
+	}
+	for i, r := range kept.refs {
+		if !kept.known[i] {
+			t.Errorf("no value kept for %s", r)
+		}
 	}
 }
 
@@ -199,6 +219,12 @@ deny contains lib.violation("leak", "", "the seed leaked") if {
 
 tokens := {upper(c.name) | some c in input.credentials}
 
+deny contains lib.violation("leak-first", "", "a value found under a with was kept") if {
+	m := count(tokens) with input.credentials as []
+	n := count(tokens)
+	m == n
+}
+
 deny contains lib.violation("mocked", "", "the seed leaked past a mocked function") if {
 	count(tokens) > 0
 	mocked := tokens with upper as "X"
@@ -220,31 +246,65 @@ deny contains lib.violation("mocked", "", "the seed leaked past a mocked functio
 			t.Fatal(err)
 		}
 		for _, v := range res.Deny {
-			if v.Rule == "leak" || v.Rule == "mocked" {
+			if v.Rule == "leak" || v.Rule == "leak-first" || v.Rule == "mocked" {
 				t.Errorf("%+v", v)
 			}
 		}
 	}
 }
 
+// credValue is a credential's value with name and variables env, each set from a Secret key.
+func credValue(name string, env ...string) ast.Value {
+	var vars []string
+	for _, e := range env {
+		vars = append(vars, `{"name": "`+e+`", "fromSecret": true, "key": "`+strings.ToLower(e)+`", "optional": false, "overridable": false}`)
+	}
+	return ast.MustParseTerm(`{"name": "` + name + `", "type": "generic", "secretRef": {"name": "` + name + `"}, "env": [` + strings.Join(vars, ", ") + `], "files": [], "mountPath": "", "volumeName": "", "token": null, "allowedServiceAccounts": [], "status": {}}`).Value
+}
+
+// podInput is an input of namespace ns for pod (JSON) requesting creds.
+func podInput(ns, pod string, creds ...ast.Value) ast.Value {
+	terms := make([]*ast.Term, len(creds))
+	for i, c := range creds {
+		terms[i] = ast.NewTerm(c)
+	}
+	o := ast.MustParseTerm(`{"namespace": {"name": "` + ns + `", "labels": {}}, "pod": ` + pod + `, "missing": [], "available": [], "targets": ["c"]}`).Value.(ast.Object)
+	o.Insert(credentialsKey, ast.ArrayTerm(terms...))
+	return o
+}
+
+const plainPod = `{"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}`
+
+// sameAsUnseeded checks, twice (values found, then kept), that rev decides in as unseeded.
+func sameAsUnseeded(t *testing.T, rev *Revision, in ast.Value) {
+	t.Helper()
+	want, werr := unseeded(rev).Evaluate(t.Context(), in)
+	for round := range 2 {
+		got, err := rev.Evaluate(t.Context(), in)
+		if (err == nil) != (werr == nil) || !slices.EqualFunc(got.Deny, want.Deny, violationEqual) || !slices.EqualFunc(got.Warn, want.Warn, violationEqual) {
+			t.Errorf("round %d: seeded %+v (%v), unseeded %+v (%v)\ninput: %v", round, got, err, want, werr, in)
+		}
+	}
+}
+
+// keptSets lists the sets rev keeps in namespace ns of credentials names.
+func keptSets(rev *Revision, ns string, names ...string) []*keptSet {
+	var out []*keptSet
+	for _, k := range rev.sets.kept {
+		if k.ns == ns && slices.Equal(k.names, names) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // TestCredentialSetsNeverStale: a Credential's new revision (a new value) is never decided
-// with the seeds of the old one; the same values reuse their seeds; older values of a set are
-// let go, and the kept sets stay within their bounds.
+// with the values found for the old one; the same values reuse theirs; a set holding an older
+// value of a Credential is let go; the kept sets stay within their bounds.
 func TestCredentialSetsNeverStale(t *testing.T) {
 	rev := builtinWith(t, "")
-	credA := ast.MustParseTerm(`{"name": "a", "type": "generic", "secretRef": {"name": "a"}, "env": [{"name": "TOKEN", "fromSecret": true, "key": "t", "optional": false, "overridable": false}], "files": [], "mountPath": "", "volumeName": "", "token": null, "allowedServiceAccounts": [], "status": {}}`).Value
-	credB := ast.MustParseTerm(`{"name": "b", "type": "generic", "secretRef": {"name": "b"}, "env": [{"name": "OTHER", "fromSecret": true, "key": "t", "optional": false, "overridable": false}], "files": [], "mountPath": "", "volumeName": "", "token": null, "allowedServiceAccounts": [], "status": {}}`).Value
-	// a's next revision sets OTHER too: then a and b conflict.
-	credA2 := ast.MustParseTerm(`{"name": "a", "type": "generic", "secretRef": {"name": "a"}, "env": [{"name": "TOKEN", "fromSecret": true, "key": "t", "optional": false, "overridable": false}, {"name": "OTHER", "fromSecret": true, "key": "o", "optional": false, "overridable": false}], "files": [], "mountPath": "", "volumeName": "", "token": null, "allowedServiceAccounts": [], "status": {}}`).Value
-	input := func(creds ...ast.Value) ast.Value {
-		terms := make([]*ast.Term, len(creds))
-		for i, c := range creds {
-			terms[i] = ast.NewTerm(c)
-		}
-		o := ast.MustParseTerm(`{"namespace": {"name": "team-a", "labels": {}}, "pod": {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}, "missing": [], "available": ["a", "b"], "targets": ["c"]}`).Value.(ast.Object)
-		o.Insert(credentialsKey, ast.ArrayTerm(terms...))
-		return o
-	}
+	credA, credB := credValue("a", "TOKEN"), credValue("b", "OTHER")
+	credA2 := credValue("a", "TOKEN", "OTHER") // a's next revision sets OTHER too: then a and b conflict
 	conflicts := func(in ast.Value) bool {
 		t.Helper()
 		res, err := rev.Evaluate(t.Context(), in)
@@ -253,54 +313,167 @@ func TestCredentialSetsNeverStale(t *testing.T) {
 		}
 		return slices.ContainsFunc(res.Deny, func(v Violation) bool { return v.Rule == "conflicting-env" })
 	}
-	if conflicts(input(credA, credB)) {
+	if conflicts(podInput("team-a", plainPod, credA, credB)) {
 		t.Fatal("a and b conflict before a's new revision")
 	}
-	first := rev.sets.seedsFor(t.Context(), input(credA, credB))
-	if again := rev.sets.seedsFor(t.Context(), input(credA, credB)); again != first {
-		t.Error("the same values computed their seeds again")
+	first := rev.sets.begin(podInput("team-a", plainPod, credA, credB)).kept
+	if first == nil || !slices.Contains(first.known, true) {
+		t.Fatal("nothing kept for the set (a, b)")
 	}
-	if !conflicts(input(credA2, credB)) {
-		t.Error("a's new revision, which sets OTHER as b does, was decided with the old seeds")
+	conflicts(podInput("team-a", plainPod, credA, credB))
+	if again := rev.sets.begin(podInput("team-a", plainPod, credA, credB)).kept; again != first {
+		t.Error("the same values found their rules' values again")
 	}
-	for _, in := range []ast.Value{input(credB, credA), input(credA2, credB), input(credB, credA2), input(credA)} {
-		want, err := unseeded(rev).Evaluate(t.Context(), in)
-		if err != nil {
+	if !conflicts(podInput("team-a", plainPod, credA2, credB)) {
+		t.Error("a's new revision, which sets OTHER as b does, was decided with the old values")
+	}
+	// a's older value first, then its newer one: the sets holding the older are let go.
+	for _, in := range []ast.Value{podInput("team-a", plainPod, credA), podInput("team-a", plainPod, credB, credA), podInput("team-b", plainPod, credA, credB),
+		podInput("team-a", plainPod, credA2, credB), podInput("team-a", plainPod, credB, credA2)} {
+		sameAsUnseeded(t, rev, in)
+	}
+	// The sets of team-a holding a are kept with its newest value only.
+	if k := keptSets(rev, "team-a", "a", "b"); len(k) != 1 || k[0].creds[0] != credA2 {
+		t.Errorf("the set (a, b) of team-a: %d kept, want one, with a's newest value", len(k))
+	}
+	if k := keptSets(rev, "team-a", "a"); len(k) != 0 {
+		t.Error("the set (a) of team-a, with a's older value, is still kept")
+	}
+	if k := keptSets(rev, "team-b", "a", "b"); len(k) != 1 {
+		t.Error("the set (a, b) of team-b was let go with team-a's")
+	}
+	// Many sets: within the bounds, the oldest let go first.
+	for i := range 2 * maxCredentialSets {
+		c := credValue(fmt.Sprintf("c%d", i))
+		rev.Evaluate(t.Context(), podInput("team-a", plainPod, c, credB))
+		if len(rev.sets.kept) > maxCredentialSets || rev.sets.bytes > maxSeededBytes {
+			t.Fatalf("after %d sets: %d kept, holding %d bytes", i+1, len(rev.sets.kept), rev.sets.bytes)
+		}
+	}
+	if k := keptSets(rev, "team-a", fmt.Sprintf("c%d", 2*maxCredentialSets-1), "b"); len(k) != 1 {
+		t.Error("the newest set is not kept")
+	}
+	if k := keptSets(rev, "team-a", "c0", "b"); len(k) != 0 {
+		t.Error("the oldest set is still kept")
+	}
+}
+
+// TestCredentialSetsKeepLatestRevisions: a large Credential updated again and again, each
+// revision requested beside another credential, keeps only its latest value, and the bytes kept
+// stay within their bound.
+func TestCredentialSetsKeepLatestRevisions(t *testing.T) {
+	rev := builtinWith(t, "")
+	big := func(i int) ast.Value {
+		var vars []string
+		for j := range 8 {
+			vars = append(vars, fmt.Sprintf(`{"name": "V%d", "fromSecret": false, "value": "%d%s", "overridable": false}`, j, i, strings.Repeat("x", 32<<10)))
+		}
+		return ast.MustParseTerm(`{"name": "big", "type": "generic", "env": [` + strings.Join(vars, ", ") + `], "files": [], "mountPath": "", "volumeName": "", "token": null, "allowedServiceAccounts": [], "status": {}}`).Value
+	}
+	for i := range maxCredentialSets {
+		in := podInput("team-a", plainPod, big(i), credValue(fmt.Sprintf("x%03d", i)))
+		if _, err := rev.Evaluate(t.Context(), in); err != nil {
 			t.Fatal(err)
 		}
-		got, err := rev.Evaluate(t.Context(), in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.EqualFunc(got.Deny, want.Deny, violationEqual) || !slices.EqualFunc(got.Warn, want.Warn, violationEqual) {
-			t.Errorf("seeded %+v, unseeded %+v\ninput: %v", got, want, in)
+	}
+	holding := 0
+	for _, k := range rev.sets.kept {
+		if slices.Contains(k.names, "big") {
+			holding++
 		}
 	}
-	// The set (a, b) is kept once: with a's newest value.
-	kept := 0
-	for _, ks := range rev.sets.kept {
-		for _, k := range ks {
-			if k.names == "team-a\x00a\x00b" {
-				kept++
-				if k.creds[0] != credA2 {
-					t.Error("the set (a, b) keeps a's older value")
+	if holding != 1 {
+		t.Errorf("%d sets hold a revision of big, want 1 (its latest)", holding)
+	}
+	if rev.sets.bytes > maxSeededBytes {
+		t.Errorf("%d bytes kept, more than %d", rev.sets.bytes, maxSeededBytes)
+	}
+}
+
+// TestCredentialSetsRuleTree: a rule is not seeded when other rules add to its document — a
+// package under it, or a rule above it with a ground ref head — and decides as unseeded.
+func TestCredentialSetsRuleTree(t *testing.T) {
+	rootPod := `{"metadata": {"name": "bad", "labels": {"x": "1", "y": "2"}}, "spec": {"securityContext": {"runAsUser": 0}, "containers": [{"name": "c", "image": "i"}]}}`
+	for _, tt := range []struct{ name, parent, child string }{
+		{"a package under a partial object", `p[c.name] := c.type if some c in input.credentials
+
+deny contains lib.violation("no-root", "", "root") if object.get(p, "root", false) == true
+`, `root if input.pod.spec.securityContext.runAsUser == 0
+`},
+		{"a ground head above a package's rule", `p.names contains input.pod.metadata.name
+
+deny contains lib.violation("bad-name", "", "bad") if "bad" in p.names
+`, `names contains c.name if some c in input.credentials
+`},
+		{"a package under a multi-value rule", `p[c.name] contains 1 if some c in input.credentials
+
+deny contains lib.violation("x", "", "x") if count(p) > 1
+`, `q if input.pod.spec.securityContext.runAsUser == 0
+`},
+		{"keys the pod chooses", `p[k] := "pod" if some k, _ in input.pod.metadata.labels
+
+deny contains lib.violation("x", "", "x") if is_string(p.n)
+`, `n := count(input.credentials)
+`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := Merge(Builtin(), Source{Modules: map[string]string{
+				"user/a.rego": "package credgate.admission\n\nimport data.credgate.lib\n\n" + tt.parent,
+				"user/b.rego": "package credgate.admission.p\n\n" + tt.child,
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rev, err := Compile(t.Context(), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range seededRefs(rev) {
+				if strings.HasPrefix(r, "data.credgate.admission") {
+					t.Errorf("%s is seeded", r)
 				}
 			}
+			sameAsUnseeded(t, rev, podInput("team-a", rootPod, credValue("a", "TOKEN"), credValue("n", "N")))
+		})
+	}
+}
+
+// TestCredentialSetsOnlyWhatIsEvaluated: a seeded rule that no evaluation reaches — a policy
+// object's whose namespaceSelector does not select the namespace, or one reached only for
+// some pods — is never evaluated for the set, and one that fails keeps nothing: the seeded
+// evaluation decides, and fails, exactly where the unseeded one does.
+func TestCredentialSetsOnlyWhatIsEvaluated(t *testing.T) {
+	rev := compileObjectsOf(t, Object{Name: "prod-only", NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
+		Rego: `package credgate.admission
+
+first := c.name if some c in input.credentials
+
+deny contains {"rule": "first", "credential": "", "message": first} if input.pod.spec.hostNetwork
+`})
+	if !slices.ContainsFunc(seededRefs(rev), func(r string) bool { return strings.HasSuffix(r, ".first") }) {
+		t.Fatalf("first is not seeded: %v", seededRefs(rev))
+	}
+	twoCreds := []ast.Value{credValue("a", "A"), credValue("b", "B")} // first: a conflict
+	hostPod := `{"metadata": {"name": "p"}, "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "i"}]}}`
+	prod := podInput("team-p", hostPod, twoCreds...) // selected: first fails the evaluation
+	prod.(ast.Object).Insert(namespaceKey, ast.MustParseTerm(`{"name": "team-p", "labels": {"env": "prod"}}`))
+	for _, in := range []ast.Value{podInput("team-a", plainPod, twoCreds...), podInput("team-a", hostPod, twoCreds...), prod} {
+		sameAsUnseeded(t, rev, in)
+	}
+	if _, err := rev.Evaluate(t.Context(), prod); err == nil {
+		t.Error("the conflict of first does not fail the evaluation in a selected namespace")
+	}
+	if k := keptSets(rev, "team-p", "a", "b"); len(k) != 0 {
+		t.Error("a failed evaluation kept what it found")
+	}
+	if k := keptSets(rev, "team-a", "a", "b"); len(k) != 1 {
+		t.Fatalf("%d sets (a, b) kept, want 1", len(k))
+	} else {
+		for i, r := range k[0].seeds.refs {
+			if strings.HasSuffix(r.String(), ".first") && k[0].seeds.known[i] {
+				t.Error("first, which no evaluation reached, is kept")
+			}
 		}
-	}
-	if kept != 1 {
-		t.Errorf("the set (a, b) is kept %d times, want once", kept)
-	}
-	// Many sets: within the bounds.
-	for i := range 3 * maxCredentialSets {
-		c := ast.MustParseTerm(`{"name": "c` + strings.Repeat("x", i%7) + `", "env": [], "mountPath": ""}`).Value
-		rev.sets.seedsFor(t.Context(), input(c, credB))
-		if rev.sets.count > maxCredentialSets || rev.sets.held > maxSeededCredentials {
-			t.Fatalf("after %d sets: %d kept, holding %d credentials", i+1, rev.sets.count, rev.sets.held)
-		}
-	}
-	if rev.sets.count > 7+3 {
-		t.Errorf("%d sets kept, of 7 names (each set's latest values only) and the 3 above", rev.sets.count)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Violation is one entry of the deny or warn set: a stable rule id, the credential it concerns
@@ -275,12 +276,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		o.queried = true
 		objects[name] = o
 	}
-	sets, err := newCredentialSets(func(body ast.Body) (rego.PreparedEvalQuery, error) {
-		return rego.New(rego.ParsedQuery(body), rego.Compiler(compiler), rego.Store(store), rego.SetRegoVersion(ast.RegoV1)).PrepareForEval(ctx)
-	}, credentialSetRules(compiler.Modules, queriedRefs(queries)))
-	if err != nil {
-		return nil, err
-	}
+	sets := newCredentialSets(credentialSetRules(compiler.Modules, queriedRefs(queries)))
 	return &Revision{sets: sets, id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic,
 		readsManagedFields: readsManagedFields(reads), reads: wholeAsNil(reads), podReads: podReads(reads),
 		scoped: sc, objects: objects, objectOrder: slices.Sorted(maps.Keys(objects))}, nil
@@ -298,8 +294,8 @@ func (r *Revision) Evaluate(ctx context.Context, input ast.Value) (Result, error
 // evaluate evaluates input; all evaluates every policy object, selected or not (the canary,
 // on a sample input), and keeps the violations of those selected only.
 func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Result, error) {
-	seeds := r.sets.seedsFor(ctx, input)
-	rs, err := r.prepared.Eval(ctx, evalOptions(input, seeds)...)
+	set := r.sets.begin(input)
+	rs, err := r.prepared.Eval(ctx, evalOptions(input, set)...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -312,7 +308,7 @@ func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Res
 		Warn:     violations(rs[0].Bindings["warn"], ""),
 		Revision: r.id,
 	}
-	if err := r.evaluateObjects(ctx, input, seeds, all, &res); err != nil {
+	if err := r.evaluateObjects(ctx, input, set, all, &res); err != nil {
 		return Result{}, err
 	}
 	if r.scoped != nil {
@@ -322,15 +318,16 @@ func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Res
 		}
 		res.Deny, res.Warn = mergeViolations(res.Deny, more.Deny), mergeViolations(res.Warn, more.Warn)
 	}
+	r.sets.commit(set) // (every evaluation succeeded)
 	return res, nil
 }
 
-// evalOptions are the options of an evaluation of input, with seeds (nil: none).
-func evalOptions(input ast.Value, seeds *seeds) []rego.EvalOption {
-	if seeds == nil {
+// evalOptions are the options of an evaluation of input, in set (nil: none).
+func evalOptions(input ast.Value, set *setEvaluation) []rego.EvalOption {
+	if set == nil {
 		return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics}
 	}
-	return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, rego.EvalVirtualCache(newSeededCache(seeds))}
+	return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, rego.EvalVirtualCache(&seededCache{set: set, inner: topdown.NewVirtualCache()})}
 }
 
 // queriedRefs returns the refs to data the queries read.

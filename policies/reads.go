@@ -163,8 +163,9 @@ func inputReads(modules map[string]*ast.Module) *readSet {
 }
 
 // goReads are the members of the input credgate's own code reads, whatever the policies read:
-// a policy object's namespaceSelector is matched on input.namespace.labels.
-var goReads = []ast.Ref{{ast.StringTerm("namespace"), ast.StringTerm("labels")}}
+// a policy object's namespaceSelector is matched on input.namespace.labels, and the values of
+// the credential-only rules are kept per namespace name (credsets.go).
+var goReads = []ast.Ref{{ast.StringTerm("namespace"), ast.StringTerm("labels")}, {ast.StringTerm("namespace"), ast.StringTerm("name")}}
 
 // objectGetShadowed reports whether a call written object.get(…) in some module may mean
 // anything but OPA's built-in, which the modules are read as parsed, before the compiler
