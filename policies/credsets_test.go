@@ -345,7 +345,9 @@ func TestCredentialSetsNeverStale(t *testing.T) {
 	// Many sets: within the bounds, the oldest let go first.
 	for i := range 2 * maxCredentialSets {
 		c := credValue(fmt.Sprintf("c%d", i))
-		rev.Evaluate(t.Context(), podInput("team-a", plainPod, c, credB))
+		if _, err := rev.Evaluate(t.Context(), podInput("team-a", plainPod, c, credB)); err != nil {
+			t.Fatal(err)
+		}
 		if len(rev.sets.kept) > maxCredentialSets || rev.sets.bytes > maxSeededBytes {
 			t.Fatalf("after %d sets: %d kept, holding %d bytes", i+1, len(rev.sets.kept), rev.sets.bytes)
 		}
