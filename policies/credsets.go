@@ -222,7 +222,7 @@ func credentialSetRules(compiled map[string]*ast.Module, queried []ast.Ref) []as
 
 // maxCredentialSets and maxSeededBytes bound the sets whose values are kept: by count, and by
 // the approximate size of the credential values and rule values they hold. Past either, the
-// sets kept longest are let go. Only a Credential's latest value (in a namespace, by name) is
+// sets used least recently are let go. Only a Credential's latest value (in a namespace, by name) is
 // kept: a set holding an older one is let go when one holding a newer one is kept, so that a
 // Credential's older revisions go with their values, as the ValueCache's and the scoped
 // rules' do.
@@ -350,7 +350,7 @@ type keptSet struct {
 	names []string
 	seeds *seeds
 	bytes int
-	seq   uint64 // when it was kept: the oldest go first
+	seq   uint64 // when it was last used: the least recently used go first
 }
 
 func newCredentialSets(refs []ast.Ref) *credentialSets {
@@ -404,6 +404,8 @@ func (c *credentialSets) begin(input ast.Value) *setEvaluation {
 	c.mu.Lock()
 	if k := c.kept[se.key]; k != nil && identical(k.creds, se.creds) {
 		se.kept = k.seeds
+		c.seq++
+		k.seq = c.seq
 	}
 	c.mu.Unlock()
 	return se
@@ -422,39 +424,53 @@ func identical(a, b []ast.Value) bool {
 	return true
 }
 
-// commit keeps the values se's evaluations found, which all succeeded.
+// commit keeps the values se's evaluations found, which all succeeded. A set larger than an
+// eighth of maxSeededBytes is not kept, rather than let go of others' to make room.
 func (c *credentialSets) commit(se *setEvaluation) {
 	if se == nil || !se.anyNew {
+		return
+	}
+	// Sized before taking the lock: each value shared (a credential, which the rules' values
+	// hold by reference) counted once.
+	seen := make(map[ast.Value]struct{})
+	names := make([]string, len(se.creds))
+	credBytes := 0
+	for i, v := range se.creds {
+		names[i], _ = stringMember(v.(ast.Object), nameKey)
+		credBytes += approxSize(v, seen)
+	}
+	foundBytes := make([]int, len(se.found))
+	total := credBytes
+	for i, v := range se.found {
+		if se.known[i] && v != nil {
+			foundBytes[i] = approxSize(v.Value, seen)
+			total += foundBytes[i]
+		}
+	}
+	if total > maxSeededBytes/8 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := c.kept[se.key]
 	if k == nil || !identical(k.creds, se.creds) {
-		names := make([]string, len(se.creds))
-		bytes := 0
-		for i, v := range se.creds {
-			names[i], _ = stringMember(v.(ast.Object), nameKey)
-			bytes += approxSize(v)
-		}
 		if k != nil {
 			c.drop(se.key)
 		}
 		c.dropOlder(se.ns, names, se.creds)
-		c.seq++
-		k = &keptSet{creds: se.creds, ns: se.ns, names: names, seeds: &seeds{refs: c.seeded.refs, values: make([]*ast.Term, len(c.seeded.refs)), known: make([]bool, len(c.seeded.refs))}, bytes: bytes, seq: c.seq}
+		k = &keptSet{creds: se.creds, ns: se.ns, names: names, seeds: &seeds{refs: c.seeded.refs, values: make([]*ast.Term, len(c.seeded.refs)), known: make([]bool, len(c.seeded.refs))}, bytes: credBytes}
 		c.kept[se.key] = k
-		c.bytes += bytes
+		c.bytes += credBytes
 	}
+	c.seq++
+	k.seq = c.seq
 	// A new seeds value: the one kept may be in use.
 	merged := &seeds{refs: k.seeds.refs, values: slices.Clone(k.seeds.values), known: slices.Clone(k.seeds.known)}
 	for i, known := range se.known {
 		if known && !merged.known[i] {
 			merged.values[i], merged.known[i] = se.found[i], true
-			if v := se.found[i]; v != nil {
-				k.bytes += approxSize(v.Value)
-				c.bytes += approxSize(v.Value)
-			}
+			k.bytes += foundBytes[i]
+			c.bytes += foundBytes[i]
 		}
 	}
 	k.seeds = merged
@@ -487,7 +503,7 @@ func (c *credentialSets) dropOlder(ns string, names []string, creds []ast.Value)
 	}
 }
 
-// dropOldest lets go the set kept longest. c.mu is held.
+// dropOldest lets go the set used longest ago. c.mu is held.
 func (c *credentialSets) dropOldest() {
 	var oldest uint64
 	var found *keptSet
@@ -501,15 +517,28 @@ func (c *credentialSets) dropOldest() {
 	}
 }
 
-// approxSize is about how many bytes v takes: its strings, and a few words per term.
-func approxSize(v ast.Value) int {
+// approxSize is about how many bytes v takes beyond the composite values in seen (by
+// identity), which it adds to: its strings and numbers, and a few words per term.
+func approxSize(v ast.Value, seen map[ast.Value]struct{}) int {
 	n := 0
-	ast.WalkTerms(v, func(t *ast.Term) bool {
-		n += 48
-		if s, ok := t.Value.(ast.String); ok {
-			n += len(s)
+	visit := func(v ast.Value) bool {
+		switch x := v.(type) {
+		case ast.Object, ast.Set, *ast.Array: // pointers: compared by identity
+			if _, ok := seen[x]; ok {
+				return true
+			}
+			seen[x] = struct{}{}
+		case ast.String:
+			n += len(x)
+		case ast.Number:
+			n += len(x)
 		}
+		n += 48
 		return false
-	})
+	}
+	if visit(v) {
+		return 0
+	}
+	ast.WalkTerms(v, func(t *ast.Term) bool { return visit(t.Value) })
 	return n
 }

@@ -510,3 +510,208 @@ func TestCredentialSetsConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCredentialSetsRuleShapes: credential-only rules of every shape — else chains, defaults,
+// constant early exits, partial objects read by key and whole, multi-value rules,
+// comprehensions, every, not, functions, a package read whole or walked — read by pods in turn
+// (one pod's evaluation keeping values the next finds), under `with` of the credentials, of
+// the input, of data and of a function, decide as unseeded, for credential sets in every order.
+func TestCredentialSetsRuleShapes(t *testing.T) {
+	src, err := Merge(Builtin(), Source{Modules: map[string]string{"user/h.rego": `package credgate.admission.h
+
+s := "many" if { count(input.credentials) > 1 } else := "one" if { count(input.credentials) == 1 } else := "none"
+
+default d := -1
+
+d := count(input.credentials) if count(input.credentials) > 1
+
+e if { some c in input.credentials; c.name == "a" }
+
+e if { some c in input.credentials; c.name == "b" }
+
+po[c.name] := c.type if some c in input.credentials
+
+mv[c.type] contains c.name if some c in input.credentials
+
+cm := {n | some c in input.credentials; n := c.name}
+
+ev if every c in input.credentials { c.type == "generic" }
+
+nt if not count(input.credentials) > 5
+
+names := [c.name | some c in input.credentials]
+
+up := {upper(n) | some n in names}
+
+f(flag) := s if flag
+
+`, "user/p.rego": `package credgate.admission
+
+import data.credgate.lib
+import data.credgate.admission.h
+import data.credgate.admission.h.s
+import data.credgate.admission.h.d
+import data.credgate.admission.h.e
+import data.credgate.admission.h.po
+import data.credgate.admission.h.mv
+import data.credgate.admission.h.cm
+import data.credgate.admission.h.ev
+import data.credgate.admission.h.nt
+import data.credgate.admission.h.up
+import data.credgate.admission.h.f
+
+deny contains lib.violation("s", "", sprintf("%v %v %v %v %v %v", [s, d, e, cm, object.get({"x": ev}, "x", "u"), nt])) if input.pod.metadata.labels.s
+
+deny contains lib.violation("po-a", "", sprintf("%v", [po.a])) if input.pod.metadata.labels.poa
+
+deny contains lib.violation("po", "", sprintf("%v", [po])) if input.pod.metadata.labels.po
+
+deny contains lib.violation("mv", "", sprintf("%v %v", [mv.generic, mv])) if input.pod.metadata.labels.mv
+
+deny contains lib.violation("with", "", sprintf("%v %v %v", [v, w, u])) if {
+	input.pod.metadata.labels.with
+	v := s with input.credentials as []
+	w := s
+	u := up with upper as lower
+}
+
+deny contains lib.violation("with-first", "", sprintf("%v %v", [v, w])) if {
+	input.pod.metadata.labels.withfirst
+	w := [x | x := up[_]] with input.credentials as [{"name": "zz"}]
+	v := up
+}
+
+deny contains lib.violation("mocked-data", "", sprintf("%v %v", [v, w])) if {
+	input.pod.metadata.labels.mock
+	v := s with data.credgate.admission.h.s as "mock"
+	w := s
+}
+
+deny contains lib.violation("func", "", sprintf("%v", [f(input.pod.metadata.labels.func)])) if input.pod.metadata.labels.func
+
+deny contains lib.violation("tree", "", sprintf("%v", [data.credgate.admission.h.po, data.credgate.admission.h["cm"]])) if input.pod.metadata.labels.tree
+
+deny contains lib.violation("walk", "", sprintf("%v", [k])) if {
+	input.pod.metadata.labels.walk
+	some k, v in data.credgate.admission.h
+	k in {"s", "cm", "up"}
+	v == v
+}
+
+deny contains lib.violation("whole-input", "", sprintf("%v", [v])) if {
+	input.pod.metadata.labels.wi
+	v := s with input as {"credentials": [{"name": "q"}, {"name": "r"}], "pod": input.pod}
+}
+`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := Compile(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"s", "d", "e", "po", "mv", "cm", "up"} {
+		if !slices.Contains(seededRefs(rev), "data.credgate.admission.h."+want) {
+			t.Errorf("%s is not seeded: %v", want, seededRefs(rev))
+		}
+	}
+	creds := []ast.Value{credValue("a", "A"), credValue("b", "B")}
+	var pods []string
+	for _, l := range []string{"poa", "with", "withfirst", "mock", "func", "s", "po", "mv", "tree", "walk", "wi"} {
+		pods = append(pods, `{"metadata": {"name": "p", "labels": {"`+l+`": true}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}`)
+	}
+	for _, set := range [][]ast.Value{creds, creds[:1], {creds[1], creds[0]}, {creds[0], creds[0]}, nil} {
+		for _, pod := range pods {
+			sameAsUnseeded(t, rev, podInput("team-a", pod, set...))
+		}
+		// In the other order too.
+		for i := len(pods) - 1; i >= 0; i-- {
+			sameAsUnseeded(t, rev, podInput("team-b", pods[i], set...))
+		}
+	}
+}
+
+// bigCred is a credential a tenant may write: 64 literal env vars and an
+// access.policyDocument of n small numbers (about 2n bytes of JSON).
+func bigCred(name string, n int) ast.Value {
+	var vars []string
+	for j := range 64 {
+		vars = append(vars, fmt.Sprintf(`{"name": "V%d", "fromSecret": false, "value": "v", "overridable": false}`, j))
+	}
+	doc := "[" + strings.TrimSuffix(strings.Repeat("0,", n), ",") + "]"
+	return ast.MustParseTerm(`{"name": "` + name + `", "type": "generic", "secretRef": null, "env": [` + strings.Join(vars, ", ") +
+		`], "files": [], "mountPath": "", "volumeName": "", "token": null, "access": {"level": "", "roles": [], "policyDocument": ` + doc +
+		`}, "allowedServiceAccounts": [], "status": {}}`).Value
+}
+
+// TestCredentialSetsLargeCredential: a tenant's large credential (60 KiB of JSON, 64
+// variables, which lib.credential_env's [cred, e] pairs each refer to) is counted once, and lets
+// go no other namespace's set, however often it is requested.
+func TestCredentialSetsLargeCredential(t *testing.T) {
+	rev := builtinWith(t, "")
+	for i := range 100 {
+		if _, err := rev.Evaluate(t.Context(), podInput(fmt.Sprintf("team-%d", i), plainPod, credValue("c", "TOKEN"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(rev.sets.kept); n != 100 {
+		t.Fatalf("%d sets kept before, want 100", n)
+	}
+	big := bigCred("big", 30000)
+	raw := len(big.String())
+	if _, err := rev.Evaluate(t.Context(), podInput("evil", plainPod, big)); err != nil {
+		t.Fatal(err)
+	}
+	if k := keptSets(rev, "evil", "big"); len(k) != 1 || k[0].bytes > 20*raw {
+		t.Errorf("the large credential's set (%d bytes of text) is not kept, or counted as much more: %v", raw, k)
+	}
+	if n := len(rev.sets.kept); n < 100 {
+		t.Errorf("one tenant's %d-byte credential let go %d of the other 100 tenants' sets (%d kept)", raw, 101-n, n)
+	}
+	// Again and again, between requests of another namespace.
+	hot := podInput("team-a", plainPod, credValue("a", "TOKEN"))
+	misses := 0
+	for range 10 {
+		if _, err := rev.Evaluate(t.Context(), hot); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rev.Evaluate(t.Context(), podInput("evil", plainPod, big)); err != nil {
+			t.Fatal(err)
+		}
+		if rev.sets.begin(hot).kept == nil {
+			misses++
+		}
+	}
+	if misses > 0 {
+		t.Errorf("team-a's set let go after %d of 10 requests of namespace evil", misses)
+	}
+}
+
+// TestCredentialSetsInUseStay: a namespace's requests of ever new credential sets (dry runs,
+// which cost a tenant nothing) let go the sets used least recently, never one another
+// namespace uses all along.
+func TestCredentialSetsInUseStay(t *testing.T) {
+	rev := builtinWith(t, "")
+	e := NewEngine(rev)
+	hot := podInput("team-a", plainPod, credValue("a", "TOKEN"))
+	if _, err := e.Evaluate(t.Context(), hot); err != nil {
+		t.Fatal(err)
+	}
+	misses := 0
+	for i := range 4 * maxCredentialSets {
+		in := podInput("evil", plainPod, credValue(fmt.Sprintf("x%d", i), "X"))
+		in.(ast.Object).Insert(ast.StringTerm("request"), ast.MustParseTerm(`{"dryRun": true}`))
+		if _, err := e.Evaluate(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+		if rev.sets.begin(hot).kept == nil {
+			misses++
+		}
+		if _, err := e.Evaluate(t.Context(), hot); err != nil { // team-a's set, in use all along
+			t.Fatal(err)
+		}
+	}
+	if misses > 0 {
+		t.Errorf("team-a's set, used on every other request, was let go %d times by %d dry-run requests of namespace evil", misses, 4*maxCredentialSets)
+	}
+}
