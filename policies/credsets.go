@@ -226,9 +226,13 @@ func credentialSetRules(compiled map[string]*ast.Module, queried []ast.Ref) []as
 // kept: a set holding an older one is let go when one holding a newer one is kept, so that a
 // Credential's older revisions go with their values, as the ValueCache's and the scoped
 // rules' do.
+//
+// A set holds its credentials' values (which the ValueCache may have let go) and the rules'
+// values: tens of kilobytes for a pod requesting ten. make bench-scale, where a thousand
+// namespaces each use their own set once, shows what the bound costs.
 const (
-	maxCredentialSets = 256
-	maxSeededBytes    = 32 << 20
+	maxCredentialSets = 64
+	maxSeededBytes    = 8 << 20
 )
 
 // seeds are the values of a revision's seeded rules for one credential set, those found so
@@ -425,7 +429,7 @@ func identical(a, b []ast.Value) bool {
 }
 
 // commit keeps the values se's evaluations found, which all succeeded. A set larger than an
-// eighth of maxSeededBytes is not kept, rather than let go of others' to make room.
+// eighth of maxSeededBytes (1 MiB) is not kept, rather than let go of others' to make room.
 func (c *credentialSets) commit(se *setEvaluation) {
 	if se == nil || !se.anyNew {
 		return

@@ -644,20 +644,21 @@ func bigCred(name string, n int) ast.Value {
 		`}, "allowedServiceAccounts": [], "status": {}}`).Value
 }
 
-// TestCredentialSetsLargeCredential: a tenant's large credential (60 KiB of JSON, 64
+// TestCredentialSetsLargeCredential: a tenant's large credential (30 KiB of JSON, 64
 // variables, which lib.credential_env's [cred, e] pairs each refer to) is counted once, and lets
 // go no other namespace's set, however often it is requested.
 func TestCredentialSetsLargeCredential(t *testing.T) {
 	rev := builtinWith(t, "")
-	for i := range 100 {
+	others := maxCredentialSets - 1
+	for i := range others {
 		if _, err := rev.Evaluate(t.Context(), podInput(fmt.Sprintf("team-%d", i), plainPod, credValue("c", "TOKEN"))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := len(rev.sets.kept); n != 100 {
-		t.Fatalf("%d sets kept before, want 100", n)
+	if n := len(rev.sets.kept); n != others {
+		t.Fatalf("%d sets kept before, want %d", n, others)
 	}
-	big := bigCred("big", 30000)
+	big := bigCred("big", 10000)
 	raw := len(big.String())
 	if _, err := rev.Evaluate(t.Context(), podInput("evil", plainPod, big)); err != nil {
 		t.Fatal(err)
@@ -665,8 +666,8 @@ func TestCredentialSetsLargeCredential(t *testing.T) {
 	if k := keptSets(rev, "evil", "big"); len(k) != 1 || k[0].bytes > 20*raw {
 		t.Errorf("the large credential's set (%d bytes of text) is not kept, or counted as much more: %v", raw, k)
 	}
-	if n := len(rev.sets.kept); n < 100 {
-		t.Errorf("one tenant's %d-byte credential let go %d of the other 100 tenants' sets (%d kept)", raw, 101-n, n)
+	if n := len(rev.sets.kept); n != others+1 {
+		t.Errorf("one tenant's %d-byte credential let go %d of the other %d namespaces' sets", raw, others+1-n, others)
 	}
 	// Again and again, between requests of another namespace.
 	hot := podInput("team-a", plainPod, credValue("a", "TOKEN"))
