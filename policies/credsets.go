@@ -27,8 +27,11 @@ import (
 // where it is called, and evaluate nothing `with` another input or function. It seeds those of
 // them that some other rule (or the query) refers to, and whose value OPA caches whole: rules
 // that are not functions, whose head is a name (p := v, p contains v) or a name and a key
-// (p[k] := v, p[k] contains v). A seed is hidden inside a `with` (OPA pushes a new frame of
-// the cache there), where the rule reads another input.
+// (p[k] := v, p[k] contains v), and whose document is their own (no package under them, no
+// ref head above them). A seed is hidden inside a `with` (OPA pushes a new frame of the cache
+// there), where the rule reads another input. OPA puts a partial rule's value whole only where
+// something reads it whole: looked up by key alone, it is evaluated per key, and nothing is
+// kept (conflicting-env reads lib.credential_env whole for that reason).
 //
 // TestCredentialSetsDecideTheSame holds a seeded evaluation equal to an unseeded one on every
 // input of the built-in rules' tests and every canary sample.
