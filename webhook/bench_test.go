@@ -55,10 +55,15 @@ func BenchmarkHandler(b *testing.B) {
 	})
 }
 
-// noPolicy is a policy evaluator that finds no violation.
+// noPolicy is a policy evaluator that finds no violation, and builds no policy input to find
+// it in (review.InputEvaluator): as no policy reads anything.
 type noPolicy struct{}
 
 func (noPolicy) Evaluate(context.Context, ast.Value) (policies.Result, error) {
+	return policies.Result{Revision: "none"}, nil
+}
+
+func (noPolicy) EvaluateInput(context.Context, *policies.Input) (policies.Result, error) {
 	return policies.Result{Revision: "none"}, nil
 }
 
