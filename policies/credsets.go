@@ -151,8 +151,7 @@ func credentialSetRules(compiled map[string]*ast.Module, queried []ast.Ref) []as
 						}
 					}
 				default:
-					name := ref.String()
-					if b, isBuiltin := ast.BuiltinMap[name]; isBuiltin && (b.IsNondeterministic() || readsTheClock[name] || callerDependent[name]) {
+					if nondeterministicCall(ref) != "" || callerDependent[ref.String()] {
 						ok = false
 					}
 				}
@@ -183,17 +182,20 @@ func credentialSetRules(compiled map[string]*ast.Module, queried []ast.Ref) []as
 	}
 	// The rules the queries may evaluate; of them, those that read more than the
 	// credentials seed the credential-only rules they refer to, as the queries do.
-	evaluated := map[*namedRule]bool{}
-	var work []*namedRule
-	for _, q := range queried {
-		work = append(work, reached(q)...)
-	}
 	seeded := map[*namedRule]bool{}
-	for _, n := range work {
-		if seedable(n) {
-			seeded[n] = true
+	var work []*namedRule
+	refer := func(ref ast.Ref) {
+		for _, d := range reached(ref) {
+			if seedable(d) {
+				seeded[d] = true
+			}
+			work = append(work, d)
 		}
 	}
+	for _, q := range queried {
+		refer(q)
+	}
+	evaluated := map[*namedRule]bool{}
 	for len(work) > 0 {
 		n := work[len(work)-1]
 		work = work[:len(work)-1]
@@ -204,12 +206,7 @@ func credentialSetRules(compiled map[string]*ast.Module, queried []ast.Ref) []as
 		for _, r := range n.defs {
 			walkRefs(r, func(ref ast.Ref) bool {
 				if ref[0].Equal(ast.DefaultRootDocument) {
-					for _, d := range reached(ref) {
-						if seedable(d) {
-							seeded[d] = true
-						}
-						work = append(work, d)
-					}
+					refer(ref)
 				}
 				return false
 			})
@@ -238,48 +235,40 @@ const (
 	maxSeededBytes    = 8 << 20
 )
 
-// seeds are the values of a revision's seeded rules for one credential set, those found so
-// far: values[i] is refs[i]'s value when known[i] (nil: undefined). Immutable once kept.
+// seeds are the values of a revision's seeded rules (credentialSets.refs) for one credential
+// set, those found so far: values[i] is refs[i]'s value when known[i] (nil: undefined). Both
+// are nil until one is found. Immutable once kept.
 type seeds struct {
-	refs   []ast.Ref
 	values []*ast.Term
 	known  []bool
 }
 
-// index returns the index of ref among s.refs, or -1.
-func (s *seeds) index(ref ast.Ref) int {
-	n := len(ref)
-	for i, r := range s.refs {
-		// The last term first: seeds share their packages' prefixes.
-		if len(r) == n && r[n-1].Equal(ref[n-1]) && r.Equal(ref) {
-			return i
-		}
+// get returns the value known for seeded rule i, and whether one is.
+func (s *seeds) get(i int) (*ast.Term, bool) {
+	if s == nil || s.known == nil || !s.known[i] {
+		return nil, false
 	}
-	return -1
+	return s.values[i], true
 }
 
 // setEvaluation is what the evaluations of one input (the main query's and the policy
-// objects') share: the set's kept seeds, and the seeded rules' values they found.
+// objects') share: the set's kept seeds, and the seeded rules' values they found that were
+// not kept.
 type setEvaluation struct {
-	sets   *credentialSets
-	key    uint64
-	creds  []ast.Value
-	ns     string
-	kept   *seeds
-	found  []*ast.Term
-	known  []bool
-	anyNew bool
+	sets  *credentialSets
+	key   uint64
+	creds []ast.Value
+	ns    string
+	kept  *seeds
+	found seeds
 }
 
 // get returns the value known for seeded rule i, and whether one is.
 func (se *setEvaluation) get(i int) (*ast.Term, bool) {
-	if se.kept != nil && se.kept.known[i] {
-		return se.kept.values[i], true
+	if v, ok := se.kept.get(i); ok {
+		return v, true
 	}
-	if se.known != nil && se.known[i] {
-		return se.found[i], true
-	}
-	return nil, false
+	return se.found.get(i)
 }
 
 // seededCache is the virtual document cache of one evaluation: OPA's own, which finds the
@@ -296,7 +285,7 @@ func (c *seededCache) Pop() { c.depth--; c.inner.Pop() }
 
 func (c *seededCache) Get(ref ast.Ref) (*ast.Term, bool) {
 	if c.depth == 0 {
-		if i := c.set.sets.seeded.index(ref); i >= 0 {
+		if i := c.set.sets.index(ref); i >= 0 {
 			if v, ok := c.set.get(i); ok {
 				return v, v == nil
 			}
@@ -313,23 +302,24 @@ func (c *seededCache) Put(ref ast.Ref, value *ast.Term) {
 		return
 	}
 	se := c.set
-	i := se.sets.seeded.index(ref)
+	i := se.sets.index(ref)
 	if i < 0 {
 		return
 	}
 	if _, ok := se.get(i); ok {
 		return
 	}
-	if se.known == nil {
-		se.found, se.known = make([]*ast.Term, len(se.sets.seeded.refs)), make([]bool, len(se.sets.seeded.refs))
+	if se.found.known == nil {
+		n := len(se.sets.refs)
+		se.found = seeds{values: make([]*ast.Term, n), known: make([]bool, n)}
 	}
-	se.found[i], se.known[i], se.anyNew = value, true, true
+	se.found.values[i], se.found.known[i] = value, true
 }
 
 func (c *seededCache) Keys() []ast.Ref {
 	keys := c.inner.Keys()
 	if c.depth == 0 {
-		for i, r := range c.set.sets.seeded.refs {
+		for i, r := range c.set.sets.refs {
 			if v, ok := c.set.get(i); ok && v != nil {
 				keys = append(keys, r)
 			}
@@ -340,8 +330,8 @@ func (c *seededCache) Keys() []ast.Ref {
 
 // credentialSets keeps a revision's seeds per credential set.
 type credentialSets struct {
-	seeded *seeds // the refs seeded, and no values
-	hash   maphash.Seed
+	refs []ast.Ref // the rules seeded
+	hash maphash.Seed
 
 	mu    sync.Mutex
 	kept  map[uint64]*keptSet // by the hash of the namespace's and the credentials' names
@@ -364,7 +354,19 @@ func newCredentialSets(refs []ast.Ref) *credentialSets {
 	if len(refs) == 0 {
 		return nil
 	}
-	return &credentialSets{seeded: &seeds{refs: refs}, hash: maphash.MakeSeed(), kept: map[uint64]*keptSet{}}
+	return &credentialSets{refs: refs, hash: maphash.MakeSeed(), kept: map[uint64]*keptSet{}}
+}
+
+// index returns the index of ref among the rules seeded, or -1.
+func (c *credentialSets) index(ref ast.Ref) int {
+	n := len(ref)
+	for i, r := range c.refs {
+		// The last term first: seeds share their packages' prefixes.
+		if len(r) == n && r[n-1].Equal(ref[n-1]) && r.Equal(ref) {
+			return i
+		}
+	}
+	return -1
 }
 
 // begin starts the evaluations of input: with the seeds kept for its credentials, noting the
@@ -411,8 +413,7 @@ func (c *credentialSets) begin(input ast.Value) *setEvaluation {
 	c.mu.Lock()
 	if k := c.kept[se.key]; k != nil && identical(k.creds, se.creds) {
 		se.kept = k.seeds
-		c.seq++
-		k.seq = c.seq
+		c.touch(k)
 	}
 	c.mu.Unlock()
 	return se
@@ -434,8 +435,8 @@ func identical(a, b []ast.Value) bool {
 // commit keeps the values se's evaluations found, which all succeeded. A set larger than an
 // eighth of maxSeededBytes (1 MiB) is not kept, rather than let go of others' to make room.
 func (c *credentialSets) commit(se *setEvaluation) {
-	if se == nil || !se.anyNew {
-		return
+	if se == nil || se.found.known == nil {
+		return // nothing found that was not kept
 	}
 	// Sized before taking the lock: each value shared (a credential, which the rules' values
 	// hold by reference) counted once.
@@ -446,10 +447,10 @@ func (c *credentialSets) commit(se *setEvaluation) {
 		names[i], _ = stringMember(v.(ast.Object), nameKey)
 		credBytes += approxSize(v, seen)
 	}
-	foundBytes := make([]int, len(se.found))
+	foundBytes := make([]int, len(se.found.values))
 	total := credBytes
-	for i, v := range se.found {
-		if se.known[i] && v != nil {
+	for i, v := range se.found.values {
+		if se.found.known[i] && v != nil {
 			foundBytes[i] = approxSize(v.Value, seen)
 			total += foundBytes[i]
 		}
@@ -465,17 +466,16 @@ func (c *credentialSets) commit(se *setEvaluation) {
 			c.drop(se.key)
 		}
 		c.dropOlder(se.ns, names, se.creds)
-		k = &keptSet{creds: se.creds, ns: se.ns, names: names, seeds: &seeds{refs: c.seeded.refs, values: make([]*ast.Term, len(c.seeded.refs)), known: make([]bool, len(c.seeded.refs))}, bytes: credBytes}
+		k = &keptSet{creds: se.creds, ns: se.ns, names: names, seeds: &seeds{values: make([]*ast.Term, len(c.refs)), known: make([]bool, len(c.refs))}, bytes: credBytes}
 		c.kept[se.key] = k
 		c.bytes += credBytes
 	}
-	c.seq++
-	k.seq = c.seq
+	c.touch(k)
 	// A new seeds value: the one kept may be in use.
-	merged := &seeds{refs: k.seeds.refs, values: slices.Clone(k.seeds.values), known: slices.Clone(k.seeds.known)}
-	for i, known := range se.known {
+	merged := &seeds{values: slices.Clone(k.seeds.values), known: slices.Clone(k.seeds.known)}
+	for i, known := range se.found.known {
 		if known && !merged.known[i] {
-			merged.values[i], merged.known[i] = se.found[i], true
+			merged.values[i], merged.known[i] = se.found.values[i], true
 			k.bytes += foundBytes[i]
 			c.bytes += foundBytes[i]
 		}
@@ -484,6 +484,12 @@ func (c *credentialSets) commit(se *setEvaluation) {
 	for len(c.kept) > maxCredentialSets || c.bytes > maxSeededBytes && len(c.kept) > 1 {
 		c.dropOldest()
 	}
+}
+
+// touch marks k used now. c.mu is held.
+func (c *credentialSets) touch(k *keptSet) {
+	c.seq++
+	k.seq = c.seq
 }
 
 // drop lets the set kept under key go. c.mu is held.

@@ -28,7 +28,7 @@ func seededRefs(rev *Revision) []string {
 		return nil
 	}
 	var out []string
-	for _, r := range rev.sets.seeded.refs {
+	for _, r := range rev.sets.refs {
 		out = append(out, r.String())
 	}
 	return out
@@ -63,7 +63,7 @@ func TestCredentialSetRulesBuiltin(t *testing.T) {
 	if kept == nil {
 		t.Fatal("nothing kept for the example pod's credentials")
 	}
-	for i, r := range kept.refs {
+	for i, r := range rev.sets.refs {
 		if !kept.known[i] {
 			t.Errorf("no value kept for %s", r)
 		}
@@ -471,7 +471,7 @@ deny contains {"rule": "first", "credential": "", "message": first} if input.pod
 	if k := keptSets(rev, "team-a", "a", "b"); len(k) != 1 {
 		t.Fatalf("%d sets (a, b) kept, want 1", len(k))
 	} else {
-		for i, r := range k[0].seeds.refs {
+		for i, r := range rev.sets.refs {
 			if strings.HasSuffix(r.String(), ".first") && k[0].seeds.known[i] {
 				t.Error("first, which no evaluation reached, is kept")
 			}

@@ -152,16 +152,22 @@ var readsTheClock = map[string]bool{
 func nondeterministic(m *ast.Module) string {
 	var found string
 	walkRefs(m, func(ref ast.Ref) bool {
-		if found != "" {
-			return true
+		if found == "" {
+			found = nondeterministicCall(ref)
 		}
-		name := ref.String()
-		if b, ok := ast.BuiltinMap[name]; ok && (b.IsNondeterministic() || readsTheClock[name]) {
-			found = b.Name
-		}
-		return false
+		return found != ""
 	})
 	return found
+}
+
+// nondeterministicCall returns the name of the built-in function ref names if it is
+// non-deterministic or reads the clock (readsTheClock), or "".
+func nondeterministicCall(ref ast.Ref) string {
+	name := ref.String()
+	if b, ok := ast.BuiltinMap[name]; ok && (b.IsNondeterministic() || readsTheClock[name]) {
+		return b.Name
+	}
+	return ""
 }
 
 // ID is the revision's content hash.
