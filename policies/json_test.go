@@ -22,7 +22,11 @@ func reference(data []byte) (ast.Value, error) {
 var jsonSeeds = []string{
 	`{}`, `[]`, `null`, `true`, `false`, `0`, `-0`, `1.5e3`, `-12.25E-2`, `123456789012345678901234567890`,
 	`"plain"`, `"esc\"aped\\ \/ \b\f\n\r\t"`, `"\u00e9\ud83d\ude00"`, `"\ud800"`, "\"caf\xc3\xa9\"", "\"bad \xff byte\"",
-	`{"a":1,"a":2}`, `{"a":[1,{"b":null}],"c":"d"}`, ` { "spaced" : [ 1 , 2 ] } `,
+	`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"b":{"a":1,"c":2,"a":3}}`,
+	// Repeated names among more members than repeats compares pairwise.
+	`{"a":0,"b":1,"c":2,"d":3,"e":4,"f":5,"g":6,"h":7,"i":8,"j":9,"k":10,"l":11,"m":12,"n":13,"o":14,"p":15,"q":16,"a":17}`,
+	`{"a":0,"b":1,"c":2,"d":3,"e":4,"f":5,"g":6,"h":7,"i":8,"j":9,"k":10,"l":11,"m":12,"n":13,"o":14,"p":15,"q":16,"r":17}`,
+	`{"a":[1,{"b":null}],"c":"d"}`, ` { "spaced" : [ 1 , 2 ] } `,
 	`{"resources":{"limits":{"cpu":"1000m","memory":"1Gi"}},"runAsUser":1000,"ratio":0.5}`,
 	// Invalid: both must refuse.
 	``, `{`, `[1,]`, `{"a" 1}`, `{"a":1,}`, `01`, `1.`, `.5`, `-`, `1e`, `tru`, `nul`, `"unterminated`,
