@@ -319,7 +319,7 @@ func (r *Revision) evaluateObjects(ctx context.Context, input ast.Value, set *se
 		if !selected && !all {
 			continue
 		}
-		rs, err := o.query.Eval(ctx, evalOptions(input, set)...)
+		rs, err := eval(ctx, o.query, evalOptions(input, set)...)
 		if err != nil {
 			return fmt.Errorf("policy %s: %w", name, err)
 		}

@@ -230,7 +230,7 @@ func (s *scoped) one(ctx context.Context, c, ns ast.Value) (Result, error) {
 		}
 	}
 	input := ast.NewObject([2]*ast.Term{credentialsKey, ast.ArrayTerm(ast.NewTerm(c))}, [2]*ast.Term{namespaceKey, ast.NewTerm(ns)})
-	rs, err := s.prepared.Eval(ctx, rego.EvalParsedInput(input), noMetrics)
+	rs, err := eval(ctx, s.prepared, rego.EvalParsedInput(input), noMetrics)
 	if err != nil {
 		return Result{}, err
 	}
