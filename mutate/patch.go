@@ -194,7 +194,8 @@ func appendList[E any](ops []jsonpatch.Operation, path string, list []E, had int
 	paths := b.String()
 	for i := had; i < len(list); i++ {
 		n := len(path) + 1 + len(strconv.Itoa(i))
-		ops = append(ops, jsonpatch.NewOperation("add", paths[:n], list[i]))
+		// A pointer to the element, which encodes as the element does, is no copy of it.
+		ops = append(ops, jsonpatch.NewOperation("add", paths[:n], &list[i]))
 		paths = paths[n:]
 	}
 	return ops
