@@ -62,10 +62,12 @@ container_identities[cloud] contains sprintf("%s set by container %s", [have.nam
 	not lib.injected_by_credgate(have)
 }
 
+# The sources are counted before they are written out (the credentials' and the containers'
+# cannot share an entry): most pods hold one identity per cloud, and need no message.
 deny contains lib.violation("multiple-cloud-identities", name, msg) if {
 	some cloud, names in credential_identities
+	count(names) + count(object.get(container_identities, cloud, set())) > 1
 	sources := {sprintf("credential %s", [n]) | some n in names} | object.get(container_identities, cloud, set())
-	count(sources) > 1
 	some name in names
 	msg := sprintf("the pod would hold %d %s identities (%s); the SDK would pick one silently: request only one", [count(sources), cloud, concat(", ", sort(sources))])
 }
