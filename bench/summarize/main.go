@@ -195,7 +195,7 @@ func render(results map[string]result, rows []row) (string, error) {
 		}
 		fmt.Fprintf(&b, "| `%s` (%s) | ≈ %s | %s |%s %s |\n", r.bench, r.label, duration(res.nsPerOp), round(res.allocsPerOp, 3), ratio, rate)
 	}
-	fmt.Fprintf(&b, "\nMedians of %d runs in `bench/results.txt` (`make bench`, on the 2-core development machine; timings there move by ±30%% from run to run).\n", runs)
+	fmt.Fprintf(&b, "\nMedians of %d interleaved rounds in `bench/results.txt` (`make bench`: each round runs every benchmark once, on the 2-core development machine; timings there move by ±30%% from round to round).\n", runs)
 	return b.String(), nil
 }
 
