@@ -244,11 +244,20 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		}
 	}
 	reads := inputReads(modules) // as parsed: the compiler binds refs to local variables
+	domains := containerDomains(modules)
+	narrowed := inputReadsSkipping(modules, domains)
 	scopedPkgs := credentialScoped(modules, builtin)
 	query := planQuery(modules, scopedPkgs, objectFiles)
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("compile policies: %w", compiler.Errors)
+	}
+	if each, ok := containerReads(compiler.Modules); ok && domains != nil {
+		// Every policy reads of a target container only members it names (containers.go).
+		for _, path := range containerPaths {
+			narrowed.addEach(append([]string{"pod"}, path...), each)
+		}
+		reads = narrowed
 	}
 	if err := typeCheckObjects(modules, objectFiles); err != nil {
 		return nil, err

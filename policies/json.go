@@ -38,8 +38,9 @@ func parseJSON(data []byte) (ast.Value, error) {
 }
 
 // parseJSONReads parses data as parseJSON does, but keeps of each object only the members in
-// reads (nil: all of them; an array and all below it is kept whole): the members no policy
-// reads are checked and skipped, never built. What is kept is exactly parseJSON's value there.
+// reads (nil: all of them), and of each element of an array what reads says of its elements
+// (readSet.each; all of it unless said): the members no policy reads are checked and skipped,
+// never built. What is kept is exactly parseJSON's value there.
 func parseJSONReads(data []byte, reads *readSet) (ast.Value, error) {
 	p := jsonParser{data: data, text: string(data)}
 	t, err := p.value(0, reads)
@@ -119,7 +120,7 @@ func (p *jsonParser) value(depth int, reads *readSet) (*ast.Term, error) {
 	case c == '{':
 		return p.object(depth, reads)
 	case c == '[':
-		return p.array(depth)
+		return p.array(depth, reads.elems())
 	case c == '"':
 		s, err := p.string()
 		if err != nil {
@@ -301,11 +302,12 @@ func (p *jsonParser) memberName() (string, error) {
 	return k, nil
 }
 
-func (p *jsonParser) array(depth int) (*ast.Term, error) {
+// array reads an array, keeping of each element what each reads (nil: all of it).
+func (p *jsonParser) array(depth int, each *readSet) (*ast.Term, error) {
 	base := len(p.elems)
 	defer func() { p.elems = p.elems[:base] }()
 	err := p.each(']', "an array", func() error {
-		v, err := p.value(depth+1, nil)
+		v, err := p.value(depth+1, each)
 		if err != nil {
 			return err
 		}

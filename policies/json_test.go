@@ -26,7 +26,7 @@ var jsonSeeds = []string{
 	// Repeated names among more members than repeats compares pairwise.
 	`{"a":0,"b":1,"c":2,"d":3,"e":4,"f":5,"g":6,"h":7,"i":8,"j":9,"k":10,"l":11,"m":12,"n":13,"o":14,"p":15,"q":16,"a":17}`,
 	`{"a":0,"b":1,"c":2,"d":3,"e":4,"f":5,"g":6,"h":7,"i":8,"j":9,"k":10,"l":11,"m":12,"n":13,"o":14,"p":15,"q":16,"r":17}`,
-	`{"a":[1,{"b":null}],"c":"d"}`, ` { "spaced" : [ 1 , 2 ] } `,
+	`{"a":[1,{"b":null}],"c":"d"}`, `{"a":[{"b":1,"c":2},3,{"c":[4]},[{"c":5}]],"z":{"b":[{"c":6}],"c":7}}`, `{"a":{"x":{"b":1,"c":2}}}`, ` { "spaced" : [ 1 , 2 ] } `,
 	`{"resources":{"limits":{"cpu":"1000m","memory":"1Gi"}},"runAsUser":1000,"ratio":0.5}`,
 	// Invalid: both must refuse.
 	``, `{`, `[1,]`, `{"a" 1}`, `{"a":1,}`, `01`, `1.`, `.5`, `-`, `1e`, `tru`, `nul`, `"unterminated`,
@@ -63,17 +63,35 @@ func checkParseJSON(t *testing.T, data []byte) {
 }
 
 // jsonReadSets are the read sets checkParseJSON parses each document for: one of a pod's
-// members, one of short names the seeds use, and none.
+// members, one of short names the seeds use, none, and two that read members of an array's
+// elements.
 var jsonReadSets = []*readSet{
 	readsOf("spec.containers", "spec.serviceAccountName", "metadata.labels.team", "metadata.name.x", "a.b"),
 	readsOf("a", "c.d", "resources.limits.cpu", "spaced"),
 	{},
+	// Of each element of an array: the containers', and one in the seeds (an object there
+	// is kept whole).
+	eachOf(readsOf("request.object.spec.serviceAccountName"), []string{"request", "object", "spec", "containers"}, readsOf("name", "env")),
+	eachOf(readsOf("z.b"), []string{"a"}, readsOf("b")),
+}
+
+// eachOf is s with each element of an array at path read as each reads.
+func eachOf(s *readSet, path []string, each *readSet) *readSet {
+	s.addEach(path, each)
+	return s
 }
 
 // project is v without the members of its objects that reads does not read.
 func project(v ast.Value, reads *readSet) ast.Value {
+	if a, ok := v.(*ast.Array); ok && reads != nil && reads.elems() != nil {
+		elems := make([]*ast.Term, a.Len())
+		for i := range elems {
+			elems[i] = ast.NewTerm(project(a.Elem(i).Value, reads.elems()))
+		}
+		return ast.NewArray(elems...)
+	}
 	o, ok := v.(ast.Object)
-	if !ok || reads == nil || reads.whole {
+	if !ok || reads == nil || reads.whole || reads.each != nil {
 		return v
 	}
 	out := ast.NewObject()

@@ -11,9 +11,14 @@ import (
 // a key computed when it is evaluated, or passes the value to a function. Any other node is
 // read only through its members. A member that is not in the tree is read by no policy, so an
 // input without it decides the same (Revision.objectReads).
+//
+// each, when set, is what of each element of an array there is read (nil: each whole); an
+// object there is read whole all the same, its members being what a policy iterating over
+// it would get (containerReads is the one that sets it).
 type readSet struct {
 	whole   bool
 	members map[string]*readSet
+	each    *readSet
 }
 
 // add records that the input may be read at path, the terms of a ref after input: at its
@@ -38,14 +43,46 @@ func (s *readSet) add(path ast.Ref) {
 		}
 		n = c
 	}
-	n.whole, n.members = true, nil
+	n.whole, n.members, n.each = true, nil, nil
+}
+
+// addEach records that the elements of an array at path are read as each says (each is not
+// changed afterwards): only those of their members are built.
+func (s *readSet) addEach(path []string, each *readSet) {
+	n := s
+	for _, k := range path {
+		if n.whole {
+			return
+		}
+		c := n.members[k]
+		if c == nil {
+			if n.members == nil {
+				n.members = map[string]*readSet{}
+			}
+			c = &readSet{}
+			n.members[k] = c
+		}
+		n = c
+	}
+	if !n.whole {
+		n.each = union(n.each, each)
+	}
+}
+
+// elems is what of each element of an array at s is read: nil for all of it, which is what
+// any read set but one with each set reads of an array.
+func (s *readSet) elems() *readSet {
+	if s == nil || s.whole || s.each == nil || s.each.whole {
+		return nil
+	}
+	return s.each
 }
 
 // reaches reports whether a policy may read the value at path, or some part of it.
 func (s *readSet) reaches(path []string) bool {
 	n := s
 	for _, p := range path {
-		if n.whole {
+		if n.whole || n.each != nil {
 			return true
 		}
 		if n = n.members[p]; n == nil {
@@ -60,13 +97,16 @@ func (s *readSet) member(name string) *readSet {
 	if s == nil || s.whole {
 		return s
 	}
+	if s.each != nil {
+		return &readSet{whole: true}
+	}
 	return s.members[name]
 }
 
 // sub reports whether name may be read below s, and what of it: nil for all of it. A nil s
 // reads all.
 func (s *readSet) sub(name string) (*readSet, bool) {
-	if s == nil || s.whole {
+	if s == nil || s.whole || s.each != nil { // (an object where elements are read: whole)
 		return nil, true
 	}
 	m := s.members[name]
@@ -97,7 +137,7 @@ func union(a, b *readSet) *readSet {
 	case b.whole:
 		return b
 	}
-	u := &readSet{members: make(map[string]*readSet, len(a.members)+len(b.members))}
+	u := &readSet{members: make(map[string]*readSet, len(a.members)+len(b.members)), each: union(a.each, b.each)}
 	for k, v := range a.members {
 		u.members[k] = union(v, b.members[k])
 	}
@@ -116,7 +156,10 @@ func union(a, b *readSet) *readSet {
 // rooted at the input and key a constant name or path is the ref r.key: what the built-in rules
 // write for members that may be absent. So it errs towards more: a policy that binds input.pod
 // to a variable may read all of the pod.
-func inputReads(modules map[string]*ast.Module) *readSet {
+func inputReads(modules map[string]*ast.Module) *readSet { return inputReadsSkipping(modules, nil) }
+
+// inputReadsSkipping is inputReads, leaving out the terms in skip (containerDomains').
+func inputReadsSkipping(modules map[string]*ast.Module, skip map[*ast.Term]bool) *readSet {
 	reads := &readSet{}
 	// Unless object.get may mean something else, as OPA's built-in it reads only its path.
 	getsPath := !objectGetShadowed(modules)
@@ -137,6 +180,9 @@ func inputReads(modules map[string]*ast.Module) *readSet {
 		case ast.Call:
 			return getsPath && objectGet(v, walk, reads)
 		case *ast.Term:
+			if skip[v] {
+				return true
+			}
 			ref, ok := inputRef(v)
 			if !ok {
 				return false

@@ -38,10 +38,22 @@ func (s *readSet) paths() []string {
 	var out []string
 	for k, m := range s.members {
 		for _, p := range m.paths() {
-			if p == "" {
+			switch {
+			case p == "":
 				out = append(out, k)
-			} else {
+			case strings.HasPrefix(p, "[]"):
+				out = append(out, k+p)
+			default:
 				out = append(out, k+"."+p)
+			}
+		}
+	}
+	if s.each != nil { // each element's, as [].name
+		for _, p := range s.each.paths() {
+			if p == "" {
+				out = append(out, "[]")
+			} else {
+				out = append(out, "[]."+p)
 			}
 		}
 	}
@@ -77,12 +89,12 @@ func TestPodReads(t *testing.T) {
 		name, module string
 		want         []string // nil: the whole object
 	}{
-		{"built-in only", "", []string{"spec.containers", "spec.initContainers", "spec.serviceAccountName", "spec.volumes"}},
+		{"built-in only", "", append(containersRead("env", "envFrom", "name", "volumeMounts"), "spec.serviceAccountName", "spec.volumes")},
 		{"the object's labels and the pod's node selector", `package credgate.admission
 
 deny contains "x" if input.object.metadata.labels.team == "a"
 deny contains "y" if object.get(input.pod, ["spec", "nodeSelector"], {}).gpu
-`, []string{"metadata.labels.team", "spec.containers", "spec.initContainers", "spec.nodeSelector", "spec.serviceAccountName", "spec.volumes"}},
+`, append([]string{"metadata.labels.team"}, append(containersRead("env", "envFrom", "name", "volumeMounts"), "spec.nodeSelector", "spec.serviceAccountName", "spec.volumes")...)},
 		{"a computed key in the spec", `package credgate.admission
 
 deny contains "x" if input.pod.spec[concat("", ["host", "Network"])]
@@ -97,7 +109,7 @@ deny contains "x" if {
 		{"a with's target", `package credgate.admission
 
 deny contains "x" if false with input.object.status.phase as "Running"
-`, []string{"spec.containers", "spec.initContainers", "spec.serviceAccountName", "spec.volumes", "status.phase"}},
+`, append(containersRead("env", "envFrom", "name", "volumeMounts"), "spec.serviceAccountName", "spec.volumes", "status.phase")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := builtinWith(t, tt.module).podReads
@@ -113,6 +125,18 @@ deny contains "x" if false with input.object.status.phase as "Running"
 			}
 		})
 	}
+}
+
+// containersRead are the paths of a read set that reads members of the containers and init
+// containers, sorted as paths sorts them.
+func containersRead(members ...string) []string {
+	var out []string
+	for _, list := range []string{"spec.containers", "spec.initContainers"} {
+		for _, m := range members {
+			out = append(out, list+"[]."+m)
+		}
+	}
+	return out
 }
 
 // readsFixture is the example training pod, with a member a policy below reads in every part
