@@ -18,7 +18,8 @@ import (
 // bound whole, a set looked up by a value, mocked by a with, reached by a ref through
 // data.credgate.lib, data.credgate or data, or with a key computed when it is evaluated —
 // keeps them whole, as does a container yielded by it and used other than by a constant
-// member or object.get of a constant key, and an iteration of it inside an array
+// member or object.get of a constant key (object.get being OPA's: no module may make the name
+// mean anything else, objectGetShadowed), and an iteration of it inside an array
 // comprehension: trimmed containers that differ only in members no policy reads are one
 // element of the set, where whole they would be two, and only an array counts iterations.
 
@@ -248,8 +249,11 @@ func (a *containerAnalysis) objectGet(call []*ast.Term) bool {
 	case ast.String:
 		first = k
 	case *ast.Array:
+		if k.Len() == 0 {
+			return false // object.get(c, [], d) is c: whole
+		}
 		s, ok := k.Elem(0).Value.(ast.String)
-		if k.Len() == 0 || !ok {
+		if !ok {
 			return false
 		}
 		first = s

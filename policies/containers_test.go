@@ -3,6 +3,7 @@ package policies
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -76,6 +77,14 @@ func TestContainerReads(t *testing.T) {
 	r.limits["nvidia.com/gpu"] == "8"
 }`, false, []string{"resources"}},
 
+		{"object.get of an empty path", deny + `{
+	some c in lib.target_containers
+	object.get(c, [], {}).image == ` + evil + `
+}`, true, nil},
+		{"object.get replaced by a with", "images contains object.get(c, \"image\", \"\") if some c in lib.target_containers\n\nident(o, _, _) := o\n\n" + deny + `{
+	some c in images with object.get as ident
+	c.resources.limits["nvidia.com/gpu"] == "8"
+}`, true, nil},
 		{"the iterations counted", deny + `count([1 | some c in lib.target_containers]) == 3`, true, nil},
 		{"the iterations counted, a member read", deny + `count([c.name | some c in lib.target_containers]) == 3`, true, nil},
 		{"the container passed to a function", "evil(c) if c.image == " + evil + "\n\n" + deny + `{
@@ -128,13 +137,17 @@ func TestContainerReads(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rev := builtinWith(t, "package credgate.admission\n\n"+tt.rules+"\n")
 			got := rev.podReads.paths()
-			want := containersRead(append([]string{"env", "envFrom", "name", "volumeMounts"}, tt.members...)...)
 			if tt.whole {
-				want = []string{"spec.containers", "spec.initContainers"}
-			}
-			for _, p := range want {
-				if !slices.Contains(got, p) {
-					t.Errorf("podReads %q, want %q among them", got, p)
+				for _, list := range containerPaths {
+					if !readWhole(rev.podReads, list...) {
+						t.Errorf("podReads %q: %s not whole", got, strings.Join(list, "."))
+					}
+				}
+			} else {
+				for _, p := range containersRead(append([]string{"env", "envFrom", "name", "volumeMounts"}, tt.members...)...) {
+					if !slices.Contains(got, p) {
+						t.Errorf("podReads %q, want %q among them", got, p)
+					}
 				}
 			}
 			decidesTheSame(t, rev, containersFixture(t), "t")
@@ -177,6 +190,19 @@ func TestContainerReadsOfTheRule(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readWhole reports whether s reads the value at path whole (a nil s reads all).
+func readWhole(s *readSet, path ...string) bool {
+	for _, p := range path {
+		if s == nil || s.whole {
+			return true
+		}
+		if s = s.members[p]; s == nil {
+			return false
+		}
+	}
+	return s == nil || s.whole
 }
 
 // parsedBuiltin is the built-in modules, parsed.

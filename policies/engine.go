@@ -246,13 +246,14 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	reads := inputReads(modules) // as parsed: the compiler binds refs to local variables
 	domains := containerDomains(modules)
 	narrowed := inputReadsSkipping(modules, domains)
+	shadowed := objectGetShadowed(modules) // (then a container's object.get may return it whole)
 	scopedPkgs := credentialScoped(modules, builtin)
 	query := planQuery(modules, scopedPkgs, objectFiles)
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithCapabilities(capabilities())
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("compile policies: %w", compiler.Errors)
 	}
-	if each, ok := containerReads(compiler.Modules); ok && domains != nil {
+	if each, ok := containerReads(compiler.Modules); ok && domains != nil && !shadowed {
 		// Every policy reads of a target container only members it names (containers.go).
 		for _, path := range containerPaths {
 			narrowed.addEach(append([]string{"pod"}, path...), each)
