@@ -1,7 +1,6 @@
 package policies
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -17,24 +16,15 @@ import (
 // the built-in rules read, the two are one element of lib.target_containers.
 func containersFixture(t *testing.T) *Input {
 	t.Helper()
-	in := readsFixture(t)
-	var pod corev1.Pod
-	if err := json.Unmarshal(in.Object, &pod); err != nil {
-		t.Fatal(err)
-	}
-	evil := *pod.Spec.Containers[0].DeepCopy()
-	if evil.Name != "trainer" {
-		t.Fatalf("the first container is %s", evil.Name)
-	}
-	evil.Image = "mallory/evil:1"
-	evil.Resources.Limits = corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("8")}
-	pod.Spec.Containers = append(pod.Spec.Containers, evil)
-	raw, err := json.Marshal(&pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.Object = raw
-	return in
+	return withPod(t, readsFixture(t), func(pod *corev1.Pod) {
+		evil := *pod.Spec.Containers[0].DeepCopy()
+		if evil.Name != "trainer" {
+			t.Fatalf("the first container is %s", evil.Name)
+		}
+		evil.Image = "mallory/evil:1"
+		evil.Resources.Limits = corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("8")}
+		pod.Spec.Containers = append(pod.Spec.Containers, evil)
+	})
 }
 
 // TestContainerReads: a policy reading a member of a target container through

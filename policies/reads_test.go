@@ -143,17 +143,24 @@ func containersRead(members ...string) []string {
 // of its object, so that an input without it would decide otherwise.
 func readsFixture(t *testing.T) *Input {
 	t.Helper()
-	in := exampleInput(t)
+	return withPod(t, exampleInput(t), func(pod *corev1.Pod) {
+		pod.Annotations = map[string]string{"team": "a", "note": "mallory-marker"}
+		pod.GenerateName = "trainer-"
+		pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "mallory", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1"}}
+		pod.Spec.NodeSelector = map[string]string{"gpu": "a100"}
+		pod.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
+		pod.Status.Phase = corev1.PodPending
+	})
+}
+
+// withPod is in with its object, a Pod, changed by change.
+func withPod(t *testing.T, in *Input, change func(*corev1.Pod)) *Input {
+	t.Helper()
 	var pod corev1.Pod
 	if err := json.Unmarshal(in.Object, &pod); err != nil {
 		t.Fatal(err)
 	}
-	pod.Annotations = map[string]string{"team": "a", "note": "mallory-marker"}
-	pod.GenerateName = "trainer-"
-	pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "mallory", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1"}}
-	pod.Spec.NodeSelector = map[string]string{"gpu": "a100"}
-	pod.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
-	pod.Status.Phase = corev1.PodPending
+	change(&pod)
 	raw, err := json.Marshal(&pod)
 	if err != nil {
 		t.Fatal(err)
