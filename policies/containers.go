@@ -33,6 +33,12 @@ var targetContainersRules = []string{
 	`target_containers contains c if { some c in input.pod.spec.containers; internal.member_2(c.name, input.targets) }`,
 }
 
+// definesTargetContainers reports whether r, a rule of m, is one of lib.target_containers.
+func definesTargetContainers(m *ast.Module, r *ast.Rule) bool {
+	return m.Package.Path.Equal(targetContainers[:len(targetContainers)-1]) &&
+		r.Head.Ref().Equal(ast.Ref{ast.VarTerm("target_containers")})
+}
+
 // containerPaths are where lib.target_containers finds the containers, below input.pod.
 var containerPaths = [][]string{{"spec", "initContainers"}, {"spec", "containers"}}
 
@@ -43,15 +49,12 @@ func containerDomains(modules map[string]*ast.Module) map[*ast.Term]bool {
 	domains := map[*ast.Term]bool{}
 	seen := map[string]bool{}
 	for _, m := range modules {
-		if !m.Package.Path.Equal(targetContainers[:len(targetContainers)-1]) {
-			continue
-		}
 		for _, r := range m.Rules {
-			if !r.Head.Ref().Equal(ast.Ref{ast.VarTerm("target_containers")}) {
+			if !definesTargetContainers(m, r) {
 				continue
 			}
-			text := r.String()
-			if !slices.Contains(targetContainersRules, text) || seen[text] || r.Else != nil || len(r.Body) != 2 {
+			text := r.String() // (else and body included)
+			if !slices.Contains(targetContainersRules, text) || seen[text] {
 				return nil
 			}
 			seen[text] = true
@@ -79,16 +82,15 @@ func containerDomains(modules map[string]*ast.Module) map[*ast.Term]bool {
 func containerReads(compiled map[string]*ast.Module) (*readSet, bool) {
 	a := &containerAnalysis{members: map[string]bool{"name": true}}
 	for _, m := range compiled {
-		lib := m.Package.Path.Equal(targetContainers[:len(targetContainers)-1])
 		for _, r := range m.Rules {
-			if lib && r.Head.Ref().Equal(ast.Ref{ast.VarTerm("target_containers")}) {
+			if definesTargetContainers(m, r) {
 				continue // the rule itself: containerDomains checked it, as parsed
 			}
-			for ; r != nil && a.ok(); r = r.Else {
+			for ; r != nil && !a.failed; r = r.Else {
 				a.rule(r)
 			}
 		}
-		if !a.ok() {
+		if a.failed {
 			return nil, false
 		}
 	}
@@ -108,8 +110,6 @@ type containerAnalysis struct {
 	vars    map[ast.Var]bool
 	binding map[*ast.Term]bool
 }
-
-func (a *containerAnalysis) ok() bool { return !a.failed }
 
 // rule analyses r: first the bindings of a variable to a container, then every term.
 func (a *containerAnalysis) rule(r *ast.Rule) {
@@ -143,23 +143,63 @@ func (a *containerAnalysis) rule(r *ast.Rule) {
 	if a.failed {
 		return
 	}
-	for _, t := range headTerms(r) {
-		a.term(t)
-	}
-	a.bodies(r.Body, false, func(e *ast.Expr, _ bool) { a.expr(e) })
+	a.walk(r.Head)
+	a.walk(r.Body) // (its else, if any, is a rule of its own)
 }
 
-// headTerms are the terms of r's head: its ref's, its arguments, key and value.
-func headTerms(r *ast.Rule) []*ast.Term {
-	terms := slices.Clone(r.Head.Reference)
-	terms = append(terms, r.Head.Args...)
-	if r.Head.Key != nil {
-		terms = append(terms, r.Head.Key)
+// walk checks every term under x, the bodies nested in it included. OPA's visitor reaches
+// every kind of term: one this file does not name is walked, not passed over.
+func (a *containerAnalysis) walk(x any) { ast.NewGenericVisitor(a.visit).Walk(x) }
+
+// visit checks one node of a rule: a container may be mentioned only as the head of a ref
+// with a constant first key, or as object.get's object with a constant key; a ref rooted at
+// data may not reach lib.target_containers; the binding expressions' terms are exempt.
+func (a *containerAnalysis) visit(x any) bool {
+	if a.failed {
+		return true
 	}
-	if r.Head.Value != nil {
-		terms = append(terms, r.Head.Value)
+	switch v := x.(type) {
+	case *ast.Expr:
+		if terms, ok := v.Terms.([]*ast.Term); ok && a.objectGet(terms) {
+			for _, w := range v.With {
+				a.walk(w)
+			}
+			return true
+		}
+	case ast.Call:
+		return a.objectGet(v)
+	case *ast.Term:
+		if a.binding[v] {
+			return true
+		}
+		switch t := v.Value.(type) {
+		case ast.Var:
+			if a.vars[t] {
+				a.failed = true // a container, whole
+			}
+		case ast.Ref:
+			if head, ok := t[0].Value.(ast.Var); ok && a.vars[head] {
+				if len(t) < 2 {
+					a.failed = true
+					return true
+				}
+				name, ok := t[1].Value.(ast.String)
+				if !ok {
+					a.failed = true
+					return true
+				}
+				a.members[string(name)] = true
+				for _, k := range t[1:] {
+					a.walk(k)
+				}
+				return true // (not the head: a container mentioned whole)
+			}
+			if t[0].Equal(ast.DefaultRootDocument) && mayReach(t, targetContainers) {
+				a.failed = true
+			}
+		}
 	}
-	return terms
+	return a.failed
 }
 
 // bodies calls fn on every expression of body and of the bodies nested in it (comprehensions,
@@ -207,33 +247,6 @@ func containerBinding(e *ast.Expr) (v, ref *ast.Term, k ast.Var, ok bool) {
 	return l, r, key, true
 }
 
-// expr checks the terms of e, its with modifiers' included.
-func (a *containerAnalysis) expr(e *ast.Expr) {
-	switch t := e.Terms.(type) {
-	case *ast.Term:
-		a.term(t)
-	case []*ast.Term:
-		if a.objectGet(t) {
-			break
-		}
-		for _, x := range t {
-			a.term(x)
-		}
-	case *ast.SomeDecl:
-		for _, x := range t.Symbols {
-			a.term(x)
-		}
-	case *ast.Every:
-		a.term(t.Key)
-		a.term(t.Value)
-		a.term(t.Domain) // its body is one of the nested bodies
-	}
-	for _, w := range e.With {
-		a.term(w.Target)
-		a.term(w.Value)
-	}
-}
-
 // objectGet handles object.get(V, key, default, out) with V a container and key a constant
 // name or path, which reads V's member key names first; it reports whether it did.
 func (a *containerAnalysis) objectGet(call []*ast.Term) bool {
@@ -262,87 +275,12 @@ func (a *containerAnalysis) objectGet(call []*ast.Term) bool {
 	}
 	a.members[string(first)] = true
 	for _, x := range call[2:] {
-		a.term(x)
+		a.walk(x)
 	}
 	return true
-}
-
-// term checks t and every term inside it, comprehensions' bodies left to bodies.
-func (a *containerAnalysis) term(t *ast.Term) {
-	if t == nil || a.failed {
-		return
-	}
-	if a.binding[t] {
-		return
-	}
-	switch v := t.Value.(type) {
-	case ast.Var:
-		if a.vars[v] {
-			a.failed = true // a container, whole
-		}
-	case ast.Ref:
-		a.ref(v)
-	case ast.Call:
-		if a.objectGet(v) {
-			return
-		}
-		for _, x := range v {
-			a.term(x)
-		}
-	case *ast.Array:
-		v.Foreach(a.term)
-	case ast.Set:
-		v.Foreach(a.term)
-	case ast.Object:
-		v.Foreach(func(k, x *ast.Term) {
-			a.term(k)
-			a.term(x)
-		})
-	case *ast.ArrayComprehension:
-		a.term(v.Term)
-	case *ast.SetComprehension:
-		a.term(v.Term)
-	case *ast.ObjectComprehension:
-		a.term(v.Key)
-		a.term(v.Value)
-	}
-}
-
-// ref checks a ref: one rooted at a container reads a constant member of it; one rooted at
-// data that may reach lib.target_containers is not allowed (the binding's is exempt above).
-func (a *containerAnalysis) ref(r ast.Ref) {
-	if v, ok := r[0].Value.(ast.Var); ok && a.vars[v] {
-		name, ok := r[1%len(r)].Value.(ast.String)
-		if len(r) < 2 || !ok {
-			a.failed = true
-			return
-		}
-		a.members[string(name)] = true
-	} else if r[0].Value.Compare(ast.DefaultRootDocument.Value) == 0 && mayReach(r, targetContainers) {
-		a.failed = true
-		return
-	}
-	for _, x := range r[1:] {
-		a.term(x)
-	}
 }
 
 // mayReach reports whether ref r, rooted at data, may refer to the document at target or to a
-// document that holds it: every term of r up to target's length is target's, or is not a
-// constant.
-func mayReach(r, target ast.Ref) bool {
-	for i := 1; i < len(target); i++ {
-		if i >= len(r) {
-			return true // a document that holds target
-		}
-		switch r[i].Value.(type) {
-		case ast.String:
-			if r[i].Value.Compare(target[i].Value) != 0 {
-				return false
-			}
-		default:
-			return true // a key computed when it is evaluated
-		}
-	}
-	return true
-}
+// document that holds it: up to its first key computed when it is evaluated, r overlaps target
+// (ruleIndex.reached's test).
+func mayReach(r, target ast.Ref) bool { return overlaps(r.GroundPrefix(), target) }

@@ -89,7 +89,7 @@ func (x *ruleIndex) reached(ref ast.Ref) []*namedRule {
 	g := ref.GroundPrefix()
 	var out []*namedRule
 	for _, n := range x.rules {
-		if n.key.HasPrefix(g) || g.HasPrefix(n.key) {
+		if overlaps(n.key, g) {
 			out = append(out, n)
 		}
 	}
@@ -100,12 +100,16 @@ func (x *ruleIndex) reached(ref ast.Ref) []*namedRule {
 // value is n's rules' alone.
 func (x *ruleIndex) alone(n *namedRule) bool {
 	for _, m := range x.rules {
-		if m != n && (m.key.HasPrefix(n.key) || n.key.HasPrefix(m.key)) {
+		if m != n && overlaps(m.key, n.key) {
 			return false
 		}
 	}
 	return true
 }
+
+// overlaps reports whether the documents at refs a and b share a part: one lies under the
+// other, or they are one.
+func overlaps(a, b ast.Ref) bool { return a.HasPrefix(b) || b.HasPrefix(a) }
 
 // credentialSetRules returns the refs of the rules of the compiled modules to seed (see
 // above), sorted; queried are the refs the revision's queries read directly (deny and warn

@@ -243,9 +243,10 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 			moveObjectModule(obj, m)
 		}
 	}
-	reads := inputReads(modules) // as parsed: the compiler binds refs to local variables
+	// As parsed: the compiler binds refs to local variables. lib.target_containers' own
+	// iteration of the containers is added below, once the compiled modules say how.
 	domains := containerDomains(modules)
-	narrowed := inputReadsSkipping(modules, domains)
+	reads := inputReads(modules, domains)
 	shadowed := objectGetShadowed(modules) // (then a container's object.get may return it whole)
 	scopedPkgs := credentialScoped(modules, builtin)
 	query := planQuery(modules, scopedPkgs, objectFiles)
@@ -253,12 +254,15 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("compile policies: %w", compiler.Errors)
 	}
-	if each, ok := containerReads(compiler.Modules); ok && domains != nil && !shadowed {
-		// Every policy reads of a target container only members it names (containers.go).
-		for _, path := range containerPaths {
-			narrowed.addEach(append([]string{"pod"}, path...), each)
+	// Of a target container, every policy may read only members it names, or all of it
+	// (containers.go).
+	each, narrow := containerReads(compiler.Modules)
+	for _, path := range containerPaths {
+		if path = append([]string{"pod"}, path...); narrow && domains != nil && !shadowed {
+			reads.addEach(path, each)
+		} else {
+			reads.add(stringsRef(path))
 		}
-		reads = narrowed
 	}
 	if err := typeCheckObjects(modules, objectFiles); err != nil {
 		return nil, err

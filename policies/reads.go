@@ -33,15 +33,7 @@ func (s *readSet) add(path ast.Ref) {
 		if !ok {
 			break // a computed key, or a number: anything below may be read
 		}
-		c := n.members[string(k)]
-		if c == nil {
-			if n.members == nil {
-				n.members = map[string]*readSet{}
-			}
-			c = &readSet{}
-			n.members[string(k)] = c
-		}
-		n = c
+		n = n.child(string(k))
 	}
 	n.whole, n.members, n.each = true, nil, nil
 }
@@ -54,19 +46,33 @@ func (s *readSet) addEach(path []string, each *readSet) {
 		if n.whole {
 			return
 		}
-		c := n.members[k]
-		if c == nil {
-			if n.members == nil {
-				n.members = map[string]*readSet{}
-			}
-			c = &readSet{}
-			n.members[k] = c
-		}
-		n = c
+		n = n.child(k)
 	}
 	if !n.whole {
 		n.each = union(n.each, each)
 	}
+}
+
+// stringsRef is the ref of the member names of path.
+func stringsRef(path []string) ast.Ref {
+	ref := make(ast.Ref, len(path))
+	for i, name := range path {
+		ref[i] = ast.StringTerm(name)
+	}
+	return ref
+}
+
+// child returns s's member name, added if it has none.
+func (s *readSet) child(name string) *readSet {
+	c := s.members[name]
+	if c == nil {
+		if s.members == nil {
+			s.members = map[string]*readSet{}
+		}
+		c = &readSet{}
+		s.members[name] = c
+	}
+	return c
 }
 
 // elems is what of each element of an array at s is read: nil for all of it, which is what
@@ -156,10 +162,9 @@ func union(a, b *readSet) *readSet {
 // rooted at the input and key a constant name or path is the ref r.key: what the built-in rules
 // write for members that may be absent. So it errs towards more: a policy that binds input.pod
 // to a variable may read all of the pod.
-func inputReads(modules map[string]*ast.Module) *readSet { return inputReadsSkipping(modules, nil) }
-
-// inputReadsSkipping is inputReads, leaving out the terms in skip (containerDomains').
-func inputReadsSkipping(modules map[string]*ast.Module, skip map[*ast.Term]bool) *readSet {
+//
+// The terms in skip are left out (containerDomains': Compile adds what they read).
+func inputReads(modules map[string]*ast.Module, skip map[*ast.Term]bool) *readSet {
 	reads := &readSet{}
 	// Unless object.get may mean something else, as OPA's built-in it reads only its path.
 	getsPath := !objectGetShadowed(modules)

@@ -18,9 +18,7 @@ func readsOf(paths ...string) *readSet {
 	for _, p := range paths {
 		var ref ast.Ref
 		if p != "" {
-			for _, name := range strings.Split(p, ".") {
-				ref = append(ref, ast.StringTerm(name))
-			}
+			ref = stringsRef(strings.Split(p, "."))
 		}
 		s.add(ref)
 	}
@@ -298,7 +296,7 @@ func TestEvaluateInputNamespaceSelector(t *testing.T) {
 
 deny contains {"rule": "t", "message": "alice may not run pods"} if input.request.userInfo.username == "alice"
 `, NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}})
-	if !inputReads(nil).reaches([]string{"namespace", "labels"}) {
+	if !inputReads(nil, nil).reaches([]string{"namespace", "labels"}) {
 		t.Error("modules that read nothing: the input holds no namespace labels")
 	}
 	in := readsFixture(t)
