@@ -16,7 +16,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/profiler"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/topdown"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -201,7 +200,7 @@ func BenchmarkPolicyEvaluate(b *testing.B) {
 			}
 			doc["object"], doc["pod"] = object, object
 			// With the credential-set rules' values kept, as Evaluate has them.
-			if _, err := rev.prepared.Eval(ctx, rego.EvalInput(doc), rego.EvalVirtualCache(&seededCache{set: set, inner: topdown.NewVirtualCache()})); err != nil {
+			if _, err := rev.prepared.Eval(ctx, rego.EvalInput(doc), rego.EvalVirtualCache(set.cache())); err != nil {
 				b.Fatal(err)
 			}
 		})

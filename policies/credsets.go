@@ -283,6 +283,11 @@ type seededCache struct {
 	depth int
 }
 
+// cache returns a virtual document cache for one evaluation in se.
+func (se *setEvaluation) cache() *seededCache {
+	return &seededCache{set: se, inner: topdown.NewVirtualCache()}
+}
+
 func (c *seededCache) Push() { c.depth++; c.inner.Push() }
 
 func (c *seededCache) Pop() { c.depth--; c.inner.Pop() }

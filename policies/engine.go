@@ -359,7 +359,7 @@ func evalOptions(input ast.Value, set *setEvaluation) []rego.EvalOption {
 	if set == nil {
 		return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics}
 	}
-	return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, rego.EvalVirtualCache(&seededCache{set: set, inner: topdown.NewVirtualCache()})}
+	return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, rego.EvalVirtualCache(set.cache())}
 }
 
 // queriedRefs returns the refs to data the queries read.
