@@ -248,12 +248,12 @@ func (m *Handler) respond(ctx context.Context, req admission.Request, obj runtim
 }
 
 // decode decodes raw into a new object of the webhook's kind, as the API server's JSON
-// serializer does (case-sensitive field names, unknown fields ignored), in one pass: the
-// universal deserializer behind admission.Decoder parses the document twice, once only to read
-// its apiVersion and kind.
+// serializer does (case-sensitive field names, unknown fields ignored), leaving out what
+// credgate never reads (decodeObject), in one pass: the universal deserializer behind
+// admission.Decoder parses the document twice, once only to read its apiVersion and kind.
 func (m *Handler) decode(raw []byte) (runtime.Object, error) {
 	obj := m.Kind.New()
-	if err := decodeJSON(raw, obj); err != nil {
+	if err := decodeObject(raw, obj); err != nil {
 		return nil, err
 	}
 	if gvk := obj.GetObjectKind().GroupVersionKind(); gvk != m.Kind.GVK {

@@ -381,6 +381,45 @@ func TestHandler(t *testing.T) {
 			},
 		},
 		{
+			// The training pod given a file credential too: kaggle's file is mounted beside the
+			// containers' own mounts, and nothing the pod sets is lost (checkPatch) — its own
+			// mounts, variables and volumes, nor what credgate does not decode (decodeObject):
+			// resources, ports, probes, security contexts, affinity.
+			name:    "training pod given a file credential beside its own mounts",
+			kind:    "Pod",
+			fixture: "pod-training.json",
+			edit: func(req map[string]any) {
+				pod := req["object"].(map[string]any)
+				pod["metadata"].(map[string]any)["labels"].(map[string]any)["credentials.credgate.dev/kaggle"] = "true"
+				spec := pod["spec"].(map[string]any)
+				spec["securityContext"] = map[string]any{"fsGroup": 1000}
+				spec["affinity"] = map[string]any{"nodeAffinity": map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{
+					map[string]any{"weight": 1, "preference": map[string]any{"matchExpressions": []any{map[string]any{"key": "gpu", "operator": "Exists"}}}}}}}
+				trainer := spec["containers"].([]any)[0].(map[string]any)
+				trainer["ports"] = []any{map[string]any{"name": "dist", "containerPort": 29500}}
+				trainer["livenessProbe"] = map[string]any{"tcpSocket": map[string]any{"port": "dist"}}
+				trainer["securityContext"] = map[string]any{"runAsNonRoot": true}
+			},
+			want:         outcome{UID: "0e8f2a6c-5d41-4b7a-9c3e-81f4d2a6b903", Allowed: true, Code: 200, Patched: true},
+			wantWarnings: []string{staticAWSWarning},
+			check: func(t *testing.T, original, patched []byte) {
+				_, before := templateOf(t, "Pod", original)
+				meta, after := templateOf(t, "Pod", patched)
+				checkInjectedAnnotation(t, meta, "aws,hf,kaggle,wandb")
+				mounts := 0
+				for i, c := range append(after.InitContainers, after.Containers...) {
+					own := append(before.InitContainers, before.Containers...)[i].VolumeMounts
+					if len(own) == 0 || len(c.VolumeMounts) <= len(own) {
+						t.Errorf("container %s: %d mounts of its own, %d after: want its own and kaggle's", c.Name, len(own), len(c.VolumeMounts))
+					}
+					mounts += len(own)
+				}
+				if mounts == 0 || len(after.Volumes) <= len(before.Volumes) {
+					t.Errorf("the pod's own mounts (%d) or volumes (%d, %d after): the case tests nothing", mounts, len(before.Volumes), len(after.Volumes))
+				}
+			},
+		},
+		{
 			// A pod of a Job that a CronJob injected by an earlier version of credgate made:
 			// since then wandb's Secret was renamed (wandb-old-secret to wandb-secret), its
 			// WANDB_RUN_GROUP and WANDB_MODE removed, kaggle's file mode changed, and kaggle
