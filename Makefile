@@ -117,10 +117,11 @@ golden: ## Regenerate golden files under testdata/ (review the diff): mutate, ev
 	$(GO) test ./webhook/ -run TestHandler -update
 
 .PHONY: fuzz
-fuzz: ## Fuzz the admission handler, its decoder (against the API server's), the patch (against a generic diff) and the policy input's JSON parser, FUZZTIME each (default 30s).
+fuzz: ## Fuzz the admission handler, its decoder (against the API server's), the patch (against a generic diff) and its encoding (against encoding/json), and the policy input's JSON parser, FUZZTIME each (default 30s).
 	$(GO) test ./webhook/ -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME)
 	$(GO) test ./webhook/ -run '^$$' -fuzz FuzzDecodeJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./mutate/ -run '^$$' -fuzz FuzzPatch -fuzztime $(FUZZTIME)
+	$(GO) test ./mutate/ -run '^$$' -fuzz FuzzEncodeKnown -fuzztime $(FUZZTIME)
 	$(GO) test ./policies/ -run '^$$' -fuzz FuzzParseJSON -fuzztime $(FUZZTIME)
 
 .PHONY: bench
