@@ -91,12 +91,12 @@ func encodeValue(buf *bytes.Buffer, enc *json.Encoder, v any) error {
 func encodeKnown(buf *bytes.Buffer, enc *json.Encoder, v any) (bool, error) {
 	switch v := v.(type) {
 	case *corev1.EnvVar:
-		if !knownEnv(v) {
+		if v == nil || !knownEnv(v) { // (a nil pointer: null, from encoding/json)
 			return false, nil
 		}
 		return true, encodeEnv(buf, enc, v)
 	case *corev1.VolumeMount:
-		if !knownMount(v) {
+		if v == nil || !knownMount(v) {
 			return false, nil
 		}
 		return true, encodeMount(buf, enc, v)

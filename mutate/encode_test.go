@@ -56,6 +56,8 @@ func TestEncodePatch(t *testing.T) {
 			{Operation: "add", Path: "/e", Value: &corev1.VolumeMount{Name: "e", MountPath: "/e", SubPathExpr: "$(POD)", BindMountOptions: []string{}}},
 			{Operation: "add", Path: "/f", Value: []corev1.EnvVar{{Name: "A"}, {Name: "B", ValueFrom: &corev1.EnvVarSource{}}}},
 			{Operation: "add", Path: "/g", Value: corev1.EnvVar{Name: "by value", Value: "v"}},
+			{Operation: "add", Path: "/h", Value: (*corev1.EnvVar)(nil)},
+			{Operation: "add", Path: "/i", Value: (*corev1.VolumeMount)(nil)},
 		},
 		"escaped variables and mounts": {
 			{Operation: "add", Path: "/a", Value: &corev1.EnvVar{Name: "<A&B>", Value: "\u2028\"\\\x01\xff", ValueFrom: secretKey("caf\u00e9", "k>", nil)}},
