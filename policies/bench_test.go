@@ -200,7 +200,7 @@ func BenchmarkPolicyEvaluate(b *testing.B) {
 			}
 			doc["object"], doc["pod"] = object, object
 			// With the credential-set rules' values kept, as Evaluate has them.
-			if _, err := rev.prepared.Eval(ctx, rego.EvalInput(doc), rego.EvalVirtualCache(set.cache())); err != nil {
+			if _, err := rev.prepared.Eval(ctx, rego.EvalInput(doc), rego.EvalVirtualCache(set.cache(rev.targetsOf(value)))); err != nil {
 				b.Fatal(err)
 			}
 		})
@@ -233,7 +233,7 @@ func steps(b *testing.B, rev *Revision, input ast.Value) int {
 	if _, err := rev.Evaluate(context.Background(), input); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := rev.prepared.Eval(context.Background(), append(evalOptions(input, rev.sets.begin(input)), rego.EvalQueryTracer(p))...); err != nil {
+	if _, err := rev.prepared.Eval(context.Background(), append(evalOptions(input, rev.sets.begin(input), rev.targetsOf(input)), rego.EvalQueryTracer(p))...); err != nil {
 		b.Fatal(err)
 	}
 	n := 0

@@ -275,17 +275,20 @@ func (se *setEvaluation) get(i int) (*ast.Term, bool) {
 	return se.found.get(i)
 }
 
-// seededCache is the virtual document cache of one evaluation: OPA's own, which finds the
-// set's known values, and notes those the evaluation finds, outside every `with`.
+// seededCache is the virtual document cache of one evaluation: OPA's own, which finds, outside
+// every `with`, the set's known values and lib.target_containers' (targets.go), and notes the
+// values of the set's rules the evaluation finds.
 type seededCache struct {
-	set   *setEvaluation
-	inner topdown.VirtualCache
-	depth int
+	set     *setEvaluation // nil: none
+	targets *ast.Term      // lib.target_containers' value; nil: evaluated as written
+	inner   topdown.VirtualCache
+	depth   int
 }
 
-// cache returns a virtual document cache for one evaluation in se.
-func (se *setEvaluation) cache() *seededCache {
-	return &seededCache{set: se, inner: topdown.NewVirtualCache()}
+// cache returns a virtual document cache for one evaluation in se (nil: none), with
+// lib.target_containers' value targets (nil: none).
+func (se *setEvaluation) cache(targets *ast.Term) *seededCache {
+	return &seededCache{set: se, targets: targets, inner: topdown.NewVirtualCache()}
 }
 
 func (c *seededCache) Push() { c.depth++; c.inner.Push() }
@@ -293,7 +296,10 @@ func (c *seededCache) Push() { c.depth++; c.inner.Push() }
 func (c *seededCache) Pop() { c.depth--; c.inner.Pop() }
 
 func (c *seededCache) Get(ref ast.Ref) (*ast.Term, bool) {
-	if c.depth == 0 {
+	if c.depth == 0 && c.targets != nil && ref.Equal(targetContainers) {
+		return c.targets, false
+	}
+	if c.depth == 0 && c.set != nil {
 		if i := c.set.sets.index(ref); i >= 0 {
 			if v, ok := c.set.get(i); ok {
 				return v, v == nil
@@ -307,7 +313,7 @@ func (c *seededCache) Get(ref ast.Ref) (*ast.Term, bool) {
 // nil when undefined; a partial rule's full extent); other puts are keys below a rule's ref.
 func (c *seededCache) Put(ref ast.Ref, value *ast.Term) {
 	c.inner.Put(ref, value)
-	if c.depth != 0 {
+	if c.depth != 0 || c.set == nil {
 		return
 	}
 	se := c.set
@@ -327,7 +333,10 @@ func (c *seededCache) Put(ref ast.Ref, value *ast.Term) {
 
 func (c *seededCache) Keys() []ast.Ref {
 	keys := c.inner.Keys()
-	if c.depth == 0 {
+	if c.depth == 0 && c.targets != nil {
+		keys = append(keys, targetContainers)
+	}
+	if c.depth == 0 && c.set != nil {
 		for i, r := range c.set.sets.refs {
 			if v, ok := c.set.get(i); ok && v != nil {
 				keys = append(keys, r)

@@ -18,7 +18,7 @@ import (
 // evaluation must equal.
 func unseeded(rev *Revision) *Revision {
 	r := *rev
-	r.sets = nil
+	r.sets, r.seedsTargets = nil, false
 	return &r
 }
 

@@ -126,6 +126,9 @@ type Revision struct {
 	// sets keeps the values of the rules that read only input.credentials, per credential
 	// set (credsets.go); nil when there are none.
 	sets *credentialSets
+	// seedsTargets: lib.target_containers is credgate's, and its value is computed in Go
+	// (targets.go).
+	seedsTargets bool
 	// objects are the policy objects served, by name, evaluated in objectOrder.
 	objects     map[string]compiledObject
 	objectOrder []string
@@ -297,7 +300,7 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		objects[name] = o
 	}
 	sets := newCredentialSets(credentialSetRules(compiler.Modules, queriedRefs(queries)))
-	return &Revision{sets: sets, id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic,
+	return &Revision{sets: sets, seedsTargets: domains != nil, id: src.Revision(), prepared: prepared, modules: len(modules), rules: listed, deterministic: deterministic,
 		readsManagedFields: readsManagedFields(reads), reads: wholeAsNil(reads), podReads: podReads(reads),
 		scoped: sc, objects: objects, objectOrder: slices.Sorted(maps.Keys(objects))}, nil
 }
@@ -314,8 +317,8 @@ func (r *Revision) Evaluate(ctx context.Context, input ast.Value) (Result, error
 // evaluate evaluates input; all evaluates every policy object, selected or not (the canary,
 // on a sample input), and keeps the violations of those selected only.
 func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Result, error) {
-	set := r.sets.begin(input)
-	rs, err := eval(ctx, r.prepared, evalOptions(input, set)...)
+	set, targets := r.sets.begin(input), r.targetsOf(input)
+	rs, err := eval(ctx, r.prepared, evalOptions(input, set, targets)...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -328,7 +331,7 @@ func (r *Revision) evaluate(ctx context.Context, input ast.Value, all bool) (Res
 		Warn:     violations(rs[0].Bindings["warn"], ""),
 		Revision: r.id,
 	}
-	if err := r.evaluateObjects(ctx, input, set, all, &res); err != nil {
+	if err := r.evaluateObjects(ctx, input, set, targets, all, &res); err != nil {
 		return Result{}, err
 	}
 	if r.scoped != nil {
@@ -354,12 +357,21 @@ func eval(ctx context.Context, query rego.PreparedEvalQuery, opts ...rego.EvalOp
 	return query.Eval(ctx, append(opts, rego.EvalExternalCancel(c))...)
 }
 
-// evalOptions are the options of an evaluation of input, in set (nil: none).
-func evalOptions(input ast.Value, set *setEvaluation) []rego.EvalOption {
-	if set == nil {
+// evalOptions are the options of an evaluation of input, in set (nil: none), with
+// lib.target_containers' value targets (nil: evaluated as written).
+func evalOptions(input ast.Value, set *setEvaluation, targets *ast.Term) []rego.EvalOption {
+	if set == nil && targets == nil {
 		return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics}
 	}
-	return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, rego.EvalVirtualCache(set.cache())}
+	return []rego.EvalOption{rego.EvalParsedInput(input), noMetrics, rego.EvalVirtualCache(set.cache(targets))}
+}
+
+// targetsOf returns lib.target_containers' value for input when r seeds it, else nil.
+func (r *Revision) targetsOf(input ast.Value) *ast.Term {
+	if !r.seedsTargets {
+		return nil
+	}
+	return targetContainersOf(input)
 }
 
 // queriedRefs returns the refs to data the queries read.

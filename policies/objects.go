@@ -302,7 +302,7 @@ func isSpecError(err error) bool {
 // namespace, each evaluated on its own, so that an object's errors and cost stay where it
 // applies. With all (the canary, on a sample input), every object is evaluated, and the
 // violations of those that do not select the namespace dropped.
-func (r *Revision) evaluateObjects(ctx context.Context, input ast.Value, set *setEvaluation, all bool, res *Result) error {
+func (r *Revision) evaluateObjects(ctx context.Context, input ast.Value, set *setEvaluation, targets *ast.Term, all bool, res *Result) error {
 	var nsLabels labels.Set
 	for _, name := range r.objectOrder {
 		o := r.objects[name]
@@ -319,7 +319,7 @@ func (r *Revision) evaluateObjects(ctx context.Context, input ast.Value, set *se
 		if !selected && !all {
 			continue
 		}
-		rs, err := eval(ctx, o.query, evalOptions(input, set)...)
+		rs, err := eval(ctx, o.query, evalOptions(input, set, targets)...)
 		if err != nil {
 			return fmt.Errorf("policy %s: %w", name, err)
 		}
