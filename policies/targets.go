@@ -74,9 +74,13 @@ func each(t *ast.Term, fn func(*ast.Term)) {
 	}
 }
 
-// in is `x in coll`: whether an element of coll (an array's or a set's, an object's value)
-// equals x.
+// in is `x in coll`, as OPA's internal.member_2 is: whether coll holds x — a set by its
+// lookup (by hash, then value: numbers too large for a float64, equal in value but spelled
+// differently, are not found), an array's element or an object's value equal to x.
 func in(x *ast.Term, coll ast.Value) bool {
+	if s, ok := coll.(ast.Set); ok {
+		return s.Contains(x)
+	}
 	found := false
 	each(ast.NewTerm(coll), func(e *ast.Term) {
 		if !found && ast.Compare(e.Value, x.Value) == 0 {

@@ -13,8 +13,9 @@ import (
 // targetShapes are policy inputs of every shape lib.target_containers' steps may meet, written
 // as Rego terms (a JSON document is one; {"a"} is a set, which no parsed object holds but the
 // rule's meaning covers): containers as an object, a scalar or null, a container that is not an
-// object or has no name, names that are numbers (1 and 1.0 are equal), targets as an object, a
-// set, a string or absent, an identical container twice, no pod, no spec.
+// object or has no name, names that are numbers (1 and 1.0 are equal; 1e400 and 10e399 are
+// equal, but a set does not find one by the other), targets as an object, a set, a string or
+// absent, an identical container twice, no pod, no spec.
 var targetShapes = []string{
 	`{"pod": {"spec": {"containers": [{"name": "a", "x": 1}, {"name": "b"}], "initContainers": [{"name": "a"}]}}, "targets": ["a"]}`,
 	`{"pod": {"spec": {"containers": [{"name": "a"}, {"name": "a"}, {"name": "a", "image": "other"}]}}, "targets": ["a", "z"]}`,
@@ -24,6 +25,8 @@ var targetShapes = []string{
 	`{"pod": {"spec": {"containers": [{"name": 1}, {"name": 2.0}, {"name": "1"}]}}, "targets": [1.0, 2]}`,
 	`{"pod": {"spec": {"containers": [{"name": "a"}, {"name": "b"}]}}, "targets": {"x": "a", "y": "c"}}`,
 	`{"pod": {"spec": {"containers": [{"name": "a"}, {"name": "b"}]}}, "targets": {"b"}}`,
+	`{"pod": {"spec": {"containers": [{"name": 10e399}, {"name": {"k": 10e399}}]}}, "targets": {1e400, {"k": 1e400}}}`,
+	`{"pod": {"spec": {"containers": [{"name": 10e399}, {"name": {"k": 10e399}}]}}, "targets": [1e400, {"k": 1e400}]}`,
 	`{"pod": {"spec": {"containers": [{"name": "a"}]}}, "targets": "a"}`,
 	`{"pod": {"spec": {"containers": [{"name": "a"}]}}}`,
 	`{"pod": {"spec": {"containers": [{"name": "a"}]}}, "targets": []}`,
