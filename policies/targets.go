@@ -21,13 +21,20 @@ import "github.com/open-policy-agent/opa/v1/ast"
 // holding it; `in` compares by value — and the empty set where any step is undefined.
 func targetContainersOf(input ast.Value) *ast.Term {
 	set := ast.NewSet()
-	targets := dot(input, targetsKey)
+	targets := dot(input, keyTargets)
 	if targets == nil {
 		return ast.NewTerm(set)
 	}
-	spec := dot(dot(input, podKey), specKey)
-	for _, k := range [...]*ast.Term{initContainersKey, containersKey} {
-		each(dot(spec, k), func(c *ast.Term) {
+	pod := dot(input, keyPod)
+	for _, path := range containerTerms {
+		list := pod
+		for _, k := range path {
+			list = dot(list, k)
+		}
+		if list == nil {
+			continue
+		}
+		each(list.Value, func(c *ast.Term) {
 			if name := dot(c.Value, nameKey); name != nil && in(name, targets.Value) {
 				set.Add(c)
 			}
@@ -36,8 +43,14 @@ func targetContainersOf(input ast.Value) *ast.Term {
 	return ast.NewTerm(set)
 }
 
-var podKey, specKey, targetsKey, initContainersKey, containersKey = ast.StringTerm("pod"), ast.StringTerm("spec"),
-	ast.StringTerm("targets"), ast.StringTerm("initContainers"), ast.StringTerm("containers")
+// containerTerms are containerPaths as terms.
+var containerTerms = func() [][]*ast.Term {
+	out := make([][]*ast.Term, len(containerPaths))
+	for i, path := range containerPaths {
+		out[i] = stringsRef(path)
+	}
+	return out
+}()
 
 // dot is v.<k> for a string k, as a Rego ref reads it: an object's member, k itself for a set
 // holding it, nil (undefined) otherwise. v may be nil (undefined), and so may what dot returns.
@@ -58,13 +71,10 @@ func dot(v any, k *ast.Term) *ast.Term {
 	return nil
 }
 
-// each calls fn with what `some c in t` binds c to: an array's or a set's elements, an object's
-// values; nothing for anything else, or for nil (undefined).
-func each(t *ast.Term, fn func(*ast.Term)) {
-	if t == nil {
-		return
-	}
-	switch v := t.Value.(type) {
+// each calls fn with what `some c in v` binds c to: an array's or a set's elements, an object's
+// values; nothing for anything else.
+func each(v ast.Value, fn func(*ast.Term)) {
+	switch v := v.(type) {
 	case *ast.Array:
 		v.Foreach(fn)
 	case ast.Set:
@@ -82,7 +92,7 @@ func in(x *ast.Term, coll ast.Value) bool {
 		return s.Contains(x)
 	}
 	found := false
-	each(ast.NewTerm(coll), func(e *ast.Term) {
+	each(coll, func(e *ast.Term) {
 		if !found && ast.Compare(e.Value, x.Value) == 0 {
 			found = true
 		}
