@@ -8,6 +8,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // targetShapes are policy inputs of every shape lib.target_containers' steps may meet, written
@@ -140,6 +141,30 @@ deny contains lib.violation("leak-pod", "", "the seed leaked past another pod") 
 			if strings.HasPrefix(v.Rule, "leak") {
 				t.Errorf("seeded %t: %+v", r.seedsTargets, v)
 			}
+		}
+	}
+}
+
+// TestTargetContainersSeeded: an evaluation of the example pod finds lib.target_containers'
+// value and never enters its rules, where one seeding nothing does.
+func TestTargetContainersSeeded(t *testing.T) {
+	rev := builtinWith(t, "")
+	in, err := exampleInput(t).Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Revision{rev, unseeded(rev)} {
+		tracer := topdown.NewBufferTracer()
+		opts := append(evalOptions(in, r.sets.begin(in), r.targetsOf(in)), rego.EvalQueryTracer(tracer))
+		if _, err := r.prepared.Eval(t.Context(), opts...); err != nil {
+			t.Fatal(err)
+		}
+		entered := slices.ContainsFunc(*tracer, func(e *topdown.Event) bool {
+			rule, ok := e.Node.(*ast.Rule)
+			return ok && e.Op == topdown.EnterOp && rule.Head.Ref().Equal(ast.Ref{ast.VarTerm("target_containers")})
+		})
+		if entered != !r.seedsTargets {
+			t.Errorf("seeded %t: the evaluation entered lib.target_containers' rules: %t", r.seedsTargets, entered)
 		}
 	}
 }
