@@ -129,8 +129,8 @@ func BenchmarkDecode(b *testing.B) {
 	body := readFixture(b, "pod-training.json")
 	v1 := kjson.UnmarshalCaseSensitivePreserveInts
 	for _, d := range []struct {
-		name                 string
-		review, decodeObject func([]byte, any) error
+		name           string
+		review, object func([]byte, any) error
 	}{
 		{"decodeObject", decodeJSON, decodeObject},
 		{"decodeJSON", decodeJSON, decodeJSON},
@@ -145,7 +145,7 @@ func BenchmarkDecode(b *testing.B) {
 					b.Fatal(err)
 				}
 				var pod corev1.Pod
-				if err := d.decodeObject(ar.Request.Object.Raw, &pod); err != nil {
+				if err := d.object(ar.Request.Object.Raw, &pod); err != nil {
 					b.Fatal(err)
 				}
 			}
